@@ -56,21 +56,205 @@ def servers(values: Iterable[str] | None, base: Settings) -> list[str]:
 
 # --- dataset (crop, validate, demo) -------------------------------------------------------------
 # [dataset tasks]
+@task(help={
+    "character": CHARACTER_HELP,
+    "dry_run": "write previews and contact_sheet.png to the preview folder instead of the training set",
+    "clamp": "move boxes that overflow their sheet to the nearest valid box (with a warning) instead of failing",
+    "allow_asymmetric_flip": "write flip = true crops even though the character is asymmetric",
+})
+def crop(c: Context, character: str = "example", dry_run: bool = False, clamp: bool = False,
+         allow_asymmetric_flip: bool = False) -> None:
+    """Crop reference sheets into the captioned training set."""
+    base = settings(c)
+    script(c, "crop", "--character", character, "--dataset-root", base.dataset_root,
+           *flag_pairs(dry_run=dry_run, clamp=clamp, allow_asymmetric_flip=allow_asymmetric_flip))
+
+
+@task(help={
+    "character": CHARACTER_HELP,
+    "min_train": "fewest original train images (default: the table's [validation], 15)",
+    "max_train": "most original train images (default: the table's [validation], 20)",
+    "min_reg": "fewest regularization images (default: the table's [validation], 100)",
+    "tolerance": "allowed gap between framing/pose shares and targets (default: 0.15)",
+    "duplicate_distance": "dHash distance at or below which images count as near duplicates (default: 4)",
+})
+def validate(c: Context, character: str = "example", min_train: int | None = None, max_train: int | None = None,
+             min_reg: int | None = None, tolerance: float | None = None,
+             duplicate_distance: int | None = None) -> None:
+    """Check a character's dataset and print the report."""
+    base = settings(c)
+    script(c, "validate", "--character", character, "--dataset-root", base.dataset_root,
+           *flag_pairs(min_train=min_train, max_train=max_train, min_reg=min_reg, tolerance=tolerance,
+                       duplicate_distance=duplicate_distance))
+
 
 
 # --- regularization (gen-reg) -------------------------------------------------------------------
 # [regularization tasks]
+@task(iterable=["server"])
+def gen_reg(c: Context, character: str = "example", count: int = 0, server: list[str] | None = None,
+            concurrency: int = 0) -> None:
+    """Generate regularization images on ComfyUI."""
+    if count < 0 or concurrency < 0:
+        raise Exit("--count and --concurrency must be positive; leave them out for the defaults.", code=2)
+    base = settings(c, comfyui_urls=server or None, concurrency=concurrency or None)
+    script(c, "gen_reg", "--character", character, "--dataset-root", base.dataset_root,
+           "--concurrency", base.concurrency, *flag_pairs(count=count or None, server=servers(server, base)))
+
+
+gen_reg.help = {
+    "character": CHARACTER_HELP,
+    "count": "images in the set (default: the table's [regularization] count)",
+    "server": "ComfyUI server URL; repeat for several (default: the configured comfyui_urls)",
+    "concurrency": "prompts kept queued per server (default: the configured concurrency)",
+}
+
 
 
 # --- training (setup, smoke, train) -------------------------------------------------------------
 # [training tasks]
+def _kohya_flags(base: Settings) -> list[Any]:
+    """The machine settings every training script gets as explicit flags."""
+    words: list[Any] = ["--kohya-dir", base.kohya_dir, "--sd-scripts-dir", base.sd_scripts_dir,
+                        "--kohya-python", base.kohya_python, "--tokenizer-cache-dir", base.tokenizer_cache_dir,
+                        "--dataset-root", base.dataset_root]
+    if base.accelerate_config is not None:
+        words += ["--accelerate-config", base.accelerate_config]
+    return words
+
+
+@task(iterable=["pip_option"], help={
+    "character": "character whose [training] pretrained_model is checked (default: example)",
+    "pip_option": "extra pip option for the kohya venv, repeatable (e.g. --pip-option=--no-index)",
+    "torch_index_url": "pip index for the torch/torchvision pair (default: chosen per platform)",
+    "skip_comfyui": "do not check that ComfyUI answers",
+})
+def setup(c: Context, character: str = "example", pip_option: list[str] | None = None, torch_index_url: str = "",
+          skip_comfyui: bool = False) -> None:
+    """Fetch sd-scripts, build the kohya venv, check the model."""
+    base = settings(c)
+    servers_flags = [w for url in base.comfyui_urls for w in ("--server", url)]
+    script(c, "setup", *_kohya_flags(base), "--comfyui-dir", base.comfyui_dir, *servers_flags,
+           *[f"--pip-option={o}" for o in (pip_option or [])],
+           *flag_pairs(character=character, torch_index_url=torch_index_url or None, skip_comfyui=skip_comfyui))
+
+
+@task(help={
+    "character": CHARACTER_HELP,
+    "dry_run": "print the training command without running it",
+    "device": "precision flags for this device: auto (probe the kohya venv), cpu, mps, cuda, cuda-bf16",
+    "skip_validate": "do not validate the dataset first",
+})
+def smoke(c: Context, character: str = "example", dry_run: bool = False, device: str = "auto",
+          skip_validate: bool = False) -> None:
+    """Run a 5-step training smoke test and check the LoRA."""
+    base = settings(c)
+    script(c, "train", "--smoke", "--character", character, *_kohya_flags(base), "--build-root", base.build_root,
+           *flag_pairs(dry_run=dry_run, device=device, skip_validate=skip_validate))
+
+
+@task(help={
+    "character": CHARACTER_HELP,
+    "dry_run": "print the training command without running it",
+    "resume": "continue from the newest saved state in output/<character>/",
+    "num_processes": "accelerate processes, e.g. one per GPU (default: the num_processes setting, 1)",
+    "accelerate_config": "accelerate config file for several GPUs or machines (default: none, explicit flags)",
+    "max_train_steps": "override the locked step count (default: kohya/train.toml, 920)",
+    "device": "precision flags for this device: auto (probe the kohya venv), cpu, mps, cuda, cuda-bf16",
+    "skip_validate": "do not validate the dataset first",
+})
+def train(c: Context, character: str = "example", dry_run: bool = False, resume: bool = False,
+          num_processes: int = 0, accelerate_config: str = "", max_train_steps: int = 0, device: str = "auto",
+          skip_validate: bool = False) -> None:
+    """Train the LoRA, then list and verify its checkpoints."""
+    base = settings(c, accelerate_config=accelerate_config or None, num_processes=num_processes or None)
+    script(c, "train", "--character", character, *_kohya_flags(base), "--build-root", base.build_root,
+           "--output-root", base.output_root, "--num-processes", base.num_processes,
+           *flag_pairs(dry_run=dry_run, resume=resume, max_train_steps=max_train_steps or None, device=device,
+                       skip_validate=skip_validate))
+
 
 
 # --- checkpoint selection and deploy (compare, deploy) ------------------------------------------
 # [selection tasks]
+@task(iterable=["server", "strength", "prompt"], help={
+    "character": CHARACTER_HELP,
+    "server": "ComfyUI server URL; repeat for several (default: the configured comfyui_urls)",
+    "strength": "LoRA strength; repeat for a strength axis, e.g. --strength 0.8 --strength 1.0 (default: 1.0)",
+    "steps": "only these checkpoints, comma-separated, e.g. 230,460,final (default: all)",
+    "prompt": "an extra ad-hoc test prompt (the trigger is put first); repeatable",
+    "keep_staged": "leave the staged copies in <loras>/_eval/<character>/ to try them in the ComfyUI UI",
+})
+def compare(c: Context, character: str = "example", server: list[str] | None = None,
+            strength: list[str] | None = None, steps: str = "", prompt: list[str] | None = None,
+            keep_staged: bool = False) -> None:
+    """Render the checkpoint x prompt grid on ComfyUI."""
+    for value in strength or []:
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not -100.0 <= number <= 100.0:
+            raise Exit(f"--strength {value!r} is not a number between -100 and 100 (ComfyUI's LoraLoader "
+                       f"range); typical values are 0.6 to 1.0.", code=2)
+    base = settings(c, comfyui_urls=server or None)
+    script(c, "compare", "--character", character, "--dataset-root", base.dataset_root,
+           "--output-root", base.output_root, "--comfyui-dir", base.comfyui_dir, "--concurrency", base.concurrency,
+           *flag_pairs(server=servers(server, base), strength=strength or None, steps=steps or None,
+                       prompt=prompt or None, keep_staged=keep_staged))
+
+
+@task(iterable=["server"], help={
+    "character": CHARACTER_HELP,
+    "step": "checkpoint to put live: a step number from the grid, or 'final'",
+    "rollback": "swap the live LoRA with the backup kept by the last deploy",
+    "server": "ComfyUI server to confirm the deploy on; repeatable (default: the configured comfyui_urls)",
+})
+def deploy(c: Context, character: str = "example", step: str = "", rollback: bool = False,
+           server: list[str] | None = None) -> None:
+    """Put one checkpoint live in ComfyUI, verified."""
+    if not step and not rollback:
+        raise Exit("Say which checkpoint to deploy with --step N (a step from the grid, or final), "
+                   "or pass --rollback to restore the previous file.", code=2)
+    if step and rollback:
+        raise Exit("--step and --rollback do not go together: --rollback restores the backup, whatever its step.",
+                   code=2)
+    base = settings(c, comfyui_urls=server or None)
+    script(c, "deploy", "--character", character, "--dataset-root", base.dataset_root,
+           "--output-root", base.output_root, "--comfyui-dir", base.comfyui_dir,
+           *flag_pairs(server=servers(server, base), step=step or None, rollback=rollback))
+
 
 
 # --- project chores -----------------------------------------------------------------------------
+@task
+def status(c: Context, character: str = "example", offline: bool = False) -> None:
+    """Show where a character stands and the next step."""
+    base = settings(c)
+    script(c, "status", "--character", character, *(["--offline"] if offline else []),
+           "--dataset-root", base.dataset_root, "--output-root", base.output_root,
+           "--sd-scripts-dir", base.sd_scripts_dir, "--kohya-python", base.kohya_python,
+           *flag_pairs(server=base.comfyui_urls))
+
+
+status.help = {"character": CHARACTER_HELP, "offline": "skip asking the ComfyUI servers whether they are up"}
+
+
+@task
+def demo(c: Context) -> None:
+    """Run the offline pipeline on the bundled example."""
+    base = settings(c)
+    root = ["--dataset-root", base.dataset_root]
+    script(c, "example_art", "--out", base.dataset_root / "example")
+    script(c, "crop", "--character", "example", "--dry-run", *root)
+    script(c, "crop", "--character", "example", *root)
+    script(c, "validate", "--character", "example", *root)
+    status(c, character="example")
+
+
+demo.help = {}
+
+
 @task
 def test(c: Context, k: str = "", x: bool = False) -> None:
     """Run the test suite with pytest."""

@@ -14,6 +14,13 @@ from pathlib import Path
 from typing import IO
 
 
+def _default_mode() -> int:
+    """The mode a plain `open(..., "w")` would give: 0o666 less the process umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temp path beside `target`; on success it is renamed onto `target`, else removed."""
@@ -25,6 +32,9 @@ def atomic_path(target: Path) -> Iterator[Path]:
         yield temp
         with open(temp, "rb+") as written:
             os.fsync(written.fileno())
+        # mkstemp makes 0600 files; give ours the usual mode so e.g. a ComfyUI running as
+        # another user can read what we deploy into its folders.
+        os.chmod(temp, _default_mode())
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)

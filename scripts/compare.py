@@ -1,0 +1,520 @@
+"""The checkpoint comparison: every checkpoint x every test prompt, rendered on ComfyUI, in one grid.
+
+This module owns `output/<character>/compare/` (cells/, cells.json, grid.png, index.html) and our
+staging folder in ComfyUI, `<loras>/_eval/<character>/`. It lists the run's checkpoints
+(header-checked), stages each under a unique name (`step00000600-<sha256[:10]>.safetensors`, so a
+replaced file can never give a stale result from a server that had the old one loaded), checks
+each server sees them (`/object_info/LoraLoader`), and renders one image per (checkpoint, prompt,
+strength) at batch size 1, with the prompt's own seed in every row, plus a "no LoRA" baseline row
+whose workflow has no LoraLoader (ComfyUI validates `lora_name` even at strength 0). One
+checkpoint's prompts share a client group, so they run back to back on one server while that
+LoRA stays loaded. A cell is kept when its file exists and cells.json records the same key
+(checkpoint sha256 + prompt + seed + strength + render settings), so a re-run renders only what
+changed. The staged copies are removed at the end, also on failure or Ctrl-C, unless
+`--keep-staged`.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import re
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from scripts import comfy
+from scripts.atomic import copy_file, write_bytes, write_text
+from scripts.character import Character, CharacterError, TestPrompt, load_character, slugify, with_trigger
+from scripts.checkpoints import Checkpoint, list_checkpoints
+from scripts.grid import Cell, Column, GridLayout, render_grid, write_html
+from scripts.lora_file import inspect_lora
+from scripts.progress import ProgressLine, format_duration
+from scripts.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.workflow import WorkflowError, fill_txt2img, load_template
+
+STAGING_ROOT = "_eval"
+STAGED_NAME = re.compile(r"(step\d{8}|final)-[0-9a-f]{10}\.safetensors")
+DEFAULT_NEGATIVE = "lowres, bad anatomy, bad hands, text, watermark"
+MANIFEST = "cells.json"
+BASELINE = "base"
+
+
+class CompareError(Exception):
+    """A refusal or failure; the message is one paragraph naming the thing and the fix."""
+
+
+# --- staging in ComfyUI's loras folder (deploy removes these too) ------------------------------
+
+def staging_dir(loras_dir: Path, slug: str) -> Path:
+    return loras_dir / STAGING_ROOT / slug
+
+
+def row_key(checkpoint: Checkpoint) -> str:
+    return "final" if checkpoint.step is None else f"step{checkpoint.step:08d}"
+
+
+def staged_name(checkpoint: Checkpoint, sha256: str) -> str:
+    return f"{row_key(checkpoint)}-{sha256[:10]}.safetensors"
+
+
+def remove_staged(loras_dir: Path, slug: str) -> list[Path]:
+    """Remove our staged copies (and temp files a killed copy left) from `_eval/<slug>/`, then
+    the folders if empty. Any other file there is left alone."""
+    folder = staging_dir(loras_dir, slug)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        name = path.name
+        ours = STAGED_NAME.fullmatch(name) or (
+            name.startswith(".") and name.endswith(".tmp") and STAGED_NAME.fullmatch(name[1:].split(".safetensors.")[0]
+                                                                                    + ".safetensors"))
+        if ours and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    for empty in (folder, folder.parent):
+        try:
+            empty.rmdir()
+        except OSError:  # not empty (someone else's file) or already gone
+            break
+    return removed
+
+
+# --- the plan (pure) ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Render:
+    """Everything besides prompt, seed and LoRA that shapes an image."""
+    checkpoint: str
+    width: int
+    height: int
+    steps: int
+    cfg: float
+    sampler: str
+    scheduler: str
+    clip_skip: int
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str  # "base", "step00000600", "final": file names and client groups
+    label: str  # what the grid shows
+    checkpoint: Checkpoint | None = None
+    sha256: str | None = None
+    lora_name: str | None = None  # as the server lists it, e.g. "_eval/example/step...safetensors"
+
+
+@dataclass(frozen=True)
+class PlannedCell:
+    row: int
+    col: int
+    file: str  # "cells/<name>.png", relative to the compare folder; shared by baseline columns
+    key: str  # what makes the image; equal key = the kept file is still right
+    prompt: TestPrompt
+    strength: float | None  # None on the baseline row
+
+
+def cell_key(row: Row, prompt: TestPrompt, strength: float | None, render: Render) -> str:
+    identity = {"lora": row.sha256, "strength": strength, "prompt": prompt.prompt,
+                "negative": prompt.negative or DEFAULT_NEGATIVE, "seed": prompt.seed, "render": render.__dict__}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def plan_columns(prompts: Sequence[TestPrompt], strengths: Sequence[float]) -> list[tuple[TestPrompt, float]]:
+    return [(prompt, strength) for prompt in prompts for strength in strengths]
+
+
+def column_labels(prompts: Sequence[TestPrompt], strengths: Sequence[float]) -> list[Column]:
+    several = len(strengths) > 1
+    return [Column(prompt.name, (f"strength {strength:g}, " if several else "") + f"seed {prompt.seed}")
+            for prompt, strength in plan_columns(prompts, strengths)]
+
+
+def plan_cells(rows: Sequence[Row], prompts: Sequence[TestPrompt], strengths: Sequence[float],
+               render: Render) -> list[PlannedCell]:
+    """One cell per grid position; the baseline row uses one image per prompt in every strength
+    column (strength means nothing without a LoRA)."""
+    cells = []
+    for r, row in enumerate(rows):
+        for c, (prompt, strength) in enumerate(plan_columns(prompts, strengths)):
+            if row.sha256 is None:
+                cells.append(PlannedCell(r, c, f"cells/{row.key}__{prompt.name}.png",
+                                         cell_key(row, prompt, None, render), prompt, None))
+            else:
+                cells.append(PlannedCell(r, c, f"cells/{row.key}__{prompt.name}__s{strength:.2f}.png",
+                                         cell_key(row, prompt, strength, render), prompt, strength))
+    return cells
+
+
+def cells_to_render(cells: Sequence[PlannedCell], manifest: dict[str, Any], folder: Path) -> list[PlannedCell]:
+    """Cells whose file is missing or was rendered for another key; one per file."""
+    todo: dict[str, PlannedCell] = {}
+    for cell in cells:
+        entry = manifest.get(cell.file) or {}
+        if entry.get("key") == cell.key and (folder / cell.file).is_file():
+            continue
+        todo.setdefault(cell.file, cell)
+    return list(todo.values())
+
+
+def parse_steps(text: str | None) -> list[int | None] | None:
+    """`--steps 230,460,final` -> [230, 460, None]; None when not given."""
+    if not text:
+        return None
+    steps: list[int | None] = []
+    for word in (w.strip().lower() for w in text.split(",")):
+        if word == "final":
+            steps.append(None)
+        elif word.isdigit():
+            steps.append(int(word))
+        elif word:
+            raise CompareError(f"--steps takes step numbers and 'final' separated by commas (e.g. 230,460,final), "
+                               f"not {word!r}.")
+    return steps
+
+
+def grid_prompts(character: Character, extra: Sequence[str]) -> list[TestPrompt]:
+    """The table's test prompts plus ad-hoc ones (trigger put first, a seed fixed by the text)."""
+    prompts = [TestPrompt(slugify(p.name) or f"prompt{i}", p.prompt, p.negative, p.seed)
+               for i, p in enumerate(character.test_prompts, start=1)]
+    for index, text in enumerate(extra, start=1):
+        seed = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % 2**31
+        prompts.append(TestPrompt(f"extra{index}", with_trigger(text, character.trigger), "", seed))
+    names = [p.name for p in prompts]
+    if len(set(names)) != len(names):
+        raise CompareError(f"Test prompt names must stay distinct as file names; got {names}. Rename the "
+                           f"[[test_prompt]] entries in {character.table_path}.")
+    return prompts
+
+
+def render_settings(character: Character) -> Render:
+    reg = character.regularization
+    if not reg.checkpoint:
+        raise CompareError(
+            f"No base checkpoint is set for {character.slug}: the grid renders on the model the LoRA was "
+            f"trained for, named by [regularization] checkpoint in {character.table_path}. Set it to the "
+            f"file name ComfyUI lists under models/checkpoints."
+        )
+    return Render(reg.checkpoint, character.resolution, character.resolution, reg.steps, reg.cfg, reg.sampler,
+                  reg.scheduler, reg.clip_skip)
+
+
+# --- I/O -------------------------------------------------------------------------------------
+
+@dataclass
+class Options:
+    character: Character
+    settings: Settings
+    strengths: list[float] = field(default_factory=lambda: [1.0])
+    steps: list[int | None] | None = None
+    extra_prompts: list[str] = field(default_factory=list)
+    keep_staged: bool = False
+    timeout: float = 600.0
+    retries: int = 2
+
+
+@dataclass
+class Summary:
+    grid: Path
+    html: Path
+    rows: list[Row]
+    cells: int
+    rendered: int
+    kept: int
+    failed: list[str]
+    skipped: list[str]
+    seconds: float
+    layout: GridLayout | None = None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_checkpoints(character: Character, settings: Settings,
+                     steps: list[int | None] | None) -> tuple[list[tuple[Checkpoint, int | None]], list[str]]:
+    """(usable checkpoints with their trained steps, one line per skipped file)."""
+    output_dir = settings.character_output(character.slug)
+    found = list_checkpoints(output_dir, character.trigger)
+    if not found:
+        raise CompareError(f"There are no checkpoints in {output_dir} for the trigger {character.trigger!r}. "
+                           f"Train first (invoke train --character {character.slug}).")
+    if steps is not None:
+        available = {c.step for c in found}
+        missing = [s for s in steps if s not in available]
+        if missing:
+            listed = ", ".join("final" if c.step is None else str(c.step) for c in found)
+            raise CompareError(f"--steps names {', '.join('final' if s is None else str(s) for s in missing)}, "
+                               f"which {output_dir} does not have. Checkpoints that exist: {listed}.")
+        found = [c for c in found if c.step in steps]
+    usable, skipped = [], []
+    for checkpoint in found:
+        info = inspect_lora(checkpoint.path)
+        if info.ok:
+            usable.append((checkpoint, info.steps))
+        else:
+            skipped.append(f"{checkpoint.path.name}: {info.describe()}")
+    # sd-scripts saves the last step twice (step file and final file, identical tensors): one row
+    step_files = {c.step for c, _ in usable if c.step is not None}
+    if steps is None or None not in steps:
+        twins = [(c, trained) for c, trained in usable if c.step is None and trained in step_files]
+        for checkpoint, trained in twins:
+            usable.remove((checkpoint, trained))
+            skipped.append(f"{checkpoint.path.name}: the same weights as step {trained}, shown once")
+    if not usable:
+        raise CompareError(f"None of the checkpoints in {output_dir} is a usable LoRA ({'; '.join(skipped)}). "
+                           f"Retrain (invoke train --character {character.slug}).")
+    return usable, skipped
+
+
+def row_label(checkpoint: Checkpoint, trained_steps: int | None) -> str:
+    if checkpoint.step is None:
+        return f"final (step {trained_steps})" if trained_steps else "final"
+    return f"step {checkpoint.step}"
+
+
+def checkpoint_rows(checkpoints: Sequence[tuple[Checkpoint, int | None]], slug: str) -> list[Row]:
+    """One row per checkpoint, with its content hash and the staged name it renders under."""
+    rows = []
+    for checkpoint, trained in checkpoints:
+        sha = sha256_of(checkpoint.path)
+        rows.append(Row(row_key(checkpoint), row_label(checkpoint, trained), checkpoint, sha,
+                        f"{STAGING_ROOT}/{slug}/{staged_name(checkpoint, sha)}"))
+    return rows
+
+
+def stage(rows: Sequence[Row], loras_dir: Path) -> None:
+    """Copy each row's checkpoint to its staged name (atomically; kept if already there)."""
+    for row in rows:
+        if row.checkpoint is None or row.lora_name is None:
+            continue
+        target = loras_dir / row.lora_name
+        if not target.is_file():
+            copy_file(row.checkpoint.path, target)
+            shutil.copymode(row.checkpoint.path, target)  # atomic temps are 0600; the server must read it
+
+
+async def resolve_lora_names(session: aiohttp.ClientSession, urls: Sequence[str], rows: list[Row],
+                             render: Render, staged: Path) -> tuple[list[str], list[Row]]:
+    """Servers that see every staged file (and have the base checkpoint), and the rows with
+    `lora_name` spelled as those servers list it (Windows lists `_eval\\x\\...`)."""
+    wanted = [row.lora_name for row in rows if row.lora_name]
+    usable: list[str] = []
+    spelled: dict[str, str] = {}
+    problems: list[str] = []
+    for url in urls:
+        try:
+            await comfy.check_checkpoint(session, url, render.checkpoint)
+            listed = await comfy.installed(session, url, "LoraLoader", "lora_name")
+        except comfy.CheckpointMissing as error:
+            problems.append(str(error))
+            continue
+        except comfy.ComfyError as error:
+            problems.append(str(error))
+            continue
+        by_posix = {name.replace("\\", "/"): name for name in listed}
+        missing = [name for name in wanted if name not in by_posix]
+        if missing:
+            problems.append(f"{url} does not list the staged LoRA {missing[0]} (it reads another models folder)")
+            continue
+        names = {name: by_posix[name] for name in wanted}
+        if spelled and names != spelled:
+            problems.append(f"{url} spells the staged names differently from {usable[0]}; left out")
+            continue
+        spelled = names
+        usable.append(url)
+    if not usable:
+        raise CompareError(
+            f"No ComfyUI server can render the grid: {'; '.join(problems)}. The checkpoints were staged in "
+            f"{staged}; each --server must run from the ComfyUI folder given by --comfyui-dir (same machine "
+            f"or a shared folder) and have the base checkpoint installed."
+        )
+    for problem in problems:
+        print(f"note: {problem}", file=sys.stderr)
+    rows = [Row(r.key, r.label, r.checkpoint, r.sha256, spelled.get(r.lora_name) if r.lora_name else None)
+            for r in rows]
+    return usable, rows
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    cells = data.get("cells") if isinstance(data, dict) else None
+    return cells if isinstance(cells, dict) else {}
+
+
+def write_manifest(path: Path, cells: dict[str, Any]) -> None:
+    write_text(path, json.dumps({"version": 1, "cells": cells}, indent=1, sort_keys=True) + "\n")
+
+
+def make_job(cell: PlannedCell, row: Row, render: Render, template: dict[str, Any]) -> comfy.Job:
+    workflow = fill_txt2img(
+        template, checkpoint=render.checkpoint, prompt=cell.prompt.prompt,
+        negative=cell.prompt.negative or DEFAULT_NEGATIVE, width=render.width, height=render.height,
+        steps=render.steps, cfg=render.cfg, sampler=render.sampler, scheduler=render.scheduler,
+        clip_skip=render.clip_skip, seed=cell.prompt.seed, filename_prefix="lora_pipeline/compare",
+        lora_name=row.lora_name, lora_strength=cell.strength if cell.strength is not None else 1.0,
+    )
+    return comfy.Job(Path(cell.file).stem, workflow, group=row.key, meta={"cell": cell, "row": row})
+
+
+async def run(options: Options, progress: ProgressLine | None = None) -> Summary:
+    """Stage, render what is missing, write the grid and page; staged copies removed in `finally`."""
+    character, settings = options.character, options.settings
+    started = time.monotonic()
+    render = render_settings(character)
+    prompts = grid_prompts(character, options.extra_prompts)
+    strengths = list(dict.fromkeys(options.strengths)) or [1.0]
+    checkpoints, skipped = find_checkpoints(character, settings, options.steps)
+    loras_dir = settings.loras_dir
+    if not settings.comfyui_dir.expanduser().is_dir():
+        raise CompareError(f"The ComfyUI folder {settings.comfyui_dir.expanduser()} does not exist, so the "
+                           f"checkpoints cannot be staged where ComfyUI loads LoRAs. Pass --comfyui-dir.")
+    folder = settings.character_output(character.slug) / "compare"
+    manifest_path = folder / MANIFEST
+    manifest = read_manifest(manifest_path)
+    progress = progress or ProgressLine()
+    failed: list[str] = []
+    planned_rows = [Row(BASELINE, "no LoRA"), *checkpoint_rows(checkpoints, character.slug)]
+    cells = plan_cells(planned_rows, prompts, strengths, render)
+    todo = cells_to_render(cells, manifest, folder)
+    rendered = 0
+    try:
+        if todo:
+            stage(planned_rows, loras_dir)
+            template = load_template("txt2img_lora")
+            stats = comfy.BatchStats()
+            async with aiohttp.ClientSession() as session:
+                urls, rows = await resolve_lora_names(session, settings.comfyui_urls, planned_rows, render,
+                                                      staging_dir(loras_dir, character.slug))
+                jobs = [make_job(cell, rows[cell.row], render, template) for cell in todo]
+
+                async def on_result(result: comfy.JobResult) -> None:
+                    nonlocal rendered
+                    cell: PlannedCell = result.job.meta["cell"]
+                    row: Row = result.job.meta["row"]
+                    if result.status == "done" and result.images:
+                        write_bytes(folder / cell.file, result.images[0])
+                        manifest[cell.file] = {
+                            "key": cell.key, "row": row.key, "label": row.label,
+                            "checkpoint": str(row.checkpoint.path) if row.checkpoint else None,
+                            "sha256": row.sha256, "prompt_name": cell.prompt.name, "prompt": cell.prompt.prompt,
+                            "negative": cell.prompt.negative or DEFAULT_NEGATIVE, "seed": cell.prompt.seed,
+                            "strength": cell.strength, "server": result.server, "prompt_id": result.prompt_id,
+                            "seconds": round(result.seconds, 3),
+                            "rendered_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                        }
+                        write_manifest(manifest_path, manifest)
+                        rendered += 1
+                    else:
+                        failed.append(f"{cell.file}: {result.error or result.status}")
+                    elapsed = time.monotonic() - started
+                    finished = stats.done + stats.failed
+                    rate = finished / elapsed if elapsed > 0 else 0.0
+                    eta = (stats.total - finished) / rate if rate else None
+                    progress.update(f"compare {finished}/{stats.total} cells, {stats.failed} failed, "
+                                    f"{stats.in_flight} in flight, {rate:.2f}/s, ETA {format_duration(eta)}")
+
+                await comfy.run_jobs(jobs, urls, concurrency=settings.concurrency, on_result=on_result,
+                                     timeout=options.timeout, retries=options.retries, session=session,
+                                     stats=stats)
+    finally:
+        progress.close()
+        if not options.keep_staged:
+            remove_staged(loras_dir, character.slug)
+
+    failed_files = {line.split(":", 1)[0] for line in failed}
+    grid_cells = []
+    for cell in cells:
+        entry = manifest.get(cell.file) or {}
+        present = entry.get("key") == cell.key and (folder / cell.file).is_file() and cell.file not in failed_files
+        grid_cells.append(Cell(cell.row, cell.col, folder / cell.file if present else None, cell.prompt.prompt,
+                               cell.prompt.negative or DEFAULT_NEGATIVE, cell.prompt.seed, cell.strength,
+                               "" if present else "failed" if cell.file in failed_files else "not rendered"))
+    labels = [row.label for row in planned_rows]
+    columns = column_labels(prompts, strengths)
+    title = f"{character.name} ({character.trigger}) on {render.checkpoint}: same seed per column"
+    grid = folder / "grid.png"
+    page = folder / "index.html"
+    layout = render_grid(grid, labels, columns, grid_cells, title=title)
+    write_html(page, title, labels, columns, grid_cells)
+    unique = len({cell.file for cell in cells})
+    return Summary(grid, page, planned_rows, unique, rendered, unique - len(todo), failed, skipped,
+                   time.monotonic() - started, layout)
+
+
+def summary_text(summary: Summary, character: Character) -> str:
+    steps = [row.checkpoint.step for row in summary.rows if row.checkpoint is not None]
+    choices = ", ".join("final" if s is None else str(s) for s in steps)
+    lines = [f"Grid for {character.slug}: {len(summary.rows) - 1} checkpoints + no-LoRA baseline, "
+             f"{summary.cells} images: {summary.rendered} rendered now, {summary.kept} kept from earlier, "
+             f"{len(summary.failed)} failed, in {format_duration(summary.seconds)}."]
+    lines += [f"  skipped checkpoint {line}" for line in summary.skipped]
+    lines += [f"  failed {line}" for line in summary.failed[:5]]
+    lines.append(f"Page with full-size cells, prompts and seeds: {summary.html}")
+    lines.append(f"Grid: {summary.grid}")
+    lines.append(f"Pick the row that keeps the details and still follows the novel pose (prefer the earlier "
+                 f"step when two pass), then: invoke deploy --character {character.slug} --step N  "
+                 f"(N one of: {choices})")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.compare",
+        description="Render every checkpoint x test prompt (plus a no-LoRA baseline) on ComfyUI and write "
+                    "output/<character>/compare/grid.png and index.html.")
+    parser.add_argument("--character", required=True, help="character folder under the dataset root")
+    parser.add_argument("--strength", type=float, action="append", default=None, metavar="S",
+                        help="LoRA strength; repeat for a strength axis (default: 1.0)")
+    parser.add_argument("--steps", default=None,
+                        help="only these checkpoints, comma-separated, e.g. 230,460,final (default: all)")
+    parser.add_argument("--prompt", action="append", default=[], metavar="TEXT",
+                        help="an extra ad-hoc test prompt (trigger added first); repeatable")
+    parser.add_argument("--keep-staged", action="store_true",
+                        help="leave the staged copies in <loras>/_eval/<character>/ for trying them in the UI")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per image before it is retried")
+    add_settings_arguments(parser, "comfyui_urls", "comfyui_dir", "concurrency", "output_root", "dataset_root")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+        character = load_character(settings.character_dir(args.character))
+        options = Options(character, settings, strengths=args.strength or [1.0], steps=parse_steps(args.steps),
+                          extra_prompts=args.prompt, keep_staged=args.keep_staged, timeout=args.timeout)
+        summary = asyncio.run(run(options))
+    except (CompareError, CharacterError, SettingsError, WorkflowError, comfy.ComfyError) as error:
+        print(str(error), file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"The comparison failed on a file ({error}); cells already rendered are kept, and the staged "
+              f"copies were removed. Fix the cause and run again: only missing cells are rendered.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted: our queued prompts were cancelled and the staged copies removed; cells already "
+              "rendered are kept, so running again finishes the grid.", file=sys.stderr)
+        return 130
+    print(summary_text(summary, character))
+    return 1 if summary.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

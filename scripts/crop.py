@@ -1,0 +1,395 @@
+"""Crop a character's reference sheets into its letterboxed, captioned training images.
+
+Owns the step from `dataset/<character>/character.toml` to `train/<repeats>_<trigger>/`: every
+box of every crop is checked against its source size (read from the header, no decoding) before
+anything is written, and one invalid entry means nothing is written. Each sheet is decoded once,
+however many crops it feeds. Crops are scaled with LANCZOS to fit `resolution` x `resolution`,
+centred on the character's background colour, optionally mirrored (`flip`, refused for asymmetric
+characters unless allowed). `--dry-run` writes previews plus `contact_sheet.png` into the preview
+folder; the final mode writes `<name>.png` + `<name>.txt` (caption, trigger first). Writes are
+atomic. Each PNG we write carries a fingerprint (source size and mtime, box, resolution,
+background, flip) in a `lora-crop` text chunk, so re-runs skip up-to-date outputs, and PNGs that
+carry our fingerprint but are no longer in the table are removed with their caption; files we
+did not write are never touched.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from PIL import Image, ImageDraw, ImageFont, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+from scripts import atomic
+from scripts.character import Character, CharacterError, Crop, load_character
+from scripts.geometry import Box, Size, box_to_pillow, check_box, format_box, letterbox
+from scripts.progress import ProgressLine
+from scripts.settings import SettingsError, add_settings_arguments, settings_from_args
+
+MARKER = "lora-crop"  # PNG text chunk holding our fingerprint; marks a file as written by us
+FINGERPRINT_VERSION = 1
+CONTACT_SHEET = "contact_sheet.png"
+FLIP_SUFFIX = "_flip"
+THUMB = 192
+
+
+class CropError(ValueError):
+    """The table cannot be cropped as asked; the message lists every problem (nothing was written)."""
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """A sheet as seen before decoding: its pixel size and file stat, or why it cannot be used."""
+
+    path: Path
+    size: Size | None = None
+    bytes: int = 0
+    mtime_ns: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One output image: which crop, the (maybe clamped) box, and whether it is the mirrored copy."""
+
+    crop: Crop
+    box: Box
+    flip: bool
+
+    @property
+    def stem(self) -> str:
+        return self.crop.name + (FLIP_SUFFIX if self.flip else "")
+
+
+@dataclass(frozen=True)
+class Plan:
+    jobs: tuple[Job, ...]
+    problems: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+@dataclass
+class CropResult:
+    """What a run did, by output stem: written, up to date, or removed as stale."""
+
+    target_dir: Path
+    written: list[str] = field(default_factory=list)
+    up_to_date: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    files_written: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    contact_sheet: Path | None = None
+
+
+# --- pure planning --------------------------------------------------------------------------------
+
+def plan_crops(character: Character, sources: Mapping[Path, SourceInfo], *, clamp: bool = False,
+               allow_asymmetric_flip: bool = False, dry_run: bool = False) -> Plan:
+    """Check every crop against its source; return the jobs, or the problems that forbid writing."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    jobs: list[Job] = []
+    for crop in character.crops:
+        info = sources[crop.source]
+        if info.error or info.size is None:
+            problems.append(f"crop {crop.name!r}: {info.error}")
+            continue
+        bounds = check_box(crop.box, info.size)
+        box = crop.box
+        if not bounds.ok:
+            where = (f"crop {crop.name!r}: box {format_box(crop.box)} on {crop.source} "
+                     f"({info.size[0]}x{info.size[1]}) {bounds.describe()}")
+            if clamp:
+                warnings.append(f"{where} -- clamped to it (--clamp)")
+                box = bounds.nearest
+            else:
+                problems.append(f"{where} (fix the box in the table, or pass --clamp to use the nearest box)")
+                continue
+        jobs.append(Job(crop, box, flip=False))
+        if crop.flip:
+            if character.asymmetric and not allow_asymmetric_flip:
+                problems.append(
+                    f"crop {crop.name!r} asks for flip = true, but the character is asymmetric: a mirrored "
+                    f"image moves its one-sided details (of: {', '.join(character.details) or 'the costume'}) "
+                    f"to the other side and teaches the LoRA the wrong side (set flip = false, or pass "
+                    f"--allow-asymmetric-flip if you really want mirrored copies)")
+                continue
+            if character.asymmetric:
+                warnings.append(f"crop {crop.name!r}: mirrored although the character is asymmetric "
+                                f"(--allow-asymmetric-flip)")
+            jobs.append(Job(crop, box, flip=True))
+    stems = [job.stem for job in jobs]
+    for stem in sorted({s for s in stems if stems.count(s) > 1}):
+        problems.append(f"output name {stem!r} is produced twice (a crop named {stem!r} and the mirrored "
+                        f"copy of another); rename one of them")
+    if dry_run and CONTACT_SHEET.removesuffix(".png") in stems:
+        problems.append(f"crop name {CONTACT_SHEET.removesuffix('.png')!r} is reserved for the preview contact sheet")
+    return Plan(tuple(jobs), tuple(problems), tuple(warnings))
+
+
+def fingerprint(job: Job, source: SourceInfo, character: Character) -> str:
+    """A short hash of everything the output pixels depend on."""
+    data = {
+        "v": FINGERPRINT_VERSION, "source": job.crop.source.as_posix(), "bytes": source.bytes,
+        "mtime_ns": source.mtime_ns, "box": list(job.box), "resolution": character.resolution,
+        "background": list(character.background), "flip": job.flip,
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def problems_paragraph(character: Character, problems: Sequence[str]) -> str:
+    count = len(problems)
+    return (f"Nothing was written: {count} problem{'s' if count > 1 else ''} in {character.table_path}: "
+            + "; ".join(problems) + ".")
+
+
+# --- image work -----------------------------------------------------------------------------------
+
+def read_source(path: Path) -> SourceInfo:
+    """Size and stat of a sheet, read and verified without decoding its pixels."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return SourceInfo(path, error=f"source {path} does not exist (put the sheet there or fix 'source')")
+    except OSError as error:
+        return SourceInfo(path, error=f"source {path} cannot be read ({error.strerror or error})")
+    if not path.is_file():
+        return SourceInfo(path, error=f"source {path} is not a file (fix 'source')")
+    try:
+        with Image.open(path) as image:
+            size = image.size
+            image.verify()  # walks the chunks and checksums (catches truncation) without decoding pixels
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        return SourceInfo(path, error=f"source {path} is not an image Pillow can read ({error}); "
+                                      f"re-export it as PNG or fix 'source'")
+    return SourceInfo(path, size=size, bytes=stat.st_size, mtime_ns=stat.st_mtime_ns)
+
+
+def decode_sheet(path: Path, background: tuple[int, int, int]) -> Image.Image:
+    """Decode a sheet once into RGB; transparent pixels become the background colour."""
+    with Image.open(path) as image:
+        image.load()
+        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            flat = Image.new("RGBA", rgba.size, background + (255,))
+            flat.alpha_composite(rgba)
+            return flat.convert("RGB")
+        return image.convert("RGB")
+
+
+def render(sheet: Image.Image, box: Box, resolution: int, background: tuple[int, int, int],
+           flip: bool = False) -> Image.Image:
+    """Crop `box`, scale it with LANCZOS to fit the square, centre it on `background`."""
+    fit = letterbox(box[2], box[3], resolution)
+    scaled = sheet.resize((fit.width, fit.height), Image.Resampling.LANCZOS, box=box_to_pillow(box))
+    canvas = Image.new("RGB", (resolution, resolution), background)
+    canvas.paste(scaled, (fit.left, fit.top))
+    return ImageOps.mirror(canvas) if flip else canvas
+
+
+def png_bytes(image: Image.Image, marker: str | None = None) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    if marker is not None:
+        info.add_text(MARKER, marker)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def read_marker(path: Path) -> str | None:
+    """Our fingerprint from a PNG's text chunk (read before the pixel data), or None."""
+    try:
+        with Image.open(path) as image:
+            value = image.info.get(MARKER)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def label_font(size: int = 13) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):  # Pillow built without FreeType
+        return ImageFont.load_default()
+
+
+def contact_sheet(entries: Sequence[tuple[Image.Image, Sequence[str]]], columns: int = 6,
+                  thumb: int = THUMB, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """Every preview as a labelled thumbnail in one picture for a person to review."""
+    font = label_font()
+    line_h = 16
+    label_lines = max((len(lines) for _, lines in entries), default=1)
+    cell_w, cell_h = thumb + 16, thumb + 12 + line_h * label_lines
+    columns = max(1, min(columns, len(entries)))
+    rows = max(1, -(-len(entries) // columns))
+    sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), (236, 236, 236))
+    draw = ImageDraw.Draw(sheet)
+    for index, (image, lines) in enumerate(entries):
+        x, y = (index % columns) * cell_w + 8, (index // columns) * cell_h + 6
+        small = image.copy()
+        small.thumbnail((thumb, thumb), Image.Resampling.LANCZOS)
+        draw.rectangle((x - 1, y - 1, x + thumb, y + thumb), fill=background, outline=(160, 160, 160))
+        sheet.paste(small, (x + (thumb - small.width) // 2, y + (thumb - small.height) // 2))
+        for line_no, text in enumerate(lines):
+            draw.text((x, y + thumb + 4 + line_no * line_h), text, fill=(20, 20, 20), font=font)
+    return sheet
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+def collect_sources(character: Character) -> dict[Path, SourceInfo]:
+    return {source: read_source(character.folder / source) for source in dict.fromkeys(c.source for c in character.crops)}
+
+
+def remove_stale(folder: Path, keep: Iterable[str], *, captions: bool) -> list[str]:
+    """Remove PNGs carrying our marker whose stem is not in `keep` (and their captions)."""
+    keep = set(keep)
+    removed: list[str] = []
+    if not folder.is_dir():
+        return removed
+    for png in sorted(folder.glob("*.png")):
+        if png.stem in keep or png.name == CONTACT_SHEET or read_marker(png) is None:
+            continue
+        png.unlink()
+        caption = png.with_suffix(".txt")
+        if captions and caption.is_file():
+            caption.unlink()
+        removed.append(png.stem)
+    return removed
+
+
+def run_crop(character: Character, *, dry_run: bool = False, clamp: bool = False,
+             allow_asymmetric_flip: bool = False, out: TextIO | None = None,
+             progress: ProgressLine | None = None) -> CropResult:
+    """Plan, then write what is out of date, then remove stale outputs. Raises CropError."""
+    out = out or sys.stdout
+    sources = collect_sources(character)
+    plan = plan_crops(character, sources, clamp=clamp, allow_asymmetric_flip=allow_asymmetric_flip, dry_run=dry_run)
+    if plan.problems:
+        raise CropError(problems_paragraph(character, plan.problems))
+    target = character.preview_dir if dry_run else character.train_dir
+    result = CropResult(target_dir=target, warnings=list(plan.warnings))
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    atomic.remove_stale_temps(target)
+
+    fingerprints = {job.stem: fingerprint(job, sources[job.crop.source], character) for job in plan.jobs}
+    stale_jobs = [job for job in plan.jobs if read_marker(target / f"{job.stem}.png") != fingerprints[job.stem]]
+    progress = progress or ProgressLine()
+    images: dict[str, Image.Image] = {}
+    by_source: dict[Path, list[Job]] = {}
+    for job in stale_jobs:
+        by_source.setdefault(job.crop.source, []).append(job)
+    done = 0
+    for source, jobs in by_source.items():
+        sheet = decode_sheet(character.folder / source, character.background)  # once per sheet
+        for job in jobs:
+            image = render(sheet, job.box, character.resolution, character.background, job.flip)
+            path = target / f"{job.stem}.png"
+            atomic.write_bytes(path, png_bytes(image, fingerprints[job.stem]))
+            result.files_written.append(path)
+            result.written.append(job.stem)
+            images[job.stem] = image
+            done += 1
+            progress.update(f"crop {done}/{len(stale_jobs)} {job.stem}")
+        sheet.close()
+    progress.close(f"crop {done}/{len(stale_jobs)} written" if stale_jobs else None)
+    written = set(result.written)
+    result.up_to_date = [job.stem for job in plan.jobs if job.stem not in written]
+
+    if not dry_run:
+        for job in plan.jobs:
+            path = target / f"{job.stem}.txt"
+            text = job.crop.caption + "\n"
+            if not path.is_file() or path.read_text(encoding="utf-8") != text:
+                atomic.write_text(path, text)
+                result.files_written.append(path)
+                if job.stem not in written:
+                    result.written.append(job.stem)
+                    result.up_to_date.remove(job.stem)
+    result.removed = remove_stale(target, (job.stem for job in plan.jobs), captions=not dry_run)
+    if dry_run:
+        result.contact_sheet = write_contact_sheet(target, plan.jobs, fingerprints, images, character, result)
+    print_summary(plan, sources, result, character, out)
+    return result
+
+
+def write_contact_sheet(folder: Path, jobs: Sequence[Job], fingerprints: Mapping[str, str],
+                        fresh: Mapping[str, Image.Image], character: Character, result: CropResult) -> Path:
+    """(Re)draw `contact_sheet.png` unless it already shows exactly these previews."""
+    path = folder / CONTACT_SHEET
+    labels = {job.stem: [job.stem, f"{job.crop.framing} / {job.crop.pose}", job.crop.expression] for job in jobs}
+    key = hashlib.sha256(json.dumps([[j.stem, fingerprints[j.stem], labels[j.stem]] for j in jobs]).encode()).hexdigest()[:20]
+    if read_marker(path) == key:
+        return path
+    entries = []
+    for job in jobs:
+        image = fresh.get(job.stem)
+        if image is None:
+            with Image.open(folder / f"{job.stem}.png") as stored:
+                image = stored.convert("RGB")
+        entries.append((image, labels[job.stem]))
+    atomic.write_bytes(path, png_bytes(contact_sheet(entries, background=character.background), key))
+    result.files_written.append(path)
+    return path
+
+
+def print_summary(plan: Plan, sources: Mapping[Path, SourceInfo], result: CropResult,
+                  character: Character, out: TextIO) -> None:
+    written = set(result.written)
+    rows = [("output", "source", "box", "framing", "pose", "expression", "status")]
+    for job in plan.jobs:
+        size = sources[job.crop.source].size or (0, 0)
+        rows.append((job.stem, f"{job.crop.source.as_posix()} ({size[0]}x{size[1]})", format_box(job.box),
+                     job.crop.framing, job.crop.pose, job.crop.expression,
+                     "written" if job.stem in written else "up to date"))
+    rows += [(stem, "-", "-", "-", "-", "-", "removed (not in table)") for stem in result.removed]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), file=out)
+        if index == 0:
+            print("  ".join("-" * width for width in widths), file=out)
+    mode = "previews" if result.contact_sheet else "training images"
+    print(f"{len(plan.jobs)} {mode} in {result.target_dir}: {len(result.written)} written, "
+          f"{len(result.up_to_date)} up to date, {len(result.removed)} stale removed, "
+          f"{len(result.warnings)} warnings.", file=out)
+    if result.contact_sheet:
+        print(f"Review {result.contact_sheet}, then run without --dry-run to write the training set.", file=out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.crop",
+        description="Crop a character's reference sheets into letterboxed, captioned training images "
+                    "(the table is dataset/<character>/character.toml).")
+    parser.add_argument("--character", required=True, help="character folder under the dataset root, e.g. example")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="write previews and contact_sheet.png to the preview folder instead of the training set")
+    parser.add_argument("--clamp", action="store_true",
+                        help="move boxes that overflow their sheet to the nearest valid box (with a warning) instead of failing")
+    parser.add_argument("--allow-asymmetric-flip", action="store_true",
+                        help="write flip = true crops even though the character is asymmetric")
+    add_settings_arguments(parser, "dataset_root")
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+        character = load_character(settings.character_dir(args.character))
+        run_crop(character, dry_run=args.dry_run, clamp=args.clamp, allow_asymmetric_flip=args.allow_asymmetric_flip)
+    except (CharacterError, CropError, SettingsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: crop failed while reading or writing {error.filename or 'a file'} ({error.strerror or error}); "
+              f"outputs written so far are complete, re-run to continue.", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,440 @@
+"""Deploy one trained checkpoint to ComfyUI under its production name, verified, with a backup.
+
+This module owns the production LoRA file `<comfyui>/models/loras/<trigger>.safetensors`, its
+one backup `<trigger>.safetensors.previous` beside it, and the deploy record
+`output/<character>/deployed.json`. The backup sits in the same folder (so every swap is a
+rename on one filesystem) under an extension ComfyUI does not list, so it never shows up in the
+LoRA picker. A deploy checks the chosen file first (safetensors header, complete LoRA modules,
+dim/alpha as trained, size in line with the run's other checkpoints), copies it in atomically
+(the old file stays live until the rename; the copy is hashed on the way and must match),
+removes our `_eval/<character>/` staging copies and nothing else, writes the record, and then,
+when a server answers, confirms `GET /object_info/LoraLoader` lists the LoRA and
+`GET /view_metadata/loras` shows the metadata of the file we wrote (after `POST /free`, so a
+server that had the old file loaded under the same name drops it). `--rollback` swaps the
+production file and its backup. Every refusal leaves the production file untouched.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import statistics
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from scripts import comfy
+from scripts.atomic import atomic_path, write_text
+from scripts.character import Character, CharacterError, load_character
+from scripts.checkpoints import Checkpoint, list_checkpoints
+from scripts.compare import remove_staged
+from scripts.lora_file import LoraInfo, inspect_lora
+from scripts.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+
+BACKUP_SUFFIX = ".previous"  # not a model extension ComfyUI lists, so the picker ignores it
+RECORD_NAME = "deployed.json"
+CHUNK = 1 << 20
+SIZE_TOLERANCE = 0.01  # a run's checkpoints differ only by a few metadata bytes
+SIZE_SLACK = 64 * 1024
+
+
+class DeployError(Exception):
+    """A refusal or failure; the message is one paragraph naming the thing and the fix."""
+
+
+@dataclass(frozen=True)
+class Target:
+    loras_dir: Path
+    production: Path
+    backup: Path
+    record: Path
+
+
+def target_for(settings: Settings, character: Character) -> Target:
+    loras = settings.loras_dir
+    production = loras / f"{character.trigger}.safetensors"
+    return Target(loras, production, production.with_name(production.name + BACKUP_SUFFIX),
+                  settings.character_output(character.slug) / RECORD_NAME)
+
+
+def check_comfyui_dir(settings: Settings) -> Path:
+    """The loras folder, created if only it is missing; refuse when ComfyUI itself is not there."""
+    root = settings.comfyui_dir.expanduser()
+    if not root.is_dir():
+        raise DeployError(
+            f"The ComfyUI folder {root} does not exist, so there is nowhere to deploy to. Pass the "
+            f"folder that holds ComfyUI's main.py and models/ with --comfyui-dir (or set lora.comfyui_dir "
+            f"in invoke.yaml / LORA_COMFYUI_DIR); nothing was changed."
+        )
+    if not (root / "models").is_dir():
+        raise DeployError(
+            f"The folder {root} exists but has no models/ folder, so it is not a ComfyUI install. "
+            f"Pass the folder that holds ComfyUI's main.py and models/ with --comfyui-dir; nothing was changed."
+        )
+    settings.loras_dir.mkdir(parents=True, exist_ok=True)
+    return settings.loras_dir
+
+
+def describe_available(checkpoints: Sequence[Checkpoint], infos: dict[Path, LoraInfo] | None = None) -> str:
+    words = []
+    for checkpoint in checkpoints:
+        if checkpoint.step is None:
+            steps = infos[checkpoint.path].steps if infos and checkpoint.path in infos else None
+            words.append(f"final (step {steps})" if steps else "final")
+        else:
+            words.append(str(checkpoint.step))
+    return ", ".join(words) if words else "none"
+
+
+def choose_checkpoint(checkpoints: Sequence[Checkpoint], step: str, infos: dict[Path, LoraInfo],
+                      output_dir: Path, slug: str) -> Checkpoint:
+    """The checkpoint `--step` names: a step number, or `final`; a number equal to the final
+    file's trained steps picks the final file when no step file has it."""
+    if not checkpoints:
+        raise DeployError(
+            f"There are no checkpoints in {output_dir}, so there is nothing to deploy. Train first "
+            f"(invoke train --character {slug}) and pick a step from the grid (invoke compare)."
+        )
+    wanted = step.strip().lower()
+    if wanted == "final":
+        chosen = [c for c in checkpoints if c.step is None]
+    elif wanted.isdigit():
+        number = int(wanted)
+        chosen = [c for c in checkpoints if c.step == number] or [
+            c for c in checkpoints if c.step is None and infos.get(c.path) and infos[c.path].steps == number]
+    else:
+        raise DeployError(f"--step must be a step number or 'final', not {step!r}. Checkpoints in "
+                          f"{output_dir}: {describe_available(checkpoints, infos)}.")
+    if not chosen:
+        raise DeployError(
+            f"There is no checkpoint for step {step} in {output_dir}. Checkpoints that exist: "
+            f"{describe_available(checkpoints, infos)}. Run again with one of these as --step; nothing was changed."
+        )
+    return chosen[0]
+
+
+def expected_network(infos: Sequence[LoraInfo]) -> tuple[int | None, float | None]:
+    """The dim and alpha the run trained with: what most of its checkpoints' metadata says."""
+    dims = Counter(i.dim for i in infos if i.dim is not None)
+    alphas = Counter(i.alpha for i in infos if i.alpha is not None)
+    return (dims.most_common(1)[0][0] if dims else None, alphas.most_common(1)[0][0] if alphas else None)
+
+
+def size_range(sizes: Sequence[int]) -> tuple[int, int] | None:
+    """The sizes a checkpoint of this run may have, from the run's other checkpoints."""
+    if not sizes:
+        return None
+    middle = statistics.median(sizes)
+    slack = max(middle * SIZE_TOLERANCE, SIZE_SLACK)
+    return int(middle - slack), int(middle + slack)
+
+
+def configured_network(character: Character) -> tuple[tuple[int, float] | None, str]:
+    """dim/alpha from kohya/train.toml + the character's [training] overrides, and where they
+    came from; (None, reason) when that configuration cannot be read."""
+    try:
+        from scripts.kohya_config import LOCKED_FILE, KohyaConfigError, character_args
+    except ImportError:
+        return None, "no training configuration module"
+    try:
+        args = character_args(character, LOCKED_FILE.read_text(encoding="utf-8"))
+        return (args.dim, args.alpha), f"{LOCKED_FILE.name} + [training] in {character.table_path}"
+    except (OSError, KohyaConfigError, KeyError, ValueError) as error:
+        return None, f"training configuration unreadable ({error})"
+
+
+def verification_problems(chosen: LoraInfo, others: Sequence[LoraInfo], trigger: str,
+                          expected: tuple[int, float] | None = None, expected_from: str = "") -> list[str]:
+    """Every reason `chosen` should not go live (an empty list: it may).
+
+    Expected dim/alpha come from `expected` (the training configuration) when given, else from
+    what most of the run's other valid checkpoints say (a lone checkpoint is checked against
+    itself: metadata present)."""
+    if not chosen.ok:
+        return list(chosen.problems)
+    valid_others = [i for i in others if i.ok]
+    dim, alpha = expected or expected_network(valid_others or [chosen])
+    checked = inspect_lora(chosen.path, dim, alpha)
+    problems = list(checked.problems)
+    if problems and expected and expected_from:
+        problems.append(f"(dim {dim} / alpha {alpha:g} expected from {expected_from}: was the run trained with "
+                        f"other settings?)")
+    if checked.dim is None or checked.alpha is None:
+        problems.append("its metadata lacks ss_network_dim/ss_network_alpha, so it cannot be checked against the run")
+    output_name = checked.metadata.get("ss_output_name")
+    if output_name and output_name != trigger:
+        problems.append(f"ss_output_name is {output_name!r}, not this character's trigger {trigger!r}")
+    bounds = size_range([i.size for i in valid_others])
+    if bounds and not bounds[0] <= checked.size <= bounds[1]:
+        problems.append(f"its size {checked.size} bytes is outside the {bounds[0]}-{bounds[1]} bytes "
+                        f"of the run's other checkpoints")
+    return problems
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_blocks(path: Path) -> Iterator[bytes]:
+    """The blocks every copy reads (hashing is separate, so a copy can fail on its own)."""
+    with open(path, "rb") as handle:
+        while block := handle.read(CHUNK):
+            yield block
+
+
+def copy_verified(source: Path, target: Path, sha256: str) -> None:
+    """Copy `source` onto `target` atomically; the bytes written must hash to `sha256`, else
+    the temp file is dropped and `target` stays as it was."""
+    digest = hashlib.sha256()
+    with atomic_path(target) as temp:
+        with open(temp, "wb") as writer:
+            for block in _read_blocks(source):
+                digest.update(block)
+                writer.write(block)
+        if digest.hexdigest() != sha256:
+            raise DeployError(f"{source} changed while it was being copied (its hash no longer matches the "
+                              f"one checked); {target} was left as it was. Run the deploy again.")
+
+
+# --- the record -------------------------------------------------------------------------------
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def make_record(*, action: str, character: Character, step: int | str | None, info: LoraInfo, sha256: str,
+                source: Path | None, target: Target, previous: dict[str, Any] | None,
+                servers: dict[str, str], now: datetime) -> dict[str, Any]:
+    """What is live now (`step`, `source`, `sha256`, `target`, time) and what the backup holds."""
+    return {
+        "character": character.slug,
+        "trigger": character.trigger,
+        "action": action,
+        "step": step,
+        "trained_steps": info.steps,
+        "source": str(source) if source else None,
+        "sha256": sha256,
+        "size": info.size,
+        "dim": info.dim,
+        "alpha": info.alpha,
+        "target": str(target.production),
+        "backup": str(target.backup) if target.backup.exists() else None,
+        "deployed_at": now.isoformat(timespec="seconds"),
+        "servers": servers,
+        "previous": {k: v for k, v in previous.items() if k != "previous"} if previous else None,
+    }
+
+
+def describe_file(record: dict[str, Any] | None, sha256: str) -> dict[str, Any]:
+    """What we know of a file with this hash: our record of it, or a note that it was not ours."""
+    if record and record.get("sha256") == sha256:
+        return record
+    return {"step": None, "source": None, "sha256": sha256,
+            "note": "a file that was live before, not deployed by this tool"}
+
+
+# --- confirmation against running servers -----------------------------------------------------
+
+async def confirm(urls: Sequence[str], lora_name: str, metadata: dict[str, str],
+                  timeout: float = 5.0) -> dict[str, str]:
+    """Per server: `confirmed`, `unreachable`, `not listed` or `metadata differs`."""
+    async def one(session: aiohttp.ClientSession, url: str) -> tuple[str, str]:
+        try:
+            names = await comfy.installed(session, url, "LoraLoader", "lora_name", timeout=timeout)
+        except comfy.ComfyError:
+            return url, "unreachable"
+        if lora_name not in names:
+            return url, "not listed"
+        with contextlib.suppress(comfy.ComfyError):  # best effort: older servers lack /free
+            await comfy.free(session, url, timeout=timeout)
+        try:
+            seen = await comfy.view_metadata(session, url, "loras", lora_name, timeout=timeout)
+        except comfy.ComfyError:
+            return url, "unreachable"
+        return url, "confirmed" if seen == metadata else "metadata differs"
+
+    async with aiohttp.ClientSession() as session:
+        return dict(await asyncio.gather(*(one(session, url) for url in urls)))
+
+
+def confirmation_problem(servers: dict[str, str], target: Target) -> str | None:
+    bad = {url: state for url, state in servers.items() if state in ("not listed", "metadata differs")}
+    if not bad:
+        return None
+    listed = "; ".join(f"{url}: {state}" for url, state in bad.items())
+    return (f"{target.production} is in place, but a running ComfyUI does not see it ({listed}). That server "
+            f"reads another models folder (check --comfyui-dir against its extra_model_paths.yaml) or is a "
+            f"different machine; copy the file there or point --comfyui-dir at the folder it uses.")
+
+
+# --- actions ----------------------------------------------------------------------------------
+
+async def deploy(settings: Settings, character: Character, step: str, now: datetime | None = None,
+           out: Any = None) -> tuple[dict[str, Any], str | None]:
+    """Verify and put one checkpoint live. Returns (record, confirmation problem or None)."""
+    out = out or sys.stdout
+    loras = check_comfyui_dir(settings)
+    target = target_for(settings, character)
+    output_dir = settings.character_output(character.slug)
+    checkpoints = list_checkpoints(output_dir, character.trigger)
+    infos = {c.path: inspect_lora(c.path) for c in checkpoints}
+    chosen = choose_checkpoint(checkpoints, step, infos, output_dir, character.slug)
+    others = [infos[c.path] for c in checkpoints if c != chosen]
+    expected, expected_from = configured_network(character)
+    problems = verification_problems(infos[chosen.path], others, character.trigger, expected, expected_from)
+    if problems:
+        raise DeployError(
+            f"Refusing to deploy {chosen.path}: {'; '.join(problems)}. The production file "
+            f"{target.production} was not touched. Pick another step (checkpoints: "
+            f"{describe_available(checkpoints, infos)}) or retrain."
+        )
+    info = infos[chosen.path]
+    sha = sha256_of(chosen.path)
+    current = read_record(target.record)
+    old_sha = sha256_of(target.production) if target.production.exists() else None
+    if old_sha == sha:
+        previous = (current or {}).get("previous")
+        print(f"{target.production} already holds this checkpoint (sha256 {sha[:12]}); not copied.", file=out)
+    else:
+        previous = None
+        if old_sha is not None:
+            copy_verified(target.production, target.backup, old_sha)
+            previous = describe_file(current, old_sha)
+        copy_verified(chosen.path, target.production, sha)
+    removed = remove_staged(loras, character.slug)
+    servers = await confirm(settings.comfyui_urls, target.production.name, info.metadata)
+    record = make_record(action="deploy", character=character, step=chosen.label if chosen.step is None else chosen.step,
+                         info=info, sha256=sha, source=chosen.path.resolve(), target=target, previous=previous,
+                         servers=servers, now=now or datetime.now(timezone.utc))
+    write_text(target.record, json.dumps(record, indent=2) + "\n")
+    print(f"Deployed step {record['step']} ({info.describe()}) from {chosen.path} to {target.production}"
+          f"{f'; the file it replaced is kept as {target.backup.name}' if old_sha not in (None, sha) else ''}"
+          f"{f'; removed {len(removed)} staged copies' if removed else ''}.", file=out)
+    _print_servers(servers, out)
+    return record, confirmation_problem(servers, target)
+
+
+async def rollback(settings: Settings, character: Character, now: datetime | None = None,
+             out: Any = None) -> tuple[dict[str, Any], str | None]:
+    """Swap the production file and its backup (a second rollback undoes the first)."""
+    out = out or sys.stdout
+    loras = check_comfyui_dir(settings)
+    target = target_for(settings, character)
+    if not target.backup.is_file():
+        raise DeployError(
+            f"There is no backup {target.backup} to roll back to: a backup is made only when a deploy "
+            f"replaces an existing file. The production file {target.production} was not touched."
+        )
+    info = inspect_lora(target.backup)
+    if not info.ok:
+        raise DeployError(f"The backup {target.backup} is not a usable LoRA ({info.describe()}); refusing to "
+                          f"restore it. The production file {target.production} was not touched.")
+    backup_sha = sha256_of(target.backup)
+    current = read_record(target.record)
+    if target.production.exists():
+        production_sha = sha256_of(target.production)
+        with atomic_path(target.backup) as backup_temp:  # renamed second: backup <- old production
+            if _copy_plain(target.production, backup_temp) != production_sha:
+                raise DeployError(f"{target.production} changed while it was being copied; nothing was "
+                                  f"swapped. Run the rollback again.")
+            copy_verified(target.backup, target.production, backup_sha)  # renamed first
+        live_before = describe_file(current, production_sha)
+    else:
+        copy_verified(target.backup, target.production, backup_sha)
+        live_before = None
+    restored = describe_file((current or {}).get("previous"), backup_sha)
+    remove_staged(loras, character.slug)
+    servers = await confirm(settings.comfyui_urls, target.production.name, info.metadata)
+    record = make_record(action="rollback", character=character, step=restored.get("step"), info=info,
+                         sha256=backup_sha, source=Path(restored["source"]) if restored.get("source") else None,
+                         target=target, previous=live_before, servers=servers,
+                         now=now or datetime.now(timezone.utc))
+    if restored.get("note"):
+        record["note"] = restored["note"]
+    write_text(target.record, json.dumps(record, indent=2) + "\n")
+    print(f"Rolled back {target.production} to the previous file (step {record['step']}, sha256 "
+          f"{backup_sha[:12]}); the replaced one is now {target.backup.name}, so another --rollback undoes this.",
+          file=out)
+    _print_servers(servers, out)
+    return record, confirmation_problem(servers, target)
+
+
+def _copy_plain(source: Path, target: Path) -> str:
+    """Copy `source` into `target` (a temp path already reserved); return the sha256 written."""
+    digest = hashlib.sha256()
+    with open(target, "wb") as writer:
+        for block in _read_blocks(source):
+            digest.update(block)
+            writer.write(block)
+    return digest.hexdigest()
+
+
+def _print_servers(servers: dict[str, str], out: Any) -> None:
+    for url, state in servers.items():
+        text = {"confirmed": "lists the LoRA and reads the metadata of the file we wrote",
+                "unreachable": "did not answer; not confirmed (it will see the file when it runs)"}.get(state, state)
+        print(f"  {url}: {text}", file=out)
+
+
+# --- command line -----------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.deploy",
+        description="Put one trained checkpoint live in ComfyUI as <trigger>.safetensors, verified, "
+                    "keeping the replaced file as a backup that --rollback restores.")
+    parser.add_argument("--character", required=True, help="character folder under the dataset root")
+    parser.add_argument("--step", help="the checkpoint to deploy: a step number from the grid, or 'final'")
+    parser.add_argument("--rollback", action="store_true",
+                        help="swap the production file with its backup instead of deploying")
+    add_settings_arguments(parser, "comfyui_dir", "comfyui_urls", "output_root", "dataset_root")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.rollback and not args.step:
+        print("Say which checkpoint to deploy with --step N (or --step final), or pass --rollback to "
+              "restore the previous file.", file=sys.stderr)
+        return 2
+    try:
+        settings = settings_from_args(args)
+        character = load_character(settings.character_dir(args.character))
+        if args.rollback:
+            _, problem = asyncio.run(rollback(settings, character))
+        else:
+            _, problem = asyncio.run(deploy(settings, character, args.step))
+    except (DeployError, CharacterError, SettingsError) as error:
+        print(str(error), file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"The deploy failed while writing ({error}); the production file was left as it was "
+              f"(files appear only by rename). Fix the cause and run again.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted; the production file is either the old or the new one, never partial.", file=sys.stderr)
+        return 130
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""`invoke setup`: make sd-scripts, the kohya venv, accelerate, the device and the model ready.
+
+Plan -> show -> act -> re-check: gather the facts (the sd-scripts folder, git, one probe
+subprocess in the kohya venv, the base checkpoint, ComfyUI), let `scripts.setup_plan.plan` turn
+them into checklist items with the commands that fix them, print the list, run the commands
+(each printed first), then gather and plan again until nothing is left to do. Idempotent: a run
+with nothing to fix runs no pip and no git, only the probe, and says so. Exit 0 when every
+required item is OK (warnings allowed), 1 when something needs you (the fix is printed).
+pip's index options are configurable (--pip-option, or LORA_PIP_OPTIONS) for offline mirrors.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from scripts import setup_plan
+from scripts.character import CharacterError, load_character
+from scripts.kohya_config import LOCKED_FILE, KohyaConfigError, character_args, load_locked, merge_args
+from scripts.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.setup_plan import Action, Facts, Item, Probe
+
+PROBE_SCRIPT = Path(__file__).resolve().with_name("venv_probe.py")
+STAMP_NAME = ".sd-scripts-requirements"
+MAX_ROUNDS = 4
+
+
+def _git(*args: str, cwd: Path | None = None, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+
+
+def find_superproject(sd_dir: Path) -> tuple[Path | None, str | None]:
+    """The git repository listing `sd_dir` in its .gitmodules, and the submodule's URL."""
+    parent = sd_dir.parent
+    while not parent.is_dir() and parent != parent.parent:
+        parent = parent.parent
+    try:
+        top = _git("-C", str(parent), "rev-parse", "--show-toplevel")
+    except (OSError, subprocess.TimeoutExpired):
+        return None, None
+    if top.returncode != 0:
+        return None, None
+    root = Path(top.stdout.strip())
+    if not (root / ".gitmodules").is_file():
+        return None, None
+    listed = _git("config", "-f", str(root / ".gitmodules"), "--get-regexp", r"^submodule\..*\.(path|url)$")
+    entries: dict[str, dict[str, str]] = {}
+    for line in listed.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        name, _, field = key[len("submodule."):].rpartition(".")
+        entries.setdefault(name, {})[field] = value
+    try:
+        rel = sd_dir.absolute().resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return None, None
+    for entry in entries.values():
+        if entry.get("path") == rel:
+            return root, entry.get("url")
+    return None, None
+
+
+def local_reader(sd_dir: Path):  # noqa: ANN201 - returns the reader required_modules wants
+    def read(module: str) -> str | None:
+        base = sd_dir.joinpath(*module.split("."))
+        for path in (base.with_suffix(".py"), base / "__init__.py"):
+            if path.is_file():
+                return path.read_text(encoding="utf-8", errors="replace")
+        return None
+    return read
+
+
+def local_names(sd_dir: Path) -> set[str]:
+    return {p.stem if p.suffix == ".py" else p.name for p in sd_dir.iterdir()
+            if (p.suffix == ".py" or (p.is_dir() and not p.name.startswith(".")))} if sd_dir.is_dir() else set()
+
+
+def run_probe(python: Path, required: list[str]) -> Probe:
+    imports = [m for m in setup_plan.TORCH_PAIR if m in required]
+    modules = [m for m in required if m not in imports]
+    argv = [str(python), str(PROBE_SCRIPT), "--modules", ",".join(modules), "--import", ",".join(imports), "--device"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return Probe(error=str(error))
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return Probe(error=f"the probe exited {done.returncode}: {tail}")
+    data = json.loads(done.stdout)
+    return Probe(tuple(data["missing"]), data["broken"], data.get("device", "cpu"), data.get("torch"),
+                 data.get("accelerate"))
+
+
+def comfyui_state(url: str, timeout: float = 1.5) -> str | None:
+    try:
+        with urllib.request.urlopen(f"{url}/system_stats", timeout=timeout) as response:
+            json.loads(response.read() or b"{}")
+        return None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        return str(getattr(error, "reason", error))
+
+
+def model_setting(settings: Settings, character: str | None) -> tuple[Path | None, str]:
+    locked_path = LOCKED_FILE
+    try:
+        text = locked_path.read_text(encoding="utf-8")
+        if character:
+            folder = settings.character_dir(character)
+            if (folder / "character.toml").is_file():
+                args = character_args(load_character(folder), text, str(locked_path))
+                source = args.sources.get("pretrained_model_name_or_path", "")
+                return args.pretrained_model, source
+        args = merge_args(load_locked(text, str(locked_path)), {}, None, str(locked_path))
+        return args.pretrained_model, args.sources.get("pretrained_model_name_or_path", "")
+    except (OSError, CharacterError, KohyaConfigError):
+        return None, ""
+
+
+def gather(settings: Settings, options: argparse.Namespace, tried: set[str], submodule_error: str | None) -> Facts:
+    sd_dir = settings.sd_scripts_dir.expanduser().absolute()
+    ok = (sd_dir / "train_network.py").is_file()
+    superproject, url = (None, None) if ok else find_superproject(sd_dir)
+    python = settings.kohya_python.expanduser().absolute()
+    venv = setup_plan.venv_dir(python)
+    requirements = sd_dir / "requirements.txt"
+    req_hash = hashlib.sha256(requirements.read_bytes()).hexdigest() if requirements.is_file() else None
+    stamp_file = venv / STAMP_NAME
+    stamp = stamp_file.read_text().strip() if stamp_file.is_file() else None
+    required = setup_plan.required_modules(local_reader(sd_dir), local_names(sd_dir)) if ok else []
+    probe = run_probe(python, required) if python.exists() and ok else None
+    model, model_source = model_setting(settings, options.character)
+    url0 = settings.comfyui_urls[0]
+    loras = settings.loras_dir
+    cache = settings.tokenizer_cache_dir.expanduser().absolute()
+    cached = (cache / setup_plan.TOKENIZER_FOLDER).is_dir() and any((cache / setup_plan.TOKENIZER_FOLDER).iterdir())
+    pip_options = tuple(options.pip_option or shlex.split(os.environ.get("LORA_PIP_OPTIONS", "")))
+    return Facts(
+        python=sys.executable, sd_scripts_dir=sd_dir, sd_scripts_ok=ok, superproject=superproject,
+        submodule_url=url, kohya_python=python, venv_exists=python.exists(), requirements_hash=req_hash,
+        requirements_stamp=stamp, required=tuple(required), probe=probe, pip_options=pip_options,
+        torch_index=options.torch_index_url, accelerate_config=settings.accelerate_config,
+        accelerate_config_exists=settings.accelerate_config is None or settings.accelerate_config.expanduser().is_file(),
+        pretrained_model=model, model_source=model_source, model_exists=bool(model and model.is_file()),
+        comfyui=None if options.skip_comfyui else comfyui_state(url0), comfyui_url=url0,
+        loras_dir=None if options.skip_comfyui else loras,
+        loras_writable=loras.is_dir() and os.access(loras, os.W_OK),
+        tokenizer_cache=cache, tokenizer_cached=cached, tokenizer_tried="tokenizer" in tried,
+        submodule_error=submodule_error,
+    )
+
+
+def act(action: Action) -> str | None:
+    """Run one action, printed first; return None on success or one line saying what failed."""
+    print("$ " + shlex.join(action.argv) + (f"    (in {action.cwd})" if action.cwd else ""), flush=True)
+    git = action.argv[0] == "git"
+    try:
+        done = subprocess.run(action.argv, cwd=action.cwd, text=True, capture_output=git,
+                              env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}, timeout=3600)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return str(error)
+    if done.returncode != 0:
+        if git:
+            lines = [ln.strip() for ln in (done.stderr or "").splitlines() if ln.strip()]
+            reason = next((ln for ln in reversed(lines) if "fatal" in ln or "unable" in ln.lower()), lines[-1] if lines else "")
+            return f"git exited {done.returncode} ({reason}); no network or the remote is unreachable"
+        return f"exited {done.returncode}"
+    if action.stamp:
+        path, text = action.stamp
+        path.write_text(text + "\n")
+    return None
+
+
+def show(items: list[Item]) -> None:
+    for item in items:
+        print(item.line())
+
+
+def run(settings: Settings, options: argparse.Namespace) -> int:
+    started = time.monotonic()
+    system, nvidia = platform.system(), shutil.which("nvidia-smi") is not None
+    tried: set[str] = set()
+    failed: dict[str, str] = {}
+    submodule_error: str | None = None
+    did_something = False
+    for _ in range(MAX_ROUNDS):
+        items = setup_plan.plan(gather(settings, options, tried, submodule_error), system, nvidia)
+        todo = [i for i in items if i.actions and i.state == setup_plan.FIX and i.name not in failed]
+        if not todo:
+            break
+        print("setup plan:")
+        show(items)
+        for item in todo:
+            for action in item.actions:
+                key = "tokenizer" if item.name.startswith("CLIP") else " ".join(action.argv)
+                if key in tried:
+                    failed[item.name] = "the same command already ran in this setup and did not fix it"
+                    break
+                tried.add(key)
+                did_something = True
+                error = act(action)
+                if error is None:
+                    continue
+                if action.argv[:1] == ("git",):
+                    submodule_error = error
+                elif not action.optional:
+                    failed[item.name] = f"`{shlex.join(action.argv)}` {error}"
+                else:
+                    print(f"  (optional step failed: {error}; continuing)")
+                break
+    final = setup_plan.plan(gather(settings, options, tried, submodule_error), system, nvidia)
+    print("setup checklist:" if did_something else "setup checklist (nothing to do):")
+    show(final)
+    for name, error in failed.items():
+        print(f"  {name}: {error}", file=sys.stderr)
+    left = setup_plan.blocking(final)
+    print(f"setup took {time.monotonic() - started:.1f} s")
+    if left:
+        print(f"setup: {len(left)} item(s) need attention: {', '.join(i.name for i in left)} (fixes above).",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Prepare sd-scripts, the kohya venv and the base checkpoint; "
+                                                 "print a checklist.")
+    parser.add_argument("--character", default=None, help="character whose [training] pretrained_model to check")
+    parser.add_argument("--pip-option", action="append", default=None, metavar="OPT",
+                        help="extra pip option, repeatable (e.g. --pip-option=--no-index "
+                             "--pip-option=--find-links=DIR); default from LORA_PIP_OPTIONS")
+    parser.add_argument("--torch-index-url", default=None, help="pip index for torch/torchvision (default per platform)")
+    parser.add_argument("--skip-comfyui", action="store_true", help="do not check ComfyUI")
+    add_settings_arguments(parser, "kohya_dir", "sd_scripts_dir", "kohya_python", "comfyui_urls", "comfyui_dir",
+                           "dataset_root", "tokenizer_cache_dir", "accelerate_config")
+    options = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(options)
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return 2
+    return run(settings, options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

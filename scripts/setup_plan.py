@@ -1,0 +1,348 @@
+"""Pure planners for `invoke setup`: from observed facts to checklist items and the commands to run.
+
+`scripts/setup.py` gathers `Facts` (files, git, one probe of the kohya venv, ComfyUI), calls
+`plan(facts)`, prints the items, runs their actions, gathers again and re-plans. Nothing here
+touches the disk or the network except `required_modules`, which reads sd-scripts' sources
+through the reader it is given. An item's text is its checklist line: item, state, and the fix
+when the state is not OK.
+
+Which modules train_network.py needs is read from sd-scripts' own source: every module-level
+import of train_network.py and of the local modules it reaches (library/, networks/), outside
+`try` blocks, plus the function-level imports of optimizers the seed run had to install by hand
+(`OPTIONAL_WANTED`), plus `accelerate` (the launcher) and `torchvision` (imported at start-up
+though requirements.txt lists neither it nor torch). Module names map to pip names through
+`PIP_NAMES` (lion_pytorch -> lion-pytorch, prodigyplus -> prodigy-plus-schedule-free, ...).
+"""
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+OK, FIX, FAIL, WARN = "ok", "fix", "FAIL", "warn"
+PIP_NAMES = {
+    "lion_pytorch": "lion-pytorch", "prodigyplus": "prodigy-plus-schedule-free",
+    "pytorch_optimizer": "pytorch-optimizer", "prodigyopt": "prodigyopt", "schedulefree": "schedulefree",
+    "cv2": "opencv-python", "PIL": "pillow", "yaml": "pyyaml", "sklearn": "scikit-learn",
+    "skimage": "scikit-image", "huggingface_hub": "huggingface-hub", "google": "protobuf",
+    "dadaptation": "dadaptation", "imagesize": "imagesize", "rich": "rich", "sentencepiece": "sentencepiece",
+    "altair": "altair", "toml": "toml", "voluptuous": "voluptuous", "einops": "einops", "ftfy": "ftfy",
+    "open_clip": "open-clip-torch", "bitsandbytes": "bitsandbytes", "safetensors": "safetensors",
+}
+# Function-level imports worth installing up front: the optimizers the seed run lacked.
+OPTIONAL_WANTED = {"lion_pytorch", "prodigyplus", "schedulefree", "pytorch_optimizer", "prodigyopt",
+                   "imagesize", "rich", "sentencepiece", "altair"}
+ALWAYS = ("accelerate",)
+TORCH_PAIR = ("torch", "torchvision")
+# The pair the recordings ran with (torch 2.13.0+cpu, torchvision 0.28.0): they import together.
+TORCH_VERSIONS = {"torch": "2.13.0", "torchvision": "0.28.0"}
+TOKENIZER_REPO = "openai/clip-vit-large-patch14"
+TOKENIZER_FOLDER = TOKENIZER_REPO.replace("/", "_")  # sd-scripts' <cache>/<repo with / -> _>
+TORCH_INDEX = {"cuda": "https://download.pytorch.org/whl/cu128", "cpu": "https://download.pytorch.org/whl/cpu"}
+
+
+@dataclass(frozen=True)
+class Action:
+    what: str
+    argv: tuple[str, ...]
+    cwd: Path | None = None
+    stamp: tuple[Path, str] | None = None  # write this text to this file when the command succeeds
+    optional: bool = False  # a failure is reported but does not stop setup (e.g. offline downloads)
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str
+    state: str  # ok | fix (an action will fix it) | FAIL (needs you) | warn (optional)
+    detail: str
+    fix: str = ""
+    actions: tuple[Action, ...] = ()
+
+    def line(self) -> str:
+        text = f"[{self.state:^4}] {self.name}: {self.detail}"
+        return text + (f"\n       fix: {self.fix}" if self.fix and self.state != OK else "")
+
+
+@dataclass(frozen=True)
+class Probe:
+    missing: tuple[str, ...] = ()
+    broken: Mapping[str, str] = field(default_factory=dict)
+    device: str = "cpu"
+    torch: str | None = None
+    accelerate: str | None = None
+    error: str | None = None  # the probe itself failed to run
+
+
+@dataclass(frozen=True)
+class Facts:
+    python: str  # the interpreter that creates the venv (this one)
+    sd_scripts_dir: Path
+    sd_scripts_ok: bool  # train_network.py is there
+    superproject: Path | None  # git repository that has sd-scripts as a submodule
+    submodule_url: str | None
+    kohya_python: Path
+    venv_exists: bool
+    requirements_hash: str | None  # of sd-scripts' requirements.txt; None when absent
+    requirements_stamp: str | None  # the hash recorded after the last successful install
+    required: tuple[str, ...] = ()
+    probe: Probe | None = None
+    pip_options: tuple[str, ...] = ()
+    torch_index: str | None = None
+    accelerate_config: Path | None = None
+    accelerate_config_exists: bool = True
+    pretrained_model: Path | None = None
+    model_source: str = ""
+    model_exists: bool = False
+    comfyui: str | None = None  # None = answered; else what went wrong
+    comfyui_url: str = ""
+    loras_dir: Path | None = None
+    loras_writable: bool = False
+    tokenizer_cache: Path | None = None
+    tokenizer_cached: bool = False
+    tokenizer_tried: bool = False  # a download was attempted in this setup run
+    submodule_error: str | None = None  # from the last `git submodule update` attempt
+
+
+# --- module discovery -----------------------------------------------------------------------------
+
+def _imports(tree: ast.Module) -> tuple[list[tuple[str, int]], list[str]]:
+    """(module-level imports as (name, level), function-level top names), skipping try blocks."""
+    top: list[tuple[str, int]] = []
+    nested: list[str] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Try):
+                continue
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                visit(child, True)
+                continue
+            if isinstance(child, ast.Import):
+                for alias in child.names:
+                    (nested.append(alias.name.split(".")[0]) if in_function else top.append((alias.name, 0)))
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if in_function:
+                    if child.level == 0:
+                        nested.append(base.split(".")[0])
+                else:
+                    top.append((base, child.level))
+                    for alias in child.names:  # `from library import train_util` imports a module
+                        top.append((f"{base}.{alias.name}" if base else alias.name, child.level))
+            else:
+                visit(child, in_function)
+
+    visit(tree, False)
+    return top, nested
+
+
+def required_modules(read: Callable[[str], str | None], local: Iterable[str], entry: str = "train_network") -> list[str]:
+    """Third-party top-level modules the entry script needs. `read("library.train_util")` returns
+    the source of that local module (a .py file or a package __init__) or None when it is not local."""
+    local = set(local)
+    stdlib = set(sys.stdlib_module_names)
+    needed: set[str] = set(ALWAYS)
+    seen: set[str] = set()
+    queue = [entry]
+    while queue:
+        module = queue.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        source = read(module)
+        if source is None:
+            continue
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        top, nested = _imports(tree)
+        for name, level in top:
+            if level:  # relative imports are always local: follow them, never install them
+                package = module.rsplit(".", level)[0] if module.count(".") >= level else ""
+                if package:
+                    queue.append(f"{package}.{name}" if name else package)
+                continue
+            head = name.split(".")[0]
+            if not head or head in stdlib:
+                continue
+            if head in local:
+                queue.append(name)
+                parts = name.split(".")
+                queue.extend(".".join(parts[:i]) for i in range(1, len(parts)))
+            else:
+                needed.add(head)
+        needed.update(n for n in nested if n in OPTIONAL_WANTED)
+    if "torch" in needed:
+        needed.add("torchvision")
+    return sorted(needed)
+
+
+def pip_name(module: str) -> str:
+    return PIP_NAMES.get(module, module.replace("_", "-"))
+
+
+def torch_install(system: str, has_nvidia: bool, index: str | None = None) -> tuple[str, ...]:
+    """pip arguments installing a torch/torchvision pair that import together on this platform."""
+    pair = tuple(f"{n}=={TORCH_VERSIONS[n]}" for n in TORCH_PAIR)
+    if index is None and system != "Darwin":  # macOS wheels (MPS) come from PyPI itself
+        index = TORCH_INDEX["cuda" if has_nvidia else "cpu"]
+    return pair + (("--index-url", index) if index else ())
+
+
+# --- the checklist --------------------------------------------------------------------------------
+
+def venv_dir(kohya_python: Path) -> Path:
+    return kohya_python.parent.parent
+
+
+def pip(facts: Facts, *args: str) -> tuple[str, ...]:
+    return (str(facts.kohya_python), "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
+            *facts.pip_options, *args)
+
+
+def plan(facts: Facts, system: str = "Linux", has_nvidia: bool = False) -> list[Item]:
+    items = [_sd_scripts(facts)]
+    venv = _venv(facts, system, has_nvidia)
+    items.append(venv)
+    items.append(_accelerate(facts))
+    items.append(_device(facts))
+    items.append(_model(facts))
+    items.append(_tokenizer(facts))
+    items.append(_comfyui(facts))
+    return items
+
+
+def _sd_scripts(f: Facts) -> Item:
+    name = "sd-scripts checkout"
+    if f.sd_scripts_ok:
+        return Item(name, OK, f"{f.sd_scripts_dir} has train_network.py")
+    if f.superproject is None:
+        return Item(name, FAIL, f"{f.sd_scripts_dir} has no train_network.py and is not a submodule of a git repository",
+                    fix=f"git clone https://github.com/kohya-ss/sd-scripts.git {f.sd_scripts_dir}, or set "
+                        f"kohya_dir / sd_scripts_dir (invoke.yaml lora:, LORA_KOHYA_DIR) to an existing kohya_ss checkout")
+    command = f"git -C {f.superproject} submodule update --init --recursive"
+    if f.submodule_error:
+        return Item(name, FAIL, f"{f.sd_scripts_dir} is empty and fetching it failed: {f.submodule_error}",
+                    fix=f"this needs network access to {f.submodule_url or 'the submodule URL'}; when online run: {command}")
+    rel = f.sd_scripts_dir.resolve().relative_to(f.superproject.resolve()) if f.sd_scripts_dir.resolve().is_relative_to(f.superproject.resolve()) else f.sd_scripts_dir
+    return Item(name, FIX, f"{f.sd_scripts_dir} is an empty submodule", fix=command,
+                actions=(Action(f"fetch sd-scripts from {f.submodule_url}",
+                                ("git", "-C", str(f.superproject), "submodule", "update", "--init", "--recursive",
+                                 "--", str(rel))),))
+
+
+def _venv(f: Facts, system: str, has_nvidia: bool) -> Item:
+    name = "kohya venv"
+    venv = venv_dir(f.kohya_python)
+    if not f.sd_scripts_ok:
+        return Item(name, WARN if f.venv_exists else FAIL, "waits for the sd-scripts checkout (its requirements.txt)",
+                    fix="fix the sd-scripts checkout first")
+    actions: list[Action] = []
+    notes: list[str] = []
+    if not f.venv_exists:
+        actions.append(Action(f"create the venv {venv}", (f.python, "-m", "venv", str(venv))))
+        notes.append("missing: will create it")
+    probe = f.probe
+    if probe is not None and probe.error:
+        return Item(name, FAIL, f"{f.kohya_python} does not run: {probe.error}",
+                    fix=f"delete {venv} and run `invoke setup` again to rebuild it, or set kohya_python to a working venv")
+    torch_wanted = "torch" in f.required
+    torch_bad = probe is not None and any(m in probe.missing or m in probe.broken for m in TORCH_PAIR)
+    if torch_wanted and (not f.venv_exists or torch_bad):
+        actions.append(Action("install a torch/torchvision pair that import together",
+                              pip(f, *torch_install(system, has_nvidia, f.torch_index))))
+        notes.append("torch/torchvision " + ("missing or mismatched" if torch_bad else "to install"))
+    if f.requirements_hash and f.requirements_hash != f.requirements_stamp:
+        actions.append(Action("install sd-scripts' requirements.txt", pip(f, "-r", "requirements.txt"),
+                              cwd=f.sd_scripts_dir, stamp=(venv / ".sd-scripts-requirements", f.requirements_hash)))
+        notes.append("requirements.txt not installed" if f.requirements_stamp is None else "requirements.txt changed")
+    elif probe is not None:
+        missing = [m for m in probe.missing if m not in TORCH_PAIR]
+        broken = [m for m in probe.broken if m not in TORCH_PAIR]
+        if missing or broken:
+            packages = sorted({pip_name(m) for m in missing + broken})
+            actions.append(Action(f"install what train_network.py imports but the venv lacks: {', '.join(packages)}",
+                                  pip(f, *packages)))
+            notes.append(f"missing modules: {', '.join(missing + broken)}")
+    if actions:
+        return Item(name, FIX, "; ".join(notes), fix=" && ".join(" ".join(a.argv) for a in actions), actions=tuple(actions))
+    if probe is None:
+        return Item(name, WARN, f"{f.kohya_python} not probed")
+    return Item(name, OK, f"{f.kohya_python}: all {len(f.required)} modules train_network.py needs are importable")
+
+
+def _accelerate(f: Facts) -> Item:
+    name = "accelerate"
+    if f.accelerate_config is not None and not f.accelerate_config_exists:
+        return Item(name, FAIL, f"the accelerate config file {f.accelerate_config} does not exist",
+                    fix="write it with `accelerate config --config_file FILE` or drop the accelerate_config setting")
+    if f.probe is None or f.probe.error:
+        return Item(name, WARN, "waits for the kohya venv")
+    if not f.probe.accelerate:
+        return Item(name, FIX if not f.sd_scripts_ok else FAIL, "no `accelerate` script in the kohya venv",
+                    fix=" ".join(pip(f, "accelerate")))
+    how = f"config file {f.accelerate_config}" if f.accelerate_config else "explicit launch flags, no config file or prompt"
+    return Item(name, OK, f"{f.probe.accelerate} ({how})")
+
+
+def _device(f: Facts) -> Item:
+    name = "device"
+    if f.probe is None or f.probe.error:
+        return Item(name, WARN, "waits for the kohya venv")
+    flags = {"mps": "--mixed_precision=no --no_half_vae", "cpu": "--mixed_precision=no (slow: hours per run)",
+             "cuda": "--mixed_precision=fp16 --sdpa", "cuda-bf16": "--mixed_precision=bf16 --sdpa"}[f.probe.device]
+    torch = f"torch {f.probe.torch}" if f.probe.torch else "no torch in this venv"
+    return Item(name, OK, f"{f.probe.device} ({torch}) -> {flags}")
+
+
+def _model(f: Facts) -> Item:
+    name = "base checkpoint"
+    if f.pretrained_model is None:
+        return Item(name, FAIL, "no base checkpoint is configured",
+                    fix='set pretrained_model = "/path/to/sd15-model.safetensors" in the character\'s [training] '
+                        "section (dataset/<character>/character.toml) or in kohya/train.toml")
+    if not f.model_exists:
+        return Item(name, FAIL, f"{f.pretrained_model} does not exist (set in {f.model_source})",
+                    fix="download the SD1.5-family checkpoint there, or point pretrained_model at the file you have")
+    return Item(name, OK, f"{f.pretrained_model}")
+
+
+def _tokenizer(f: Facts) -> Item:
+    name = "CLIP tokenizer cache"
+    if f.tokenizer_cache is None:
+        return Item(name, WARN, "no tokenizer cache configured; sd-scripts downloads it from the Hugging Face hub each run")
+    if f.tokenizer_cached:
+        return Item(name, OK, f"{f.tokenizer_cache} (runs work offline)")
+    probe_ok = f.probe is not None and not f.probe.error
+    if probe_ok and "transformers" in f.required and "transformers" not in f.probe.missing and not f.tokenizer_tried:
+        target = f.tokenizer_cache / TOKENIZER_FOLDER
+        code = (f"from transformers import CLIPTokenizer; "
+                f"CLIPTokenizer.from_pretrained({TOKENIZER_REPO!r}).save_pretrained({str(target)!r})")
+        return Item(name, FIX, f"{f.tokenizer_cache} is empty", fix=f"{f.kohya_python} -c \"{code}\" (needs network once)",
+                    actions=(Action(f"save the CLIP tokenizer to {target} (needs network once)",
+                                    (str(f.kohya_python), "-c", code), optional=True),))
+    return Item(name, WARN, f"{f.tokenizer_cache} is empty: the first training run needs the Hugging Face hub",
+                fix=f"when online, run `invoke setup` again (it saves openai/clip-vit-large-patch14 there), or copy "
+                    f"a saved tokenizer to {f.tokenizer_cache}/openai_clip-vit-large-patch14")
+
+
+def _comfyui(f: Facts) -> Item:
+    name = "ComfyUI (optional here)"
+    if f.loras_dir is None and f.comfyui is None:
+        return Item(name, OK, "not checked (--skip-comfyui)")
+    problems = []
+    if f.comfyui is not None:
+        problems.append(f"{f.comfyui_url} does not answer ({f.comfyui})")
+    if f.loras_dir is not None and not f.loras_writable:
+        problems.append(f"its loras folder {f.loras_dir} is not writable")
+    if problems:
+        return Item(name, WARN, "; ".join(problems),
+                    fix="start ComfyUI (needed for gen-reg and compare) and set comfyui_urls / comfyui_dir")
+    return Item(name, OK, f"{f.comfyui_url} answers; {f.loras_dir} is writable")
+
+
+def blocking(items: Iterable[Item]) -> list[Item]:
+    return [i for i in items if i.state in (FIX, FAIL)]

@@ -1,0 +1,132 @@
+"""Where a character stands in the pipeline, and the one next step for each stage.
+
+Reads only: the character table, the dataset folders, the training output folder, the deploy
+record, the kohya checkout and venv paths, and (briefly, with a short timeout) each ComfyUI
+server's `/system_stats`. Prints one line per stage: state, what exists, and the command that
+moves it forward. `make demo` ends with this report.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from scripts.character import Character, CharacterError, load_character
+from scripts.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+
+STEP_FILE = re.compile(r"-step(\d+)\.safetensors$")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    done: bool
+    detail: str
+    next_step: str
+
+
+def _count(folder: Path, pattern: str) -> int:
+    return sum(1 for _ in folder.glob(pattern)) if folder.is_dir() else 0
+
+
+def dataset_stages(character: Character) -> list[Stage]:
+    sources = sorted({crop.source for crop in character.crops})
+    missing = [s for s in sources if not (character.folder / s).is_file()]
+    images = _count(character.train_dir, "*.png")
+    captions = _count(character.train_dir, "*.txt")
+    previews = _count(character.preview_dir, "*.png")
+    reg = _count(character.reg_dir, "*.png")
+    wanted = character.regularization.count
+    return [
+        Stage("reference sheets", not missing, f"{len(sources) - len(missing)}/{len(sources)} present",
+              "python -m scripts.example_art" if character.slug == "example" else
+              f"put the sheets named in {character.table_path} into {character.folder}"),
+        Stage("crop preview", previews > 0, f"{previews} previews in {character.preview_dir}",
+              f"invoke crop --character {character.slug} --dry-run"),
+        Stage("training images", images >= len(character.crops) > 0,
+              f"{images} images, {captions} captions for {len(character.crops)} table entries",
+              f"invoke crop --character {character.slug}"),
+        Stage("regularization", reg >= wanted, f"{reg}/{wanted} images in {character.reg_dir}",
+              f"invoke gen-reg --character {character.slug} (needs a running ComfyUI with "
+              f"{character.regularization.checkpoint or 'a checkpoint set in [regularization]'})"),
+    ]
+
+
+def training_stages(character: Character, settings: Settings) -> list[Stage]:
+    sd_scripts = settings.sd_scripts_dir
+    has_sd_scripts = (sd_scripts / "train_network.py").is_file()
+    has_venv = settings.kohya_python.exists()
+    output = settings.character_output(character.slug)
+    steps = sorted(int(m.group(1)) for p in output.glob("*.safetensors") if (m := STEP_FILE.search(p.name)))
+    final = (output / f"{character.trigger}.safetensors").is_file()
+    record_path = output / "deployed.json"
+    deployed = json.loads(record_path.read_text()) if record_path.is_file() else None
+    trained = bool(steps) or final
+    return [
+        Stage("sd-scripts + venv", has_sd_scripts and has_venv,
+              f"sd-scripts {'ready' if has_sd_scripts else 'missing'} at {sd_scripts}, "
+              f"venv {'ready' if has_venv else 'missing'} at {settings.kohya_python}", "invoke setup"),
+        Stage("training", trained,
+              f"checkpoints at steps {steps or 'none'}{' + final' if final else ''} in {output}",
+              f"invoke smoke --character {character.slug}, then invoke train --character {character.slug}"),
+        Stage("checkpoint grid", (output / "compare" / "grid.png").is_file(), f"{output / 'compare' / 'grid.png'}",
+              f"invoke compare --character {character.slug}"),
+        Stage("deployed", deployed is not None,
+              f"step {deployed.get('step')} as {deployed.get('target')}" if deployed else "nothing deployed",
+              f"invoke deploy --character {character.slug} --step N"),
+    ]
+
+
+async def probe_servers(urls: tuple[str, ...], timeout: float = 1.5) -> dict[str, str]:
+    async def probe(session: aiohttp.ClientSession, url: str) -> tuple[str, str]:
+        try:
+            async with session.get(f"{url}/system_stats") as response:
+                if response.status == 200:
+                    stats = await response.json()
+                    return url, f"up (ComfyUI {stats.get('system', {}).get('comfyui_version', '?')})"
+                return url, f"answers HTTP {response.status}"
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            return url, "not answering"
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        return dict(await asyncio.gather(*(probe(session, url) for url in urls)))
+
+
+def render(character: Character, stages: list[Stage], servers: dict[str, str]) -> str:
+    lines = [f"{character.name} ({character.slug}, trigger {character.trigger})"]
+    width = max(len(s.name) for s in stages)
+    for stage in stages:
+        mark = "done" if stage.done else "todo"
+        lines.append(f"  [{mark}] {stage.name.ljust(width)}  {stage.detail}")
+    for url, state in servers.items():
+        lines.append(f"  ComfyUI {url}: {state}")
+    pending = next((s for s in stages if not s.done), None)
+    lines.append(f"  next: {pending.next_step}" if pending else "  next: nothing left; the LoRA is live")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.status", description=__doc__.splitlines()[0])
+    parser.add_argument("--character", default="example", help="character folder under the dataset root")
+    parser.add_argument("--offline", action="store_true", help="do not ask the ComfyUI servers")
+    add_settings_arguments(parser, "dataset_root", "output_root", "comfyui_urls", "sd_scripts_dir", "kohya_python")
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+        character = load_character(settings.character_dir(args.character))
+    except (CharacterError, SettingsError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    servers = {} if args.offline else asyncio.run(probe_servers(settings.comfyui_urls))
+    print(render(character, dataset_stages(character) + training_stages(character, settings), servers))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,320 @@
+"""`invoke smoke` / `invoke train`: run sd-scripts' train_network.py for a character and check the result.
+
+Order: check what the run needs (kohya venv, sd-scripts checkout, base checkpoint; each missing
+piece is named with how to get it), validate the dataset (`scripts.validate`), write the dataset
+TOML into build/<character>/, print the exact `accelerate launch` command, run it with
+PYTHONUNBUFFERED=1 streaming the merged output into a log file while one live line shows step,
+loss, speed and ETA, and stop the run (its whole process group) on a NaN/inf loss, since
+sd-scripts itself keeps training on NaN. A run that never printed `running training` failed,
+whatever its exit status (sd-scripts exits 0 on "No data found").
+
+--smoke: 5 steps into build/<character>/smoke/; passes when the exit status is 0, every loss is
+finite and the written LoRA's header shows unet and text-encoder LoRA tensors with the configured
+dim and alpha. Full run: output/<character>/, named after the trigger, with --save_state so
+--resume continues from the newest saved state; ends with a table of checkpoints (step, file,
+size, valid LoRA or not). --dry-run prints the command and runs nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import codecs
+import math
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from scripts import atomic
+from scripts.character import Character, CharacterError, load_character
+from scripts.checkpoints import list_checkpoints
+from scripts.kohya_config import (LOCKED_FILE, SMOKE_STEPS, KohyaConfigError, Launch, TrainArgs, build_command,
+                                  character_args, dataset_config, dataset_files, dataset_fingerprint, dataset_toml)
+from scripts.lora_file import inspect_lora
+from scripts.progress import ProgressLine, format_duration
+from scripts.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.train_log import LogScanner
+
+PROBE_SCRIPT = Path(__file__).resolve().with_name("venv_probe.py")
+DEVICES = ("auto", "cpu", "mps", "cuda", "cuda-bf16")
+STATE_SUFFIX = "-state"
+
+
+class TrainError(Exception):
+    """Something the run needs is missing or wrong; the message says what and how to fix it."""
+
+
+@dataclass
+class RunResult:
+    returncode: int
+    scanner: LogScanner
+    seconds: float
+    stopped: str | None = None  # why we stopped the run, when we did
+
+
+def preflight(settings: Settings, args: TrainArgs) -> tuple[Path, Path]:
+    """(kohya python, accelerate script); raise TrainError naming each missing piece and its fix."""
+    problems: list[str] = []
+    python = settings.kohya_python.expanduser().absolute()
+    accelerate = python.parent / ("accelerate.exe" if os.name == "nt" else "accelerate")
+    if not python.exists():
+        problems.append(f"the kohya venv is missing ({python} does not exist): run `invoke setup`, or set "
+                        f"kohya_python (invoke.yaml lora:, LORA_KOHYA_PYTHON) to an existing venv's python")
+    elif not accelerate.exists():
+        problems.append(f"{accelerate} is missing (accelerate is not installed in the kohya venv): run `invoke setup`")
+    script = settings.sd_scripts_dir.expanduser() / "train_network.py"
+    if not script.is_file():
+        problems.append(f"sd-scripts is missing ({script} does not exist): run `invoke setup` (it runs "
+                        f"`git submodule update --init --recursive`), or set kohya_dir / sd_scripts_dir to a kohya_ss checkout")
+    model = args.pretrained_model
+    if model is None:
+        problems.append('no base checkpoint is set: add pretrained_model = "/path/to/model.safetensors" to the '
+                        "character's [training] section or to kohya/train.toml")
+    elif not model.is_file():
+        source = args.sources.get("pretrained_model_name_or_path", "the configuration")
+        problems.append(f"the base checkpoint {model} does not exist (set in {source}): download it there or "
+                        f"change pretrained_model")
+    if problems:
+        raise TrainError("Cannot train yet: " + "; ".join(problems) + ".")
+    return python, accelerate
+
+
+def probe_device(python: Path) -> str:
+    import json
+    done = subprocess.run([str(python), str(PROBE_SCRIPT), "--device"], capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise TrainError(f"the kohya venv's python could not report its device: {done.stderr.strip()[-300:]}; "
+                         f"run `invoke setup`")
+    return str(json.loads(done.stdout)["device"])
+
+
+def latest_state(output_dir: Path, trigger: str) -> Path | None:
+    """The newest `<trigger>-step%08d-state` folder, or `<trigger>-state` when training finished."""
+    if not output_dir.is_dir():
+        return None
+    final = output_dir / f"{trigger}{STATE_SUFFIX}"
+    if final.is_dir():
+        return final
+    steps = sorted(p for p in output_dir.glob(f"{trigger}-step*{STATE_SUFFIX}") if p.is_dir())
+    return steps[-1] if steps else None
+
+
+def stream(argv: list[str], log_path: Path, on_progress: Callable[[str], None],
+           cwd: Path | None = None) -> RunResult:
+    """Run argv in its own process group, merged output into log_path; stop it on a NaN/inf loss."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    scanner = LogScanner()
+    started = time.monotonic()
+    stopped: str | None = None
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd, env=env,
+                                   start_new_session=True)
+        assert process.stdout is not None
+        try:
+            while chunk := os.read(process.stdout.fileno(), 65536):
+                log.write(chunk)
+                log.flush()
+                for update in scanner.feed(decoder.decode(chunk)):
+                    on_progress(update.describe())
+                if scanner.first_bad is not None and stopped is None:
+                    step, loss = scanner.first_bad
+                    stopped = f"the loss became {loss} at step {step} (sd-scripts would keep training on it)"
+                    _stop(process)
+        except KeyboardInterrupt:
+            stopped = "interrupted (Ctrl-C)"
+            _stop(process)
+        finally:
+            process.stdout.close()
+            returncode = process.wait()
+        scanner.feed(decoder.decode(b"", final=True))
+        scanner.close()
+    return RunResult(returncode, scanner, time.monotonic() - started, stopped)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def failure(result: RunResult) -> str | None:
+    """Why the run failed, or None."""
+    scan = result.scanner
+    if result.stopped:
+        return f"stopped the run: {result.stopped}"
+    if result.returncode != 0:
+        errors = [e for e in scan.errors if not e.startswith("subprocess.CalledProcessError")]
+        return f"train_network.py exited {result.returncode}" + (f": {errors[0]}" if errors else "")
+    if not scan.started:
+        why = "sd-scripts found no images (\"No data found\")" if scan.no_data else "it never printed `running training`"
+        return f"the run did not train: {why}; check the image_dir paths in the dataset TOML"
+    if not scan.losses:
+        return "no loss was logged"
+    bad = [x for x in scan.losses if not math.isfinite(x)]
+    if bad:
+        return f"a logged loss is not finite ({bad[0]})"
+    return None
+
+
+def checkpoint_table(output_dir: Path, trigger: str, dim: int, alpha: float) -> tuple[str, bool]:
+    rows = [("step", "file", "size", "LoRA")]
+    all_ok = True
+    found = list_checkpoints(output_dir, trigger)
+    for checkpoint in found:
+        info = inspect_lora(checkpoint.path, expect_dim=dim, expect_alpha=alpha)
+        all_ok &= info.ok
+        size = f"{info.size / 1e6:.1f} MB"
+        rows.append((checkpoint.label, checkpoint.path.name, size, "valid" if info.ok else f"INVALID: {info.describe()}"))
+    if not found:
+        all_ok = False
+        rows.append(("-", f"no checkpoints in {output_dir}", "-", "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
+    return "\n".join(lines), all_ok
+
+
+def validate_dataset(character: str, settings: Settings) -> int:
+    try:
+        from scripts.validate import main as validate_main  # written alongside (H-dataset)
+    except ImportError:
+        print("note: scripts/validate.py is not available; dataset validation skipped", file=sys.stderr)
+        return 0
+    try:
+        return int(validate_main(["--character", character, "--dataset-root", str(settings.dataset_root)]) or 0)
+    except SystemExit as stop:
+        return int(stop.code or 0) if isinstance(stop.code, int) else 1
+
+
+def prepare(character: Character, args: TrainArgs, settings: Settings) -> Path:
+    """Write build/<character>/dataset.toml (absolute paths) and return its path."""
+    path = (settings.build_root / character.slug / "dataset.toml").absolute()
+    atomic.write_text(path, dataset_toml(dataset_config(character, args)))
+    return path
+
+
+def run(options: argparse.Namespace, settings: Settings) -> int:
+    folder = settings.character_dir(options.character)
+    locked_path = Path(options.train_config) if options.train_config else LOCKED_FILE
+    character = load_character(folder)
+    args = character_args(character, locked_path.read_text(encoding="utf-8"), str(locked_path))
+    if not options.dry_run:
+        python, accelerate = preflight(settings, args)
+    else:
+        python = settings.kohya_python.expanduser().absolute()
+        accelerate = python.parent / "accelerate"
+    if not options.dry_run and not options.skip_validate:
+        if validate_dataset(options.character, settings) != 0:
+            raise TrainError(f"the dataset of {options.character!r} did not pass validation (see above); fix it "
+                             f"and run again")
+    device = options.device
+    if device == "auto":
+        device = probe_device(python) if python.exists() else "cpu"
+    if options.smoke:
+        output_dir = (settings.build_root / character.slug / "smoke").absolute()
+        log_path = output_dir / "train.log"
+    else:
+        output_dir = settings.character_output(character.slug).absolute()
+        log_path = output_dir / "train.log"
+    resume = None
+    if options.resume:
+        resume = latest_state(output_dir, character.trigger)
+        if resume is None:
+            raise TrainError(f"--resume: no saved state ({character.trigger}-step*-state) in {output_dir}; "
+                             f"run without --resume to start over")
+    config_path = prepare(character, args, settings) if not options.dry_run else \
+        (settings.build_root / character.slug / "dataset.toml").absolute()
+    fingerprint = dataset_fingerprint(dataset_files([character.train_dir, character.reg_dir]))
+    launch = Launch(
+        accelerate=accelerate, sd_scripts_dir=settings.sd_scripts_dir.expanduser().absolute(),
+        dataset_config=config_path, output_dir=output_dir, output_name=character.trigger,
+        tokenizer_cache_dir=settings.tokenizer_cache_dir.expanduser().absolute(), device=device,
+        num_processes=options.num_processes or settings.num_processes,
+        cpu_threads=options.cpu_threads or os.cpu_count() or 1,
+        accelerate_config=settings.accelerate_config.expanduser().absolute() if settings.accelerate_config else None,
+        training_comment=f"character={character.slug} dataset={fingerprint}", trigger_phrase=character.trigger,
+        max_train_steps=SMOKE_STEPS if options.smoke else options.max_train_steps,
+        save_state=not options.smoke, resume=resume,
+    )
+    argv = build_command(args, launch)
+    print("$ " + shlex.join(argv), flush=True)
+    if options.dry_run:
+        return 0
+    if options.smoke and output_dir.exists():
+        shutil.rmtree(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    line = ProgressLine()
+    result = stream(argv, log_path, line.update, cwd=launch.sd_scripts_dir)
+    if result.scanner.progress:
+        line.close(result.scanner.progress.describe())
+    else:
+        line.close()
+    last = result.scanner.last_loss
+    print(f"time taken: {format_duration(result.seconds)}; last loss: {'--' if last is None else f'{last:.4g}'}; "
+          f"log: {log_path}")
+    if result.stopped and result.stopped.startswith("interrupted"):
+        print(f"training interrupted; saved checkpoints stay in {output_dir}", file=sys.stderr)
+        return 130
+    problem = failure(result)
+    table, all_ok = checkpoint_table(output_dir, character.trigger, args.dim, args.alpha)
+    if options.smoke:
+        final = output_dir / f"{character.trigger}.safetensors"
+        if problem is None:
+            info = inspect_lora(final, expect_dim=args.dim, expect_alpha=args.alpha)
+            if not info.ok:
+                problem = f"the smoke LoRA {final} is not valid: {info.describe()}"
+            else:
+                print(f"smoke LoRA: {final} ({info.describe()})")
+        if problem:
+            print(f"smoke test FAILED: {problem}. Full output: {log_path}", file=sys.stderr)
+            return 1
+        print("smoke test passed")
+        return 0
+    print(table)
+    if problem:
+        print(f"training FAILED: {problem}. Full output: {log_path}", file=sys.stderr)
+        return 1
+    if not all_ok:
+        print("training finished but some checkpoints are not valid LoRA files (see the table)", file=sys.stderr)
+        return 1
+    print(f"training done: checkpoints in {output_dir}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train a character's LoRA with sd-scripts (or a 5-step smoke test).")
+    parser.add_argument("--character", default="example", help="character folder under the dataset root")
+    parser.add_argument("--smoke", action="store_true", help="5 steps into build/<character>/smoke/, then check the LoRA")
+    parser.add_argument("--dry-run", action="store_true", help="print the command and run nothing")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest saved state")
+    parser.add_argument("--num-processes", type=int, default=None, help="accelerate processes (GPUs)")
+    parser.add_argument("--cpu-threads", type=int, default=None, help="--num_cpu_threads_per_process (default: CPU count)")
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="precision flags for this device (default: probe)")
+    parser.add_argument("--max-train-steps", type=int, default=None, help="override the step count (full run)")
+    parser.add_argument("--train-config", default=None, help="locked arguments file (default: this repo's kohya/train.toml)")
+    parser.add_argument("--skip-validate", action="store_true", help="do not validate the dataset first")
+    add_settings_arguments(parser, "dataset_root", "output_root", "build_root", "kohya_dir", "sd_scripts_dir",
+                           "kohya_python", "tokenizer_cache_dir", "accelerate_config")
+    options = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(options)
+        return run(options, settings)
+    except (SettingsError, CharacterError, KohyaConfigError, TrainError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

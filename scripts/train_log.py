@@ -1,0 +1,127 @@
+"""Read sd-scripts' merged output as it streams: progress, loss, saved checkpoints, failures.
+
+Pure: feed text chunks to `LogScanner.feed`; it splits on both `\\r` (tqdm redraws) and `\\n`,
+keeps a partial last line for the next chunk, and updates its state. What it relies on is only
+what ../shared/fixtures/sd-scripts/ shows: the `running training` print, tqdm `steps:` lines of
+the form `steps:  20%|██  | 1/5 [00:17<01:09, 17.46s/it, avr_loss=1.21]` (the loss exists only
+as the `avr_loss=` postfix; `nan` is sticky once it appears), `saving checkpoint: <path>`, the
+`No data found` error and Python's `Traceback` / `...Error:` lines.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+STEP_LINE = re.compile(
+    r"^steps:\s*\d+%\|.*?\|\s*(?P<step>\d+)/(?P<total>\d+)\s*"
+    r"\[(?P<elapsed>[\d:]+)<(?P<left>[\d:?]+),\s*(?P<rate>[\d.]+|\?)(?P<unit>s/it|it/s)"
+    r"(?:,\s*avr_loss=(?P<loss>[^\],\s]+))?\s*\]"
+)
+RUNNING = "running training"
+SAVING = "saving checkpoint: "
+NO_DATA = "No data found"
+ERROR_LINE = re.compile(r"^(?:[\w.]+(?:Error|Exception|Invalid)|KeyboardInterrupt)\b.*")
+
+
+def parse_clock(text: str) -> float | None:
+    if "?" in text:
+        return None
+    seconds = 0.0
+    for part in text.split(":"):
+        seconds = seconds * 60 + float(part)
+    return seconds
+
+
+def parse_loss(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total: int
+    seconds_per_step: float | None
+    eta: float | None
+    loss: float | None
+
+    def describe(self) -> str:
+        from scripts.progress import format_duration
+        loss = "--" if self.loss is None else f"{self.loss:.4g}"
+        speed = "--" if self.seconds_per_step is None else f"{self.seconds_per_step:.2f} s/it"
+        return f"step {self.step}/{self.total}  loss {loss}  {speed}  ETA {format_duration(self.eta)}"
+
+
+def parse_progress(line: str) -> Progress | None:
+    match = STEP_LINE.match(line.strip())
+    if not match:
+        return None
+    rate = match["rate"]
+    per_step = None
+    if rate != "?":
+        value = float(rate)
+        per_step = value if match["unit"] == "s/it" else (1 / value if value else None)
+    loss = parse_loss(match["loss"]) if match["loss"] is not None else None
+    return Progress(int(match["step"]), int(match["total"]), per_step, parse_clock(match["left"]), loss)
+
+
+@dataclass
+class LogScanner:
+    started: bool = False  # the `running training` line was seen
+    no_data: bool = False
+    progress: Progress | None = None
+    losses: list[float] = field(default_factory=list)
+    saved: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    first_bad: tuple[int, float] | None = None  # (step, loss) of the first NaN/inf loss
+    _partial: str = ""
+    _last_loss_key: tuple[int, str] | None = None
+
+    def feed(self, text: str) -> list[Progress]:
+        """Scan a chunk; return the progress updates it held (the caller shows the last)."""
+        updates: list[Progress] = []
+        pieces = re.split(r"[\r\n]", self._partial + text)
+        self._partial = pieces.pop()
+        for line in pieces:
+            update = self._line(line)
+            if update is not None:
+                updates.append(update)
+        return updates
+
+    def close(self) -> list[Progress]:
+        rest, self._partial = self._partial, ""
+        update = self._line(rest) if rest else None
+        return [update] if update else []
+
+    def _line(self, line: str) -> Progress | None:
+        if line.startswith(RUNNING):
+            self.started = True
+        elif line.startswith(SAVING):
+            self.saved.append(line[len(SAVING):].strip())
+        elif NO_DATA in line:
+            self.no_data = True
+        elif ERROR_LINE.match(line.strip()):
+            self.errors.append(line.strip())
+        progress = parse_progress(line)
+        if progress is None:
+            return None
+        self.progress = progress
+        if progress.loss is not None:
+            key = (progress.step, f"{progress.loss}")
+            if key != self._last_loss_key:  # tqdm repeats a line on redraw; count each value once
+                self._last_loss_key = key
+                self.losses.append(progress.loss)
+                if self.first_bad is None and not math.isfinite(progress.loss):
+                    self.first_bad = (progress.step, progress.loss)
+        return progress
+
+    @property
+    def last_loss(self) -> float | None:
+        return self.losses[-1] if self.losses else None
+
+    @property
+    def diverged(self) -> bool:
+        return any(not math.isfinite(x) for x in self.losses)

@@ -1,0 +1,1 @@
+"""In-process stand-ins for external programs (ComfyUI, sd-scripts) used by the tests."""

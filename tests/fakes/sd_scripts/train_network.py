@@ -1,0 +1,289 @@
+"""Stand-in for kohya-ss/sd-scripts' train_network.py (commit 48d368f), for tests only.
+
+It runs in the venv the tests build (stdlib plus the test-built `imagesize` and fake
+`accelerate`), parses the flags our command uses (argparse: an unknown flag is an error, as in
+sd-scripts), and replays what the recordings in ../shared/fixtures/sd-scripts/ show:
+rich-style log records and tqdm bars on stderr (tqdm redraws with `\\r`), `print()` lines on
+stdout (`accelerator device: cpu`, the `running training` block, `epoch 1/1`,
+`saving checkpoint: <path>`); a dataset TOML with a key outside sd-scripts' schema fails like
+fail_bad_toml_key.log (exit 1); an image_dir that is missing or empty gives "No data found" and
+exit 0 with nothing written (fail_missing_dataset.log); a missing base checkpoint fails like
+fail_missing_model.log (exit 1). The loss is synthetic (1.21 falling by 0.01 a step) and only
+appears as the `avr_loss=` postfix.
+
+LoRA files go to `<output_dir>/<output_name>-step%08d.safetensors` every --save_every_n_steps
+and `<output_name>.safetensors` at the end, with the recorded 264-module key layout
+(networks/lora_modules.tsv: `lora_down.weight`, `lora_up.weight`, `alpha` per module, F32) and
+the recorded `__metadata__` (networks/lora_metadata_template.json, every value a string) with
+this run's dim, alpha, steps, output name, trigger phrase and training comment. Honest shrink:
+the rank is --network_dim as given, but every in/out feature size is 8 instead of the real
+320..5120 so a file is ~0.5 MB rather than 75 MB (STANDIN_FULL_SHAPES=1 writes the real shapes).
+The file is written by hand in the safetensors format (8-byte header length, JSON header, data)
+because the test venv has no `safetensors` package; the tests read it back with `safetensors`.
+
+--save_state writes `<name>-step%08d-state/` folders (and `<name>-state/` at the end) holding
+train_state.json; --resume=<state folder> continues after the step recorded there.
+
+Faults, through the STANDIN_FAIL environment variable:
+  import          ModuleNotFoundError for imagesize at start-up, as fail_import_error.log
+  nan:K           avr_loss becomes nan from step K on (sticky; checkpoints are still written)
+  crash:K         a RuntimeError traceback after step K, exit 1
+STANDIN_STEP_SECONDS (float) paces the steps so a test can stop a run part-way.
+"""
+import argparse
+import json
+import math
+import os
+import struct
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+if os.environ.get("STANDIN_FAIL") == "import":
+    raise ModuleNotFoundError("No module named 'imagesize'", name="imagesize")
+
+import accelerate  # noqa: E402,F401  (third-party: real train_network.py imports it at the top)
+
+from library import train_util  # noqa: E402
+from networks import lora  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+GENERAL_KEYS = {"enable_bucket", "resolution", "min_bucket_reso", "max_bucket_reso", "bucket_reso_steps",
+                "bucket_no_upscale", "batch_size", "shuffle_caption", "keep_tokens", "caption_extension",
+                "flip_aug", "color_aug", "num_repeats"}
+SUBSET_KEYS = {"image_dir", "num_repeats", "keep_tokens", "caption_extension", "shuffle_caption", "is_reg",
+               "class_tokens", "flip_aug", "color_aug", "random_crop", "caption_prefix", "caption_suffix",
+               "caption_dropout_rate", "keep_tokens_separator", "alpha_mask"}
+DATASET_KEYS = {"subsets", "resolution", "batch_size", "enable_bucket", "min_bucket_reso", "max_bucket_reso"}
+
+
+def log(level, message, where):
+    """One rich-style record on stderr, padded like the recorded 80-column output."""
+    sys.stderr.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {level:<8} {message:<40} {where}\n")
+    sys.stderr.flush()
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser()
+    for flag in ("pretrained_model_name_or_path", "dataset_config", "output_dir", "output_name",
+                 "save_model_as", "network_module", "optimizer_type", "mixed_precision",
+                 "tokenizer_cache_dir", "metadata_trigger_phrase", "training_comment", "resume",
+                 "lr_scheduler", "save_precision"):
+        parser.add_argument(f"--{flag}")
+    for flag in ("network_dim", "max_train_steps", "save_every_n_steps", "seed", "clip_skip",
+                 "train_batch_size", "gradient_accumulation_steps", "lr_warmup_steps",
+                 "max_data_loader_n_workers", "max_token_length", "lr_scheduler_num_cycles"):
+        parser.add_argument(f"--{flag}", type=int)
+    for flag in ("network_alpha", "learning_rate", "unet_lr", "text_encoder_lr", "network_dropout",
+                 "max_grad_norm", "noise_offset", "min_snr_gamma", "prior_loss_weight", "scale_weight_norms"):
+        parser.add_argument(f"--{flag}", type=float)
+    for flag in ("no_half_vae", "console_log_simple", "save_state", "sdpa", "xformers", "cache_latents",
+                 "cache_latents_to_disk", "gradient_checkpointing", "network_train_unet_only",
+                 "network_train_text_encoder_only", "persistent_data_loader_workers", "full_fp16",
+                 "full_bf16", "v2", "v_parameterization", "lowram"):
+        parser.add_argument(f"--{flag}", action="store_true")
+    return parser.parse_args(argv)
+
+
+def schema_error(path):
+    log("ERROR", "Invalid user config / ユーザ設定の形式が正しくないようです", "config_util.py:375")
+    print("Traceback (most recent call last):", file=sys.stderr)
+    print('  File "train_network.py", line 1913, in <module>', file=sys.stderr)
+    print(f"voluptuous.error.MultipleInvalid: extra keys not allowed @ data{path}", file=sys.stderr)
+    sys.exit(1)
+
+
+def load_dataset(path):
+    log("INFO", f"Loading dataset config from {path}", "train_network.py:519")
+    config = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    for key in config.get("general", {}):
+        if key not in GENERAL_KEYS:
+            schema_error(f"['general']['{key}']")
+    subsets = []
+    for d, dataset in enumerate(config.get("datasets", [])):
+        for key in dataset:
+            if key not in DATASET_KEYS:
+                schema_error(f"['datasets'][{d}]['{key}']")
+        for s, subset in enumerate(dataset.get("subsets", [])):
+            for key in subset:
+                if key not in SUBSET_KEYS:
+                    schema_error(f"['datasets'][{d}]['subsets'][{s}]['{key}']")
+            subsets.append(subset)
+    train = reg = 0
+    for subset in subsets:
+        folder = Path(subset["image_dir"])
+        if not folder.is_dir():
+            log("WARNING", f"not directory: {folder}", "train_util.py:2069")
+            continue
+        images = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+        if not images:
+            log("WARNING", f"ignore subset with image_dir='{folder}': no images found", "train_util.py:2073")
+            continue
+        log("INFO", f"found directory {folder} contains {len(images)} image files", "train_util.py:2059")
+        count = len(images) * int(subset.get("num_repeats", 1))
+        if subset.get("is_reg"):
+            reg += count
+        else:
+            train += count
+    log("INFO", f"{train} train images with repeats.", "train_util.py:2158")
+    log("INFO", f"{reg} reg images with repeats.", "train_util.py:2162")
+    return train, reg
+
+
+def tensor_specs(dim, full_shapes):
+    """(name, shape, values) for every tensor of the recorded layout."""
+    specs = []
+    for name, fan_in, fan_out, conv in lora.modules():
+        if not full_shapes:
+            fan_in = fan_out = 8
+        tail = [1, 1] if conv else []
+        specs.append((f"{name}.alpha", [], None))
+        specs.append((f"{name}.lora_down.weight", [dim, fan_in, *tail], 0.01))
+        specs.append((f"{name}.lora_up.weight", [fan_out, dim, *tail], 0.0))
+    return specs
+
+
+def write_safetensors(path, specs, alpha, metadata):
+    """Write the safetensors format by hand (no `safetensors` in this venv), temp name + rename."""
+    header = {"__metadata__": metadata}
+    chunks = []
+    offset = 0
+    for name, shape, value in sorted(specs):
+        count = math.prod(shape) if shape else 1
+        data = struct.pack(f"<{count}f", *([alpha if value is None else value] * count))
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    temp = path.with_name(f".{path.name}.tmp")
+    with open(temp, "wb") as handle:
+        handle.write(struct.pack("<Q", len(raw)))
+        handle.write(raw)
+        for chunk in chunks:
+            handle.write(chunk)
+    os.replace(temp, path)
+
+
+def metadata_for(args, step, epoch, started, train_images, reg_images):
+    template = json.loads((HERE / "networks" / "lora_metadata_template.json").read_text())
+    meta = dict(template)
+    meta.update({
+        "ss_network_dim": str(args.network_dim), "ss_network_alpha": str(float(args.network_alpha)),
+        "ss_network_module": args.network_module, "ss_steps": str(step), "ss_epoch": str(epoch),
+        "ss_output_name": args.output_name, "modelspec.title": args.output_name,
+        "ss_max_train_steps": str(args.max_train_steps), "ss_learning_rate": str(args.learning_rate),
+        "ss_seed": str(args.seed), "ss_clip_skip": str(args.clip_skip),
+        "ss_mixed_precision": str(args.mixed_precision),
+        "ss_training_comment": str(args.training_comment),
+        "ss_sd_model_name": os.path.basename(args.pretrained_model_name_or_path),
+        "ss_num_train_images": str(train_images), "ss_num_reg_images": str(reg_images),
+        "ss_training_started_at": str(started), "ss_training_finished_at": str(time.time()),
+        "modelspec.date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    })
+    if args.metadata_trigger_phrase:
+        meta["modelspec.trigger_phrase"] = args.metadata_trigger_phrase
+    return {k: str(v) for k, v in meta.items()}
+
+
+def bar(step, total, elapsed, loss):
+    """A tqdm line as recorded: `steps:  20%|██        | 1/5 [00:17<01:09, 17.46s/it, avr_loss=1.21]`."""
+    filled = int(10 * step / total)
+    rate = f"{elapsed / step:5.2f}s/it" if step else "?it/s"
+    left = elapsed / step * (total - step) if step else None
+
+    def clock(seconds):
+        return "?" if seconds is None else f"{int(seconds) // 60:02d}:{int(seconds) % 60:02d}"
+    postfix = "" if loss is None else f", avr_loss={loss:.3g}"
+    return (f"steps: {int(100 * step / total):3d}%|{'█' * filled}{' ' * (10 - filled)}| {step}/{total} "
+            f"[{clock(elapsed)}<{clock(left)}, {rate}{postfix}]")
+
+
+def save_state(folder, step):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train_state.json").write_text(json.dumps({"current_step": step, "current_epoch": 1}))
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    fail = os.environ.get("STANDIN_FAIL", "")
+    pace = float(os.environ.get("STANDIN_STEP_SECONDS", "0") or 0)
+    log("INFO", "Using v1 tokenizer", "strategy_sd.py:26")
+    train_images, reg_images = load_dataset(args.dataset_config)
+    if train_images == 0:
+        log("ERROR", "No data found. Please verify arguments (train_data_dir must be the parent of "
+            "folders with images)", "train_network.py:576")
+        return 0
+    log("INFO", "preparing accelerator", "train_network.py:593")
+    print("accelerator device: cpu", flush=True)
+    if not os.path.exists(args.pretrained_model_name_or_path):
+        print("Traceback (most recent call last):", file=sys.stderr)
+        print(f'ValueError: The provided pretrained_model_name_or_path "{args.pretrained_model_name_or_path}" '
+              "is neither a valid local path nor a valid repo id. Please check the parameter.", file=sys.stderr)
+        return 1
+    print(f"import network module: {args.network_module}", flush=True)
+    log("INFO", f"create LoRA network. base dim (rank): {args.network_dim}, alpha: {float(args.network_alpha)}",
+        "lora.py:935")
+    print("prepare optimizer, data loader etc.", flush=True)
+    total = args.max_train_steps
+    first = 1
+    if args.resume:
+        state = json.loads((Path(args.resume) / "train_state.json").read_text())
+        first = int(state["current_step"]) + 1
+        log("INFO", f"resume training from step {first - 1}", "train_network.py:1260")
+    print("running training / 学習開始", flush=True)
+    print(f"  num train images * repeats / 学習画像の数×繰り返し回数: {train_images}", flush=True)
+    print(f"  num reg images / 正則化画像の数: {reg_images}", flush=True)
+    print(f"  total optimization steps / 学習ステップ数: {total}", flush=True)
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    specs = tensor_specs(args.network_dim, os.environ.get("STANDIN_FULL_SHAPES") == "1")
+    started = time.time()
+    sys.stderr.write("\n" + bar(first - 1, total, 0.0, None))
+    sys.stderr.flush()
+    print("epoch 1/1", flush=True)
+    kind, _, at = fail.partition(":")
+    nan_from = int(at) if kind == "nan" else None
+    crash_after = int(at) if kind == "crash" else None
+    loss = None
+    for step in range(first, total + 1):
+        if pace:
+            time.sleep(pace)
+        elapsed = time.time() - started + 1e-3
+        sys.stderr.write("\r" + bar(step, total, elapsed, loss))
+        loss = float("nan") if nan_from is not None and step >= nan_from else 1.21 - 0.01 * step
+        sys.stderr.write("\r" + bar(step, total, elapsed, loss))
+        sys.stderr.flush()
+        if crash_after is not None and step >= crash_after:
+            sys.stderr.write("\nTraceback (most recent call last):\n  File \"train_network.py\", line 1460\n"
+                             "RuntimeError: stand-in crash requested by STANDIN_FAIL\n")
+            return 1
+        if args.save_every_n_steps and step % args.save_every_n_steps == 0 and step < total:
+            name = train_util.STEP_FILE_NAME.format(args.output_name, step) + ".safetensors"
+            sys.stderr.write("\n")
+            print(f"saving checkpoint: {output / name}", flush=True)
+            write_safetensors(output / name, specs, args.network_alpha,
+                              metadata_for(args, step, 0, started, train_images, reg_images))
+            if args.save_state:
+                save_state(output / train_util.STEP_STATE_NAME.format(args.output_name, step), step)
+    if total % (args.save_every_n_steps or total + 1) == 0 and first <= total:
+        name = train_util.STEP_FILE_NAME.format(args.output_name, total) + ".safetensors"
+        sys.stderr.write("\n")
+        print(f"saving checkpoint: {output / name}", flush=True)
+        write_safetensors(output / name, specs, args.network_alpha,
+                          metadata_for(args, total, 0, started, train_images, reg_images))
+    final = output / f"{args.output_name}.safetensors"
+    sys.stderr.write("\n")
+    print(f"saving checkpoint: {final}", flush=True)
+    write_safetensors(final, specs, args.network_alpha, metadata_for(args, total, 1, started, train_images, reg_images))
+    if args.save_state:
+        save_state(output / train_util.LAST_STATE_NAME.format(args.output_name), total)
+    log("INFO", "model saved.", "train_network.py:1729")
+    sys.stderr.write("\n" + bar(total, total, time.time() - started + 1e-3, loss) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

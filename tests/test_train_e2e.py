@@ -1,0 +1,188 @@
+"""The "done when" path, for real: git submodule, venv, pip (offline), then smoke and train.
+
+One venv per module (creating it costs seconds): a local bare repository holds the stand-in
+sd-scripts (tests/fakes/sd_scripts) and is the submodule's remote; `scripts.setup` initialises
+the empty submodule, creates the kohya venv, installs the stand-in requirements.txt and then
+the one module the probe finds missing (lion_pytorch -> lion-pytorch) from wheels built here,
+with `--no-index --find-links`. Then `scripts.train` runs the stand-in through the fake
+`accelerate` console script.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from safetensors import deserialize
+
+from scripts import setup, train
+from scripts.checkpoints import list_checkpoints
+from tests.fakes.sd_scripts import _testkit
+
+pytestmark = pytest.mark.slow
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+
+
+def write_character(root: Path, name: str, trigger: str, training: dict[str, object], images: bool = True) -> None:
+    folder = root / name
+    folder.mkdir(parents=True)
+    lines = [f'[character]\nname = "{name}"\ntrigger = "{trigger}"\nclass = "anime character"\nresolution = 256\n',
+             "[training]"] + [f"{k} = {json.dumps(v)}" for k, v in training.items()]
+    (folder / "character.toml").write_text("\n".join(lines) + "\n")
+    if images:
+        train_dir, reg_dir = folder / "train" / f"10_{trigger}", folder / "reg" / "1_anime_character"
+        train_dir.mkdir(parents=True)
+        reg_dir.mkdir(parents=True)
+        for i in range(3):
+            (train_dir / f"{i}.png").write_bytes(PNG)
+            (train_dir / f"{i}.txt").write_text(f"{trigger}, red coat")
+            (reg_dir / f"{i}.png").write_bytes(PNG)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    root = tmp_path_factory.mktemp("kohya")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in _testkit.git_env().items():
+            if key.startswith("GIT_"):
+                patch.setenv(key, value)
+        remote, commit = _testkit.make_remote(root)
+        project = _testkit.make_superproject(root, remote.as_uri(), commit)
+        wheels = _testkit.build_wheelhouse(root / "wheels")
+        model = root / "models" / "base.safetensors"
+        model.parent.mkdir()
+        model.write_bytes(b"not really a model")
+        dataset = root / "dataset"
+        write_character(dataset, "hero", "hero_v1", {"pretrained_model": str(model), "save_every_n_steps": 4,
+                                                    "max_train_steps": 12})
+        write_character(dataset, "empty", "empty_v1", {"pretrained_model": str(model)}, images=False)
+        yield {"root": root, "project": project, "wheels": wheels, "dataset": dataset, "model": model}
+
+
+def settings_flags(world: dict[str, Path]) -> list[str]:
+    project = world["project"]
+    return ["--kohya-dir", str(project / "kohya"), "--kohya-python", str(project / "kohya/.venv/bin/python"),
+            "--tokenizer-cache-dir", str(world["root"] / "tok"), "--dataset-root", str(world["dataset"])]
+
+
+def run_setup(world: dict[str, Path]) -> int:
+    return setup.main([*settings_flags(world), "--character", "hero", "--skip-comfyui",
+                       "--pip-option=--no-index", f"--pip-option=--find-links={world['wheels']}"])
+
+
+@pytest.fixture(scope="module")
+def first_setup(world: dict[str, Path]) -> str:
+    import contextlib
+    import io
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert run_setup(world) == 0, buffer.getvalue()
+    return buffer.getvalue()
+
+
+def train_main(world: dict[str, Path], tmp_path: Path, *extra: str) -> int:
+    return train.main([*settings_flags(world), "--build-root", str(tmp_path / "build"),
+                       "--output-root", str(tmp_path / "output"), "--skip-validate", *extra])
+
+
+def test_setup_initialises_the_submodule_builds_the_venv_and_installs_the_missing_module(
+        world: dict[str, Path], first_setup: str) -> None:
+    project = world["project"]
+    assert (project / "kohya/sd-scripts/train_network.py").is_file()
+    assert f"$ git -C {project} submodule update --init --recursive -- kohya/sd-scripts" in first_setup
+    assert "-m venv" in first_setup and "-r requirements.txt" in first_setup
+    # requirements.txt brought imagesize and accelerate; the probe then found lion_pytorch missing.
+    install_lines = [ln for ln in first_setup.splitlines() if ln.startswith("$ ") and ln.endswith(" lion-pytorch")]
+    assert len(install_lines) == 1 and "--no-index" in install_lines[0]
+    venv = project / "kohya/.venv"
+    assert (venv / "bin/accelerate").exists() and (venv / ".sd-scripts-requirements").is_file()
+    assert "[ ok ] kohya venv" in first_setup and "all 3 modules" in first_setup
+    assert "[ ok ] device: cpu" in first_setup and "[ ok ] base checkpoint" in first_setup
+
+
+def test_second_setup_installs_nothing_and_is_fast(world: dict[str, Path], first_setup: str, capsys) -> None:
+    started = time.monotonic()
+    assert run_setup(world) == 0
+    took = time.monotonic() - started
+    out, _ = capsys.readouterr()
+    assert "nothing to do" in out and "$ " not in out
+    assert took < 3.0
+
+
+def test_smoke_passes_and_writes_a_verified_lora(world: dict[str, Path], first_setup: str, tmp_path: Path,
+                                                 capsys) -> None:
+    assert train_main(world, tmp_path, "--character", "hero", "--smoke") == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("$ ") and "accelerate launch" in out and "--max_train_steps=5" in out
+    assert "smoke test passed" in out and "time taken:" in out and "last loss: 1.16" in out
+    final = tmp_path / "build/hero/smoke/hero_v1.safetensors"
+    tensors = deserialize(final.read_bytes())  # the real safetensors reader accepts the file
+    assert len(tensors) == 792
+    header_len = struct.unpack("<Q", final.read_bytes()[:8])[0]
+    metadata = json.loads(final.read_bytes()[8:8 + header_len])["__metadata__"]
+    assert metadata["modelspec.trigger_phrase"] == "hero_v1" and metadata["ss_steps"] == "5"
+    assert metadata["ss_training_comment"].startswith("character=hero dataset=")
+    assert "step 5/5" in (tmp_path / "build/hero/smoke/train.log").read_text() or "5/5" in err
+
+
+def test_train_leaves_step_checkpoints_and_final_listed_and_verified(
+        world: dict[str, Path], first_setup: str, tmp_path: Path, capsys) -> None:
+    assert train_main(world, tmp_path, "--character", "hero") == 0
+    out, _ = capsys.readouterr()
+    output = tmp_path / "output/hero"
+    found = list_checkpoints(output, "hero_v1")
+    assert [c.step for c in found] == [4, 8, 12, None]
+    for checkpoint in found:
+        label = checkpoint.label
+        row = next(ln for ln in out.splitlines() if ln.startswith(label + " ") and checkpoint.path.name in ln)
+        assert row.rstrip().endswith("valid")
+    assert "--save_state" in out and (output / "train.log").is_file()
+    assert "running training" in (output / "train.log").read_text(encoding="utf-8")
+
+
+def test_crash_then_resume_continues_from_the_last_state(world: dict[str, Path], first_setup: str, tmp_path: Path,
+                                                         capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANDIN_FAIL", "crash:6")
+    assert train_main(world, tmp_path, "--character", "hero") == 1
+    _, err = capsys.readouterr()
+    assert "training FAILED" in err and "RuntimeError" in err
+    output = tmp_path / "output/hero"
+    assert [c.step for c in list_checkpoints(output, "hero_v1")] == [4]
+    monkeypatch.delenv("STANDIN_FAIL")
+    assert train_main(world, tmp_path, "--character", "hero", "--resume") == 0
+    out, _ = capsys.readouterr()
+    assert f"--resume={output / 'hero_v1-step00000004-state'}" in out
+    assert [c.step for c in list_checkpoints(output, "hero_v1")] == [4, 8, 12, None]
+    assert "resume training from step 4" in (output / "train.log").read_text(encoding="utf-8")
+
+
+def test_nan_loss_stops_the_run(world: dict[str, Path], first_setup: str, tmp_path: Path, capsys,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANDIN_FAIL", "nan:3")
+    monkeypatch.setenv("STANDIN_STEP_SECONDS", "0.05")  # 400 steps would take 20 s if it were not stopped
+    started = time.monotonic()
+    assert train_main(world, tmp_path, "--character", "hero", "--max-train-steps", "400") == 1
+    assert time.monotonic() - started < 10
+    _, err = capsys.readouterr()
+    assert "stopped the run: the loss became nan at step 3" in err
+    assert not (tmp_path / "output/hero/hero_v1.safetensors").exists()
+
+
+def test_no_data_exit_0_is_a_failure(world: dict[str, Path], first_setup: str, tmp_path: Path, capsys) -> None:
+    assert train_main(world, tmp_path, "--character", "empty", "--smoke") == 1
+    _, err = capsys.readouterr()
+    assert "smoke test FAILED" in err and "No data found" in err
+    assert list_checkpoints(tmp_path / "build/empty/smoke", "empty_v1") == []
+
+
+def test_import_error_is_reported(world: dict[str, Path], first_setup: str, tmp_path: Path, capsys,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANDIN_FAIL", "import")
+    assert train_main(world, tmp_path, "--character", "hero", "--smoke") == 1
+    _, err = capsys.readouterr()
+    assert "No module named 'imagesize'" in err and "exited 1" in err
+    assert os.environ["STANDIN_FAIL"] == "import"
