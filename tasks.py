@@ -88,10 +88,14 @@ def validate(c: Context, character: str = "example", min_train: int | None = Non
                        duplicate_distance=duplicate_distance))
 
 
-
 # --- regularization (gen-reg) -------------------------------------------------------------------
 # [regularization tasks]
-@task(iterable=["server"])
+@task(iterable=["server"], help={
+    "character": CHARACTER_HELP,
+    "count": "images in the set (default: the table's [regularization] count)",
+    "server": "ComfyUI server URL; repeat for several (default: the configured comfyui_urls)",
+    "concurrency": "prompts kept queued per server (default: the configured concurrency)",
+})
 def gen_reg(c: Context, character: str = "example", count: int = 0, server: list[str] | None = None,
             concurrency: int = 0) -> None:
     """Generate regularization images on ComfyUI."""
@@ -100,15 +104,6 @@ def gen_reg(c: Context, character: str = "example", count: int = 0, server: list
     base = settings(c, comfyui_urls=server or None, concurrency=concurrency or None)
     script(c, "gen_reg", "--character", character, "--dataset-root", base.dataset_root,
            "--concurrency", base.concurrency, *flag_pairs(count=count or None, server=servers(server, base)))
-
-
-gen_reg.help = {
-    "character": CHARACTER_HELP,
-    "count": "images in the set (default: the table's [regularization] count)",
-    "server": "ComfyUI server URL; repeat for several (default: the configured comfyui_urls)",
-    "concurrency": "prompts kept queued per server (default: the configured concurrency)",
-}
-
 
 
 # --- training (setup, smoke, train) -------------------------------------------------------------
@@ -174,7 +169,6 @@ def train(c: Context, character: str = "example", dry_run: bool = False, resume:
                        skip_validate=skip_validate))
 
 
-
 # --- checkpoint selection and deploy (compare, deploy) ------------------------------------------
 # [selection tasks]
 @task(iterable=["server", "strength", "prompt"], help={
@@ -189,14 +183,6 @@ def compare(c: Context, character: str = "example", server: list[str] | None = N
             strength: list[str] | None = None, steps: str = "", prompt: list[str] | None = None,
             keep_staged: bool = False) -> None:
     """Render the checkpoint x prompt grid on ComfyUI."""
-    for value in strength or []:
-        try:
-            number = float(value)
-        except ValueError:
-            number = float("nan")
-        if not -100.0 <= number <= 100.0:
-            raise Exit(f"--strength {value!r} is not a number between -100 and 100 (ComfyUI's LoraLoader "
-                       f"range); typical values are 0.6 to 1.0.", code=2)
     base = settings(c, comfyui_urls=server or None)
     script(c, "compare", "--character", character, "--dataset-root", base.dataset_root,
            "--output-root", base.output_root, "--comfyui-dir", base.comfyui_dir, "--concurrency", base.concurrency,
@@ -225,9 +211,8 @@ def deploy(c: Context, character: str = "example", step: str = "", rollback: boo
            *flag_pairs(server=servers(server, base), step=step or None, rollback=rollback))
 
 
-
 # --- project chores -----------------------------------------------------------------------------
-@task
+@task(help={"character": CHARACTER_HELP, "offline": "skip asking the ComfyUI servers whether they are up"})
 def status(c: Context, character: str = "example", offline: bool = False) -> None:
     """Show where a character stands and the next step."""
     base = settings(c)
@@ -235,9 +220,6 @@ def status(c: Context, character: str = "example", offline: bool = False) -> Non
            "--dataset-root", base.dataset_root, "--output-root", base.output_root,
            "--sd-scripts-dir", base.sd_scripts_dir, "--kohya-python", base.kohya_python,
            *flag_pairs(server=base.comfyui_urls))
-
-
-status.help = {"character": CHARACTER_HELP, "offline": "skip asking the ComfyUI servers whether they are up"}
 
 
 @task
@@ -252,17 +234,11 @@ def demo(c: Context) -> None:
     status(c, character="example")
 
 
-demo.help = {}
-
-
-@task
+@task(help={"k": "only tests whose names match this pytest -k expression", "x": "stop at the first failure"})
 def test(c: Context, k: str = "", x: bool = False) -> None:
     """Run the test suite with pytest."""
     args = ["-q"] + (["-k", k] if k else []) + (["-x"] if x else [])
     c.run(" ".join([PY, "-m", "pytest", *map(shlex.quote, args)]), echo=True, pty=False)
-
-
-test.help = {"k": "only tests whose names match this pytest -k expression", "x": "stop at the first failure"}
 
 
 @task

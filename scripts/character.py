@@ -59,6 +59,20 @@ class Regularization:
 
 
 @dataclass(frozen=True)
+class Compare:
+    """How the checkpoint grid renders; each value defaults to the [regularization] one."""
+    checkpoint: str | None
+    width: int
+    height: int
+    steps: int
+    cfg: float
+    sampler: str
+    scheduler: str
+    clip_skip: int
+    negative: str
+
+
+@dataclass(frozen=True)
 class Validation:
     min_train: int = 15
     max_train: int = 20
@@ -95,6 +109,7 @@ class Character:
     details: tuple[str, ...]
     crops: tuple[Crop, ...]
     regularization: Regularization
+    compare: Compare
     validation: Validation
     test_prompts: tuple[TestPrompt, ...]
     training: Mapping[str, Any]
@@ -194,6 +209,11 @@ SCHEMAS: dict[str, dict[str, tuple[Check, Any]]] = {
         "cfg": (NUMBER, 7.0), "sampler": (STR, "euler_ancestral"), "scheduler": (STR, "normal"),
         "clip_skip": (INT, 2), "seed": (INT, 1000),
     },
+    "compare": {
+        "checkpoint": (STR, None), "width": (INT, None), "height": (INT, None), "steps": (INT, None),
+        "cfg": (NUMBER, None), "sampler": (STR, None), "scheduler": (STR, None), "clip_skip": (INT, None),
+        "negative": (STR, "lowres, bad anatomy, bad hands, text, watermark"),
+    },
     "validation": {
         "min_train": (INT, 15), "max_train": (INT, 20), "min_reg": (INT, 100),
         "framing": (SHARES, None), "pose": (SHARES, None), "tolerance": (NUMBER, 0.15),
@@ -204,7 +224,7 @@ SCHEMAS: dict[str, dict[str, tuple[Check, Any]]] = {
         "name": (STR, REQUIRED), "prompt": (STR, REQUIRED), "negative": (STR, ""), "seed": (INT, REQUIRED),
     },
 }
-TOP_LEVEL = {"character", "crop", "regularization", "training", "validation", "test_prompt"}
+TOP_LEVEL = {"character", "crop", "regularization", "compare", "training", "validation", "test_prompt"}
 
 
 class _Problems:
@@ -289,6 +309,7 @@ def parse_character(data: Mapping[str, Any], folder: Path, path: Path | None = N
 
     crops = _parse_crops(data.get("crop", []), trigger, problems)
     regularization = _parse_regularization(data.get("regularization", {}), head, problems)
+    compare = _parse_compare(data.get("compare", {}), regularization, problems)
     validation = _parse_validation(data.get("validation", {}), problems)
     test_prompts = _parse_test_prompts(data.get("test_prompt"), trigger, tuple(head["details"]), problems)
     training = data.get("training", {})
@@ -300,7 +321,7 @@ def parse_character(data: Mapping[str, Any], folder: Path, path: Path | None = N
         folder=folder, slug=folder.name, name=head["name"], trigger=trigger, class_name=head["class"],
         repeats=head["repeats"], resolution=head["resolution"], background=background,
         asymmetric=head["asymmetric"], details=tuple(head["details"]), crops=crops,
-        regularization=regularization, validation=validation, test_prompts=test_prompts,
+        regularization=regularization, compare=compare, validation=validation, test_prompts=test_prompts,
         training=dict(training),
     )
 
@@ -365,6 +386,19 @@ def _parse_regularization(raw: Any, head: Mapping[str, Any], problems: _Problems
         steps=values["steps"], cfg=float(values["cfg"]), sampler=values["sampler"],
         scheduler=values["scheduler"], clip_skip=values["clip_skip"], seed=values["seed"],
     )
+
+
+def _parse_compare(raw: Any, regularization: Regularization, problems: _Problems) -> Compare:
+    values = _read_entry(raw, "compare", "[compare]", problems)
+    if len(values) < len(SCHEMAS["compare"]):
+        values = {k: d for k, ((_, _), d) in SCHEMAS["compare"].items()} | values
+    for key in ("width", "height", "steps"):
+        if values[key] is not None and values[key] < 1:
+            problems.add("[compare]", f"key {key!r} must be at least 1, not {values[key]}")
+    inherited = {key: getattr(regularization, key) for key in
+                 ("checkpoint", "width", "height", "steps", "cfg", "sampler", "scheduler", "clip_skip")}
+    merged = {key: inherited[key] if values[key] is None else values[key] for key in inherited}
+    return Compare(**{**merged, "cfg": float(merged["cfg"])}, negative=values["negative"])
 
 
 def _parse_validation(raw: Any, problems: _Problems) -> Validation:

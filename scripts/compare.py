@@ -43,7 +43,6 @@ from scripts.workflow import WorkflowError, fill_txt2img, load_template
 
 STAGING_ROOT = "_eval"
 STAGED_NAME = re.compile(r"(step\d{8}|final)-[0-9a-f]{10}\.safetensors")
-DEFAULT_NEGATIVE = "lowres, bad anatomy, bad hands, text, watermark"
 MANIFEST = "cells.json"
 BASELINE = "base"
 
@@ -125,7 +124,7 @@ class PlannedCell:
 
 def cell_key(row: Row, prompt: TestPrompt, strength: float | None, render: Render) -> str:
     identity = {"lora": row.sha256, "strength": strength, "prompt": prompt.prompt,
-                "negative": prompt.negative or DEFAULT_NEGATIVE, "seed": prompt.seed, "render": render.__dict__}
+                "negative": prompt.negative, "seed": prompt.seed, "render": render.__dict__}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -183,12 +182,14 @@ def parse_steps(text: str | None) -> list[int | None] | None:
 
 
 def grid_prompts(character: Character, extra: Sequence[str]) -> list[TestPrompt]:
-    """The table's test prompts plus ad-hoc ones (trigger put first, a seed fixed by the text)."""
-    prompts = [TestPrompt(slugify(p.name) or f"prompt{i}", p.prompt, p.negative, p.seed)
+    """The table's test prompts plus ad-hoc ones (trigger put first, a seed fixed by the text);
+    a prompt without its own negative gets the [compare] one."""
+    default_negative = character.compare.negative
+    prompts = [TestPrompt(slugify(p.name) or f"prompt{i}", p.prompt, p.negative or default_negative, p.seed)
                for i, p in enumerate(character.test_prompts, start=1)]
     for index, text in enumerate(extra, start=1):
         seed = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % 2**31
-        prompts.append(TestPrompt(f"extra{index}", with_trigger(text, character.trigger), "", seed))
+        prompts.append(TestPrompt(f"extra{index}", with_trigger(text, character.trigger), default_negative, seed))
     names = [p.name for p in prompts]
     if len(set(names)) != len(names):
         raise CompareError(f"Test prompt names must stay distinct as file names; got {names}. Rename the "
@@ -197,15 +198,15 @@ def grid_prompts(character: Character, extra: Sequence[str]) -> list[TestPrompt]
 
 
 def render_settings(character: Character) -> Render:
-    reg = character.regularization
-    if not reg.checkpoint:
+    settings = character.compare
+    if not settings.checkpoint:
         raise CompareError(
             f"No base checkpoint is set for {character.slug}: the grid renders on the model the LoRA was "
-            f"trained for, named by [regularization] checkpoint in {character.table_path}. Set it to the "
-            f"file name ComfyUI lists under models/checkpoints."
+            f"trained for, named by [compare] checkpoint (or [regularization] checkpoint) in "
+            f"{character.table_path}. Set it to the file name ComfyUI lists under models/checkpoints."
         )
-    return Render(reg.checkpoint, character.resolution, character.resolution, reg.steps, reg.cfg, reg.sampler,
-                  reg.scheduler, reg.clip_skip)
+    return Render(settings.checkpoint, settings.width, settings.height, settings.steps, settings.cfg,
+                  settings.sampler, settings.scheduler, settings.clip_skip)
 
 
 # --- I/O -------------------------------------------------------------------------------------
@@ -365,7 +366,7 @@ def write_manifest(path: Path, cells: dict[str, Any]) -> None:
 def make_job(cell: PlannedCell, row: Row, render: Render, template: dict[str, Any]) -> comfy.Job:
     workflow = fill_txt2img(
         template, checkpoint=render.checkpoint, prompt=cell.prompt.prompt,
-        negative=cell.prompt.negative or DEFAULT_NEGATIVE, width=render.width, height=render.height,
+        negative=cell.prompt.negative, width=render.width, height=render.height,
         steps=render.steps, cfg=render.cfg, sampler=render.sampler, scheduler=render.scheduler,
         clip_skip=render.clip_skip, seed=cell.prompt.seed, filename_prefix="lora_pipeline/compare",
         lora_name=row.lora_name, lora_strength=cell.strength if cell.strength is not None else 1.0,
@@ -414,7 +415,7 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
                             "key": cell.key, "row": row.key, "label": row.label,
                             "checkpoint": str(row.checkpoint.path) if row.checkpoint else None,
                             "sha256": row.sha256, "prompt_name": cell.prompt.name, "prompt": cell.prompt.prompt,
-                            "negative": cell.prompt.negative or DEFAULT_NEGATIVE, "seed": cell.prompt.seed,
+                            "negative": cell.prompt.negative, "seed": cell.prompt.seed,
                             "strength": cell.strength, "server": result.server, "prompt_id": result.prompt_id,
                             "seconds": round(result.seconds, 3),
                             "rendered_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -444,7 +445,7 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
         entry = manifest.get(cell.file) or {}
         present = entry.get("key") == cell.key and (folder / cell.file).is_file() and cell.file not in failed_files
         grid_cells.append(Cell(cell.row, cell.col, folder / cell.file if present else None, cell.prompt.prompt,
-                               cell.prompt.negative or DEFAULT_NEGATIVE, cell.prompt.seed, cell.strength,
+                               cell.prompt.negative, cell.prompt.seed, cell.strength,
                                "" if present else "failed" if cell.file in failed_files else "not rendered"))
     labels = [row.label for row in planned_rows]
     columns = column_labels(prompts, strengths)
@@ -480,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Render every checkpoint x test prompt (plus a no-LoRA baseline) on ComfyUI and write "
                     "output/<character>/compare/grid.png and index.html.")
     parser.add_argument("--character", required=True, help="character folder under the dataset root")
-    parser.add_argument("--strength", type=float, action="append", default=None, metavar="S",
+    parser.add_argument("--strength", type=lora_strength, action="append", default=None, metavar="S",
                         help="LoRA strength; repeat for a strength axis (default: 1.0)")
     parser.add_argument("--steps", default=None,
                         help="only these checkpoints, comma-separated, e.g. 230,460,final (default: all)")
@@ -491,6 +492,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per image before it is retried")
     add_settings_arguments(parser, "comfyui_urls", "comfyui_dir", "concurrency", "output_root", "dataset_root")
     return parser
+
+
+def lora_strength(text: str) -> float:
+    """argparse type: a LoraLoader strength within ComfyUI's own range."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not -100.0 <= value <= 100.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number between -100 and 100 (ComfyUI's LoraLoader "
+                                         f"range); typical values are 0.6 to 1.0")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

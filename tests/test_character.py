@@ -134,3 +134,19 @@ def test_the_example_table_loads() -> None:
     assert character.asymmetric and not any(c.flip for c in character.crops)
     assert 15 <= len(character.crops) <= 20
     assert all(c.caption.split(",")[0] == character.trigger for c in character.crops)
+
+
+def test_compare_settings_inherit_regularization_and_can_be_overridden(tmp_path: Path) -> None:
+    regularization = '[regularization]\ncheckpoint = "base.safetensors"\nsteps = 25\nsampler = "dpmpp_2m"\n'
+    inherited = load_character(write(tmp_path, HEAD + CROP + regularization)).compare
+    assert (inherited.checkpoint, inherited.steps, inherited.sampler) == ("base.safetensors", 25, "dpmpp_2m")
+    assert (inherited.width, inherited.height) == (512, 512) and "lowres" in inherited.negative
+    own = '[compare]\ncheckpoint = "other.safetensors"\nwidth = 256\nnegative = "blurry"\n'
+    chosen = load_character(write(tmp_path, HEAD + CROP + regularization + own)).compare
+    assert (chosen.checkpoint, chosen.width, chosen.height, chosen.steps) == ("other.safetensors", 256, 512, 25)
+    assert chosen.negative == "blurry"
+
+
+def test_compare_section_is_checked_like_the_others(tmp_path: Path) -> None:
+    message = error_of(tmp_path, HEAD + CROP + '[compare]\nsteps = 0\nsampel = "euler"\n')
+    assert "[compare]: unknown key 'sampel'" in message and "key 'steps' must be at least 1" in message

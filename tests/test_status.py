@@ -1,0 +1,77 @@
+"""The status report: each stage's state comes from what is on disk, and `next` names the first gap."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from scripts.character import load_character
+from scripts.settings import Settings
+from scripts.status import dataset_stages, main, render, training_stages
+
+TABLE = """
+[character]
+name = "Tess"
+trigger = "tess_v1"
+class = "anime character"
+
+[regularization]
+count = 2
+checkpoint = "base.safetensors"
+
+[[crop]]
+name = "tess_front"
+source = "sheet.png"
+box = [0, 0, 10, 10]
+caption = "full body"
+framing = "full_body"
+pose = "neutral"
+expression = "calm"
+shows_details = true
+"""
+
+
+def make_character(tmp_path: Path) -> Path:
+    folder = tmp_path / "dataset" / "tess"
+    folder.mkdir(parents=True)
+    (folder / "character.toml").write_text(TABLE)
+    return folder
+
+
+def png(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (4, 4), "white").save(path)
+
+
+def test_stages_follow_the_files_on_disk(tmp_path: Path) -> None:
+    folder = make_character(tmp_path)
+    settings = Settings(output_root=tmp_path / "output", sd_scripts_dir=tmp_path / "sd", kohya_python=tmp_path / "py")
+    character = load_character(folder)
+    stages = {s.name: s for s in dataset_stages(character) + training_stages(character, settings)}
+    assert not any(s.done for s in stages.values())
+    assert "next: put the sheets" in render(character, list(stages.values()), {})
+
+    png(folder / "sheet.png")
+    png(character.train_dir / "tess_front.png")
+    (character.train_dir / "tess_front.txt").write_text("tess_v1, full body")
+    png(character.reg_dir / "reg_001.png")
+    output = tmp_path / "output" / "tess"
+    png(output / "tess_v1-step00000230.png")  # not a checkpoint: ignored
+    (output / "tess_v1-step00000230.safetensors").write_bytes(b"x")
+    (output / "tess_v1.safetensors").write_bytes(b"x")
+    (output / "deployed.json").write_text(json.dumps({"step": 230, "target": "loras/tess_v1.safetensors"}))
+    stages = {s.name: s for s in dataset_stages(character) + training_stages(character, settings)}
+    assert stages["reference sheets"].done and stages["training images"].done
+    assert not stages["regularization"].done and "1/2" in stages["regularization"].detail
+    assert stages["training"].done and "[230] + final" in stages["training"].detail
+    assert stages["deployed"].done and "step 230" in stages["deployed"].detail
+    report = render(character, list(stages.values()), {"http://h:1": "not answering"})
+    assert "next: invoke crop --character tess --dry-run" in report
+    assert "ComfyUI http://h:1: not answering" in report
+
+
+def test_cli_reports_a_missing_table_in_one_paragraph(tmp_path: Path, capsys) -> None:
+    assert main(["--character", "nobody", "--dataset-root", str(tmp_path), "--offline"]) == 2
+    err = capsys.readouterr().err
+    assert "No character table" in err and "Traceback" not in err
