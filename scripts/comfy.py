@@ -63,7 +63,7 @@ class PromptRejected(ComfyError):
         self.url = url
         self.body = body
         self.status = status
-        super().__init__(describe_rejection(body, url))
+        super().__init__(describe_rejection(body, url, partial=status == 200))
 
 
 class CheckpointMissing(ComfyError):
@@ -97,9 +97,20 @@ class NoServer(ComfyError):
 
 # --- plain-words rendering --------------------------------------------------------------------
 
-def describe_rejection(body: Any, url: str = "") -> str:
-    """ComfyUI's 400 body from `/prompt` as one paragraph: error.message, then every node error."""
+def describe_rejection(body: Any, url: str = "", *, partial: bool = False) -> str:
+    """ComfyUI's 400 body from `/prompt` as one paragraph: error.message, then every node error.
+
+    `partial`: a 200 whose `node_errors` is not empty (ComfyUI queued only the outputs that
+    passed validation); that job alone failed and the batch went on.
+    """
     where = f" at {url}" if url else ""
+    if partial:
+        return " ".join([f"ComfyUI{where} accepted only part of the workflow: some of its outputs "
+                         f"failed validation and were left out."]
+                        + describe_node_errors(body.get("node_errors") if isinstance(body, dict) else None)
+                        + ["This job failed and is not retried (what ComfyUI queued of it was deleted or "
+                           "interrupted); the other jobs went on. Fix the node named above and run this "
+                           "job again."])
     if not isinstance(body, dict):
         return f"ComfyUI{where} rejected the workflow: {str(body).strip()[:500]}."
     error = body.get("error") if isinstance(body.get("error"), dict) else {}
@@ -573,7 +584,8 @@ class ComfyServer:
         Events can arrive before the POST reply, hence the id is ours and registered first. If a
         POST fails without an answer, `/history` and `/queue` are asked whether it got queued
         before posting again, so a prompt is never queued twice. A 200 with `node_errors` raises
-        `PromptRejected` too (its outputs were dropped).
+        `PromptRejected` (status 200) too: ComfyUI dropped the outputs that failed validation and
+        queued the rest, which is deleted (or interrupted) here since its result is never used.
         """
         prompt_id = prompt_id or str(uuid.uuid4())
         self.prompts[prompt_id] = _Tracked()
@@ -589,6 +601,7 @@ class ComfyServer:
         try:
             answer = await self._retry(post, got_through)
             if answer is not None and answer.get("node_errors"):
+                await self.cancel([prompt_id])  # the outputs that passed validation were queued
                 raise PromptRejected(self.url, {"error": {"message": "some outputs failed validation"},
                                                 "node_errors": answer["node_errors"]}, status=200)
         except BaseException:

@@ -3,7 +3,8 @@
 Owns the step from `dataset/<character>/character.toml` to `train/<repeats>_<trigger>/`: every
 box of every crop is checked against its source size (read from the header, no decoding) before
 anything is written, and one invalid entry means nothing is written. Each sheet is decoded once,
-however many crops it feeds. Crops are scaled with LANCZOS to fit `resolution` x `resolution`,
+however many crops it feeds, and every needed sheet is decoded before the first write (pixel data
+can be corrupt behind valid chunk checksums, which only decoding finds). Crops are scaled with LANCZOS to fit `resolution` x `resolution`,
 centred on the character's background colour, optionally mirrored (`flip`, refused for asymmetric
 characters unless allowed). `--dry-run` writes previews plus `contact_sheet.png` into the preview
 folder; the final mode writes `<name>.png` + `<name>.txt` (caption, trigger first). Writes are
@@ -183,6 +184,28 @@ def decode_sheet(path: Path, background: tuple[int, int, int]) -> Image.Image:
         return image.convert("RGB")
 
 
+def decode_sheets(character: Character, by_source: Mapping[Path, Sequence[Job]]) -> dict[Path, Image.Image]:
+    """Decode each sheet that feeds an out-of-date crop; raise CropError (nothing written) when one fails.
+
+    `verify()` only checks chunk checksums, so pixel data that is corrupt behind valid CRCs is found
+    here, before anything is written. The decoded sheets are kept for the write phase (each is a
+    few MB at the sizes reference sheets have)."""
+    sheets: dict[Path, Image.Image] = {}
+    problems: list[str] = []
+    for source, jobs in by_source.items():
+        try:
+            sheets[source] = decode_sheet(character.folder / source, character.background)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+            feeds = ", ".join(dict.fromkeys(repr(job.crop.name) for job in jobs))
+            problems.append(f"source {character.folder / source} cannot be decoded ({error}); it feeds crop(s) "
+                            f"{feeds}; re-export the sheet as PNG")
+    if problems:
+        for sheet in sheets.values():
+            sheet.close()
+        raise CropError(problems_paragraph(character, problems))
+    return sheets
+
+
 def render(sheet: Image.Image, box: Box, resolution: int, background: tuple[int, int, int],
            flip: bool = False) -> Image.Image:
     """Crop `box`, scale it with LANCZOS to fit the square, centre it on `background`."""
@@ -286,9 +309,10 @@ def run_crop(character: Character, *, dry_run: bool = False, clamp: bool = False
     by_source: dict[Path, list[Job]] = {}
     for job in stale_jobs:
         by_source.setdefault(job.crop.source, []).append(job)
+    sheets = decode_sheets(character, by_source)  # every needed sheet, once, before the first write
     done = 0
     for source, jobs in by_source.items():
-        sheet = decode_sheet(character.folder / source, character.background)  # once per sheet
+        sheet = sheets.pop(source)
         for job in jobs:
             image = render(sheet, job.box, character.resolution, character.background, job.flip)
             path = target / f"{job.stem}.png"

@@ -60,11 +60,25 @@ MANAGED = {
     "tokenizer_cache_dir", "metadata_trigger_phrase", "training_comment", "console_log_simple",
     "config_file", "save_state", "resume", "logging_dir",
 }
+# Flags build_command writes besides FLAG_TYPES (per run); with FLAG_TYPES and the precision
+# extras, every flag it can emit. `invoke setup` checks each exists in the sd-scripts checkout.
+LAUNCH_FLAGS = ("dataset_config", "output_dir", "output_name", "tokenizer_cache_dir", "metadata_trigger_phrase",
+                "training_comment", "console_log_simple", "save_state", "resume")
+# Every key dataset_config() can write into a [general] table or a subset.
+DATASET_TOML_KEYS = ("enable_bucket", "resolution", "min_bucket_reso", "max_bucket_reso", "image_dir",
+                     "num_repeats", "keep_tokens", "caption_extension", "shuffle_caption", "flip_aug", "is_reg",
+                     "class_tokens")
 POSITIVE = {"network_dim", "network_alpha", "learning_rate", "max_train_steps", "save_every_n_steps",
             "train_batch_size", "gradient_accumulation_steps", "resolution", "clip_skip"}
 CHOICES = {"mixed_precision": ("no", "fp16", "bf16"), "save_model_as": ("safetensors", "ckpt", "pt")}
 PRECISION = {"mps": ("no", ()), "cpu": ("no", ()), "cuda": ("fp16", ("--sdpa",)),
              "cuda-bf16": ("bf16", ("--sdpa",))}
+
+
+def emitted_flags() -> set[str]:
+    """Every sd-scripts flag name (without `--`) that build_command can put on the command line."""
+    extras = {flag.lstrip("-") for _, flags in PRECISION.values() for flag in flags}
+    return set(FLAG_TYPES) | set(LAUNCH_FLAGS) | extras
 
 
 class KohyaConfigError(ValueError):
@@ -112,6 +126,7 @@ class Launch:
     num_machines: int = 1
     cpu_threads: int = 1
     accelerate_config: Path | None = None
+    override_num_processes: bool = False  # pass --num_processes even with a config file (explicit flags win)
     training_comment: str | None = None
     trigger_phrase: str | None = None
     max_train_steps: int | None = None  # None = from the arguments
@@ -291,8 +306,11 @@ def build_command(args: TrainArgs, launch: Launch) -> list[str]:
     mixed, extra = precision(launch.device, args)
     argv = [str(launch.accelerate), "launch"]
     if launch.accelerate_config is not None:
-        # The config file decides processes, machines and precision; explicit flags would override it.
+        # The config file decides processes, machines and precision; accelerate lets an explicit flag
+        # override a config value, so a --num-processes the user typed is passed on top of it.
         argv += ["--config_file", str(launch.accelerate_config)]
+        if launch.override_num_processes:
+            argv += ["--num_processes", str(launch.num_processes)]
     else:
         argv += ["--dynamo_backend", "no", "--dynamo_mode", "default", "--mixed_precision", mixed,
                  "--num_processes", str(launch.num_processes), "--num_machines", str(launch.num_machines)]

@@ -4,7 +4,9 @@ Plan -> show -> act -> re-check: gather the facts (the sd-scripts folder, git, o
 subprocess in the kohya venv, the base checkpoint, ComfyUI), let `scripts.setup_plan.plan` turn
 them into checklist items with the commands that fix them, print the list, run the commands
 (each printed first), then gather and plan again until nothing is left to do. Idempotent: a run
-with nothing to fix runs no pip and no git, only the probe, and says so. Exit 0 when every
+with nothing to fix runs no pip and no git, only the probe (once), and says so. It also checks
+that every flag scripts/kohya_config.py can pass, and every dataset TOML key it writes, is
+defined in the sd-scripts checkout's source (argparse `"--flag"` strings, config_util schema). Exit 0 when every
 required item is OK (warnings allowed), 1 when something needs you (the fix is printed).
 pip's index options are configurable (--pip-option, or LORA_PIP_OPTIONS) for offline mirrors.
 """
@@ -26,13 +28,15 @@ from pathlib import Path
 
 from scripts import setup_plan
 from scripts.character import CharacterError, load_character
-from scripts.kohya_config import LOCKED_FILE, KohyaConfigError, character_args, load_locked, merge_args
+from scripts.kohya_config import (DATASET_TOML_KEYS, LOCKED_FILE, KohyaConfigError, character_args, emitted_flags,
+                                  load_locked, merge_args)
 from scripts.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.setup_plan import Action, Facts, Item, Probe
 
 PROBE_SCRIPT = Path(__file__).resolve().with_name("venv_probe.py")
 STAMP_NAME = ".sd-scripts-requirements"
 MAX_ROUNDS = 4
+PROBE_TIMEOUT = 300
 
 
 def _git(*args: str, cwd: Path | None = None, timeout: float = 20) -> subprocess.CompletedProcess[str]:
@@ -90,15 +94,22 @@ def run_probe(python: Path, required: list[str]) -> Probe:
     modules = [m for m in required if m not in imports]
     argv = [str(python), str(PROBE_SCRIPT), "--modules", ",".join(modules), "--import", ",".join(imports), "--device"]
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return Probe(error=str(error))
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return Probe(error=f"the import probe ({PROBE_SCRIPT.name}) did not finish within {PROBE_TIMEOUT} s "
+                           f"(an import hangs?)")
+    except OSError as error:
+        return Probe(error=f"{python} cannot be started ({error.strerror or error})")
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return Probe(error=f"the probe exited {done.returncode}: {tail}")
-    data = json.loads(done.stdout)
-    return Probe(tuple(data["missing"]), data["broken"], data.get("device", "cpu"), data.get("torch"),
-                 data.get("accelerate"))
+    try:
+        data = json.loads(done.stdout)
+        return Probe(tuple(data["missing"]), dict(data["broken"]), data.get("device", "cpu"), data.get("torch"),
+                     data.get("accelerate"))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        shown = (done.stdout.strip().splitlines() or ["nothing"])[-1][:200]
+        return Probe(error=f"the probe printed no report it could read (last line: {shown!r})")
 
 
 def comfyui_state(url: str, timeout: float = 1.5) -> str | None:
@@ -110,7 +121,8 @@ def comfyui_state(url: str, timeout: float = 1.5) -> str | None:
         return str(getattr(error, "reason", error))
 
 
-def model_setting(settings: Settings, character: str | None) -> tuple[Path | None, str]:
+def model_setting(settings: Settings, character: str | None) -> tuple[Path | None, str, str | None]:
+    """(base checkpoint, where it is set, why the configuration could not be read)."""
     locked_path = LOCKED_FILE
     try:
         text = locked_path.read_text(encoding="utf-8")
@@ -119,11 +131,30 @@ def model_setting(settings: Settings, character: str | None) -> tuple[Path | Non
             if (folder / "character.toml").is_file():
                 args = character_args(load_character(folder), text, str(locked_path))
                 source = args.sources.get("pretrained_model_name_or_path", "")
-                return args.pretrained_model, source
+                return args.pretrained_model, source, None
         args = merge_args(load_locked(text, str(locked_path)), {}, None, str(locked_path))
-        return args.pretrained_model, args.sources.get("pretrained_model_name_or_path", "")
-    except (OSError, CharacterError, KohyaConfigError):
-        return None, ""
+        return args.pretrained_model, args.sources.get("pretrained_model_name_or_path", ""), None
+    except OSError as error:
+        return None, "", f"{error.filename or locked_path} cannot be read ({error.strerror or error})"
+    except (CharacterError, KohyaConfigError) as error:
+        return None, "", str(error)
+
+
+def interface_gaps(sd_dir: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(flags build_command can emit that the checkout does not define, dataset keys its schema lacks).
+
+    Textual: the `"--flag"` option strings of `add_argument(...)` calls in train_network.py and
+    library/*.py, and the keys of the `*_SCHEMA` dicts in library/config_util.py."""
+    def text(path: Path) -> str:
+        try:
+            return path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+    sources = [text(sd_dir / "train_network.py")] + [text(p) for p in sorted((sd_dir / "library").glob("*.py"))]
+    flags = setup_plan.defined_flags(sources)
+    keys = setup_plan.schema_keys(text(sd_dir / "library" / "config_util.py"))
+    return (tuple(sorted(emitted_flags() - flags)),
+            tuple(k for k in DATASET_TOML_KEYS if k not in keys))
 
 
 def gather(settings: Settings, options: argparse.Namespace, tried: set[str], submodule_error: str | None) -> Facts:
@@ -138,7 +169,8 @@ def gather(settings: Settings, options: argparse.Namespace, tried: set[str], sub
     stamp = stamp_file.read_text().strip() if stamp_file.is_file() else None
     required = setup_plan.required_modules(local_reader(sd_dir), local_names(sd_dir)) if ok else []
     probe = run_probe(python, required) if python.exists() and ok else None
-    model, model_source = model_setting(settings, options.character)
+    model, model_source, model_error = model_setting(settings, options.character)
+    flags_missing, keys_missing = interface_gaps(sd_dir) if ok else ((), ())
     url0 = settings.comfyui_urls[0]
     loras = settings.loras_dir
     cache = settings.tokenizer_cache_dir.expanduser().absolute()
@@ -155,7 +187,8 @@ def gather(settings: Settings, options: argparse.Namespace, tried: set[str], sub
         loras_dir=None if options.skip_comfyui else loras,
         loras_writable=loras.is_dir() and os.access(loras, os.W_OK),
         tokenizer_cache=cache, tokenizer_cached=cached, tokenizer_tried="tokenizer" in tried,
-        submodule_error=submodule_error,
+        submodule_error=submodule_error, model_error=model_error, flags_missing=flags_missing,
+        dataset_keys_missing=keys_missing,
     )
 
 
@@ -192,11 +225,14 @@ def run(settings: Settings, options: argparse.Namespace) -> int:
     failed: dict[str, str] = {}
     submodule_error: str | None = None
     did_something = False
+    facts: Facts | None = None  # the last facts gathered; stale once an action ran
     for _ in range(MAX_ROUNDS):
-        items = setup_plan.plan(gather(settings, options, tried, submodule_error), system, nvidia)
+        facts = gather(settings, options, tried, submodule_error)
+        items = setup_plan.plan(facts, system, nvidia)
         todo = [i for i in items if i.actions and i.state == setup_plan.FIX and i.name not in failed]
         if not todo:
             break
+        facts = None
         print("setup plan:")
         show(items)
         for item in todo:
@@ -217,7 +253,9 @@ def run(settings: Settings, options: argparse.Namespace) -> int:
                 else:
                     print(f"  (optional step failed: {error}; continuing)")
                 break
-    final = setup_plan.plan(gather(settings, options, tried, submodule_error), system, nvidia)
+    if facts is None:  # something ran since the last look (or every round acted): look again
+        facts = gather(settings, options, tried, submodule_error)
+    final = setup_plan.plan(facts, system, nvidia)
     print("setup checklist:" if did_something else "setup checklist (nothing to do):")
     show(final)
     for name, error in failed.items():

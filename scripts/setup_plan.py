@@ -16,6 +16,7 @@ though requirements.txt lists neither it nor torch). Module names map to pip nam
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ ALWAYS = ("accelerate",)
 TORCH_PAIR = ("torch", "torchvision")
 # The pair the recordings ran with (torch 2.13.0+cpu, torchvision 0.28.0): they import together.
 TORCH_VERSIONS = {"torch": "2.13.0", "torchvision": "0.28.0"}
+PINNED_COMMIT = "48d368fa557731ad0488c07304dfeba8c07910eb"  # kohya/sd-scripts gitlink, the recordings' commit
 TOKENIZER_REPO = "openai/clip-vit-large-patch14"
 TOKENIZER_FOLDER = TOKENIZER_REPO.replace("/", "_")  # sd-scripts' <cache>/<repo with / -> _>
 TORCH_INDEX = {"cuda": "https://download.pytorch.org/whl/cu128", "cpu": "https://download.pytorch.org/whl/cpu"}
@@ -103,6 +105,9 @@ class Facts:
     tokenizer_cached: bool = False
     tokenizer_tried: bool = False  # a download was attempted in this setup run
     submodule_error: str | None = None  # from the last `git submodule update` attempt
+    model_error: str | None = None  # why the configured base checkpoint could not be read (bad [training])
+    flags_missing: tuple[str, ...] = ()  # flags build_command can emit that the checkout does not define
+    dataset_keys_missing: tuple[str, ...] = ()  # dataset TOML keys we write that its schema lacks
 
 
 # --- module discovery -----------------------------------------------------------------------------
@@ -180,6 +185,26 @@ def required_modules(read: Callable[[str], str | None], local: Iterable[str], en
     return sorted(needed)
 
 
+ADD_ARGUMENT = re.compile(r"""add_argument\(\s*((?:["']--?[\w-]+["']\s*[,)]\s*)+)""")
+OPTION = re.compile(r"""["']--([\w-]+)["']""")
+SCHEMA_BLOCK = re.compile(r"\w+_SCHEMA\s*=\s*\{(.*?)\n\s*\}", re.DOTALL)
+SCHEMA_KEY = re.compile(r"""(?:Required\(\s*)?["'](\w+)["']\s*\)?\s*:""")
+
+
+def defined_flags(sources: Iterable[str]) -> set[str]:
+    """Flag names (without `--`) defined by textual `parser.add_argument("--flag", ...)` calls."""
+    found: set[str] = set()
+    for text in sources:
+        for match in ADD_ARGUMENT.finditer(text):
+            found.update(OPTION.findall(match.group(1)))
+    return found
+
+
+def schema_keys(text: str) -> set[str]:
+    """Keys of the `*_SCHEMA = {...}` dicts in sd-scripts' library/config_util.py."""
+    return {key for block in SCHEMA_BLOCK.findall(text) for key in SCHEMA_KEY.findall(block)}
+
+
 def pip_name(module: str) -> str:
     return PIP_NAMES.get(module, module.replace("_", "-"))
 
@@ -204,7 +229,7 @@ def pip(facts: Facts, *args: str) -> tuple[str, ...]:
 
 
 def plan(facts: Facts, system: str = "Linux", has_nvidia: bool = False) -> list[Item]:
-    items = [_sd_scripts(facts)]
+    items = [_sd_scripts(facts), _interface(facts)]
     venv = _venv(facts, system, has_nvidia)
     items.append(venv)
     items.append(_accelerate(facts))
@@ -234,6 +259,25 @@ def _sd_scripts(f: Facts) -> Item:
                                  "--", str(rel))),))
 
 
+def _interface(f: Facts) -> Item:
+    name = "sd-scripts flags"
+    if not f.sd_scripts_ok:
+        return Item(name, WARN, "waits for the sd-scripts checkout", fix="fix the sd-scripts checkout first")
+    problems = []
+    if f.flags_missing:
+        problems.append(f"it defines no {', '.join('--' + x for x in f.flags_missing)} (no `\"--flag\"` "
+                        f"add_argument in train_network.py or library/*.py), which scripts/kohya_config.py can pass")
+    if f.dataset_keys_missing:
+        problems.append(f"its dataset schema (library/config_util.py) has no {', '.join(f.dataset_keys_missing)}, "
+                        f"which the generated dataset TOML uses")
+    if problems:
+        return Item(name, FAIL, f"{f.sd_scripts_dir}: " + "; ".join(problems),
+                    fix=f"check out the pinned sd-scripts commit {PINNED_COMMIT[:7]} (git submodule update), or when "
+                        f"you move the pin, drop those keys from kohya/train.toml / [training] and from "
+                        f"scripts/kohya_config.py")
+    return Item(name, OK, "every flag and dataset key this project writes is defined in the checkout")
+
+
 def _venv(f: Facts, system: str, has_nvidia: bool) -> Item:
     name = "kohya venv"
     venv = venv_dir(f.kohya_python)
@@ -261,14 +305,22 @@ def _venv(f: Facts, system: str, has_nvidia: bool) -> Item:
         notes.append("requirements.txt not installed" if f.requirements_stamp is None else "requirements.txt changed")
     elif probe is not None:
         missing = [m for m in probe.missing if m not in TORCH_PAIR]
-        broken = [m for m in probe.broken if m not in TORCH_PAIR]
-        if missing or broken:
-            packages = sorted({pip_name(m) for m in missing + broken})
+        if missing:
+            packages = sorted({pip_name(m) for m in missing})
             actions.append(Action(f"install what train_network.py imports but the venv lacks: {', '.join(packages)}",
                                   pip(f, *packages)))
-            notes.append(f"missing modules: {', '.join(missing + broken)}")
+            notes.append(f"missing modules: {', '.join(missing)}")
+    # Installed but failing on import: installing the same package again would not help.
+    broken = {m: e for m, e in (probe.broken.items() if probe is not None else ()) if m not in TORCH_PAIR}
+    if broken:
+        notes.append("installed but failing on import: " + "; ".join(f"{m} ({e})" for m, e in broken.items()))
     if actions:
         return Item(name, FIX, "; ".join(notes), fix=" && ".join(" ".join(a.argv) for a in actions), actions=tuple(actions))
+    if broken:
+        packages = sorted({pip_name(m) for m in broken})
+        return Item(name, FAIL, "; ".join(notes),
+                    fix=f"read the error above; reinstall with {' '.join(pip(f, '--force-reinstall', *packages))}, "
+                        f"or install the versions sd-scripts' requirements.txt pins")
     if probe is None:
         return Item(name, WARN, f"{f.kohya_python} not probed")
     return Item(name, OK, f"{f.kohya_python}: all {len(f.required)} modules train_network.py needs are importable")
@@ -300,6 +352,9 @@ def _device(f: Facts) -> Item:
 
 def _model(f: Facts) -> Item:
     name = "base checkpoint"
+    if f.model_error:
+        return Item(name, FAIL, f"the training configuration cannot be read: {f.model_error}",
+                    fix="fix that key in the file named above, then run `invoke setup` again")
     if f.pretrained_model is None:
         return Item(name, FAIL, "no base checkpoint is configured",
                     fix='set pretrained_model = "/path/to/sd15-model.safetensors" in the character\'s [training] '

@@ -11,8 +11,14 @@ whatever its exit status (sd-scripts exits 0 on "No data found").
 --smoke: 5 steps into build/<character>/smoke/; passes when the exit status is 0, every loss is
 finite and the written LoRA's header shows unet and text-encoder LoRA tensors with the configured
 dim and alpha. Full run: output/<character>/, named after the trigger, with --save_state so
---resume continues from the newest saved state; ends with a table of checkpoints (step, file,
-size, valid LoRA or not). --dry-run prints the command and runs nothing.
+--resume continues from the newest saved state (the log is appended to, after a separator line);
+ends with a table of checkpoints (step, file, size, valid LoRA or not). --dry-run prints the
+command and runs nothing. Validation before a run uses --require-reg (no regularization images
+fail). Several processes share the CPUs: --num_cpu_threads_per_process = CPUs // processes.
+
+UNVERIFIED: the state folder names `<name>-step%08d-state` / `<name>-state` that --resume looks
+for come from sd-scripts' source, not from the recordings (none of them ran --save_state or
+--resume); check them against a real run before relying on --resume.
 """
 from __future__ import annotations
 
@@ -84,13 +90,42 @@ def preflight(settings: Settings, args: TrainArgs) -> tuple[Path, Path]:
     return python, accelerate
 
 
-def probe_device(python: Path) -> str:
+def probe_device(python: Path, timeout: float = 300) -> str:
     import json
-    done = subprocess.run([str(python), str(PROBE_SCRIPT), "--device"], capture_output=True, text=True, timeout=300)
+    try:
+        done = subprocess.run([str(python), str(PROBE_SCRIPT), "--device"], capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TrainError(f"the kohya venv's python did not report its device within {timeout:.0f} s (importing "
+                         f"torch hangs?); pass --device cpu|mps|cuda|cuda-bf16 to skip the probe, or run "
+                         f"`invoke setup`") from None
+    except OSError as error:
+        raise TrainError(f"{python} cannot be started ({error.strerror or error}); run `invoke setup`") from None
     if done.returncode != 0:
         raise TrainError(f"the kohya venv's python could not report its device: {done.stderr.strip()[-300:]}; "
                          f"run `invoke setup`")
-    return str(json.loads(done.stdout)["device"])
+    try:
+        return str(json.loads(done.stdout)["device"])
+    except (json.JSONDecodeError, KeyError, TypeError):
+        shown = (done.stdout.strip().splitlines() or ["nothing"])[-1][:200]
+        raise TrainError(f"the kohya venv's device probe printed no report it could read (last line: {shown!r}); "
+                         f"pass --device cpu|mps|cuda|cuda-bf16, or run `invoke setup`") from None
+
+
+def cpu_threads(processes: int, cpus: int | None = None) -> int:
+    """--num_cpu_threads_per_process: the CPUs shared between the processes, at least 1."""
+    return max(1, (cpus if cpus is not None else os.cpu_count() or 1) // max(1, processes))
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number above 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return value
 
 
 def latest_state(output_dir: Path, trigger: str) -> Path | None:
@@ -105,15 +140,20 @@ def latest_state(output_dir: Path, trigger: str) -> Path | None:
 
 
 def stream(argv: list[str], log_path: Path, on_progress: Callable[[str], None],
-           cwd: Path | None = None) -> RunResult:
-    """Run argv in its own process group, merged output into log_path; stop it on a NaN/inf loss."""
+           cwd: Path | None = None, separator: str | None = None) -> RunResult:
+    """Run argv in its own process group, merged output into log_path; stop it on a NaN/inf loss.
+
+    With `separator` (a resumed run) the log is appended to after that line instead of replaced."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     scanner = LogScanner()
     started = time.monotonic()
     stopped: str | None = None
     log_path.parent.mkdir(parents=True, exist_ok=True)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab" if separator is not None else "wb") as log:
+        if separator is not None:
+            log.write(f"\n{separator}\n".encode())
+            log.flush()
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd, env=env,
                                    start_new_session=True)
         assert process.stdout is not None
@@ -191,7 +231,9 @@ def validate_dataset(character: str, settings: Settings) -> int:
         print("note: scripts/validate.py is not available; dataset validation skipped", file=sys.stderr)
         return 0
     try:
-        return int(validate_main(["--character", character, "--dataset-root", str(settings.dataset_root)]) or 0)
+        # --require-reg: 0 regularization images is a warning before gen-reg, a failure before training.
+        return int(validate_main(["--character", character, "--dataset-root", str(settings.dataset_root),
+                                  "--require-reg"]) or 0)
     except SystemExit as stop:
         return int(stop.code or 0) if isinstance(stop.code, int) else 1
 
@@ -207,7 +249,15 @@ def run(options: argparse.Namespace, settings: Settings) -> int:
     folder = settings.character_dir(options.character)
     locked_path = Path(options.train_config) if options.train_config else LOCKED_FILE
     character = load_character(folder)
-    args = character_args(character, locked_path.read_text(encoding="utf-8"), str(locked_path))
+    try:
+        locked_text = locked_path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise TrainError(f"the training config {locked_path} cannot be read ({error.strerror or error}); fix "
+                         f"--train-config or leave it out to use {LOCKED_FILE}") from None
+    except UnicodeDecodeError:
+        raise TrainError(f"the training config {locked_path} is not UTF-8 text; point --train-config at a "
+                         f"TOML file") from None
+    args = character_args(character, locked_text, str(locked_path))
     if not options.dry_run:
         python, accelerate = preflight(settings, args)
     else:
@@ -235,13 +285,20 @@ def run(options: argparse.Namespace, settings: Settings) -> int:
     config_path = prepare(character, args, settings) if not options.dry_run else \
         (settings.build_root / character.slug / "dataset.toml").absolute()
     fingerprint = dataset_fingerprint(dataset_files([character.train_dir, character.reg_dir]))
+    processes = options.num_processes or settings.num_processes
+    accelerate_config = settings.accelerate_config.expanduser().absolute() if settings.accelerate_config else None
+    override = accelerate_config is not None and options.num_processes is not None
+    if override:
+        print(f"note: --num-processes {options.num_processes} is passed to accelerate launch together with the "
+              f"config file {accelerate_config}; accelerate lets the explicit flag override the file's "
+              f"num_processes", file=sys.stderr)
     launch = Launch(
         accelerate=accelerate, sd_scripts_dir=settings.sd_scripts_dir.expanduser().absolute(),
         dataset_config=config_path, output_dir=output_dir, output_name=character.trigger,
         tokenizer_cache_dir=settings.tokenizer_cache_dir.expanduser().absolute(), device=device,
-        num_processes=options.num_processes or settings.num_processes,
-        cpu_threads=options.cpu_threads or os.cpu_count() or 1,
-        accelerate_config=settings.accelerate_config.expanduser().absolute() if settings.accelerate_config else None,
+        num_processes=processes, override_num_processes=override,
+        cpu_threads=options.cpu_threads or cpu_threads(processes),
+        accelerate_config=accelerate_config,
         training_comment=f"character={character.slug} dataset={fingerprint}", trigger_phrase=character.trigger,
         max_train_steps=SMOKE_STEPS if options.smoke else options.max_train_steps,
         save_state=not options.smoke, resume=resume,
@@ -254,7 +311,10 @@ def run(options: argparse.Namespace, settings: Settings) -> int:
         shutil.rmtree(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     line = ProgressLine()
-    result = stream(argv, log_path, line.update, cwd=launch.sd_scripts_dir)
+    separator = None
+    if resume is not None:
+        separator = f"===== resumed from {resume} at {time.strftime('%Y-%m-%d %H:%M:%S')} ====="
+    result = stream(argv, log_path, line.update, cwd=launch.sd_scripts_dir, separator=separator)
     if result.scanner.progress:
         line.close(result.scanner.progress.describe())
     else:
@@ -297,10 +357,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="5 steps into build/<character>/smoke/, then check the LoRA")
     parser.add_argument("--dry-run", action="store_true", help="print the command and run nothing")
     parser.add_argument("--resume", action="store_true", help="continue from the newest saved state")
-    parser.add_argument("--num-processes", type=int, default=None, help="accelerate processes (GPUs)")
-    parser.add_argument("--cpu-threads", type=int, default=None, help="--num_cpu_threads_per_process (default: CPU count)")
+    parser.add_argument("--num-processes", type=positive_int, default=None,
+                        help="accelerate processes (GPUs); with an accelerate config file it overrides the file's value")
+    parser.add_argument("--cpu-threads", type=positive_int, default=None,
+                        help="--num_cpu_threads_per_process (default: CPU count // processes)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="precision flags for this device (default: probe)")
-    parser.add_argument("--max-train-steps", type=int, default=None, help="override the step count (full run)")
+    parser.add_argument("--max-train-steps", type=positive_int, default=None, help="override the step count (full run)")
     parser.add_argument("--train-config", default=None, help="locked arguments file (default: this repo's kohya/train.toml)")
     parser.add_argument("--skip-validate", action="store_true", help="do not validate the dataset first")
     add_settings_arguments(parser, "dataset_root", "output_root", "build_root", "kohya_dir", "sd_scripts_dir",

@@ -4,7 +4,8 @@ Pure: feed text chunks to `LogScanner.feed`; it splits on both `\\r` (tqdm redra
 keeps a partial last line for the next chunk, and updates its state. What it relies on is only
 what ../shared/fixtures/sd-scripts/ shows: the `running training` print, tqdm `steps:` lines of
 the form `steps:  20%|██  | 1/5 [00:17<01:09, 17.46s/it, avr_loss=1.21]` (the loss exists only
-as the `avr_loss=` postfix; `nan` is sticky once it appears), `saving checkpoint: <path>`, the
+as the `avr_loss=` postfix, found anywhere inside the brackets because --scale_weight_norms puts
+`Keys Scaled=0, Average key norm=0.0123,` before it; `nan` is sticky once it appears), `saving checkpoint: <path>`, the
 `No data found` error and Python's `Traceback` / `...Error:` lines.
 """
 from __future__ import annotations
@@ -16,8 +17,11 @@ from dataclasses import dataclass, field
 STEP_LINE = re.compile(
     r"^steps:\s*\d+%\|.*?\|\s*(?P<step>\d+)/(?P<total>\d+)\s*"
     r"\[(?P<elapsed>[\d:]+)<(?P<left>[\d:?]+),\s*(?P<rate>[\d.]+|\?)(?P<unit>s/it|it/s)"
-    r"(?:,\s*avr_loss=(?P<loss>[^\],\s]+))?\s*\]"
+    r"(?:,\s*(?P<postfix>[^\]]*))?\]"
 )
+# The loss anywhere in the postfix: with --scale_weight_norms sd-scripts puts
+# `Keys Scaled=0, Average key norm=0.0123, ` before `avr_loss=...`.
+LOSS = re.compile(r"(?:^|[,\s])avr_loss=(?P<loss>[^\],\s]+)")
 RUNNING = "running training"
 SAVING = "saving checkpoint: "
 NO_DATA = "No data found"
@@ -64,7 +68,8 @@ def parse_progress(line: str) -> Progress | None:
     if rate != "?":
         value = float(rate)
         per_step = value if match["unit"] == "s/it" else (1 / value if value else None)
-    loss = parse_loss(match["loss"]) if match["loss"] is not None else None
+    found = LOSS.search(match["postfix"] or "")
+    loss = parse_loss(found["loss"]) if found else None
     return Progress(int(match["step"]), int(match["total"]), per_step, parse_clock(match["left"]), loss)
 
 

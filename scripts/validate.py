@@ -6,7 +6,8 @@ every PNG by walking its chunks to IEND with checksums (size from IHDR, truncati
 found without decoding pixels), reads captions, and takes a 64-bit dHash (9x8 greyscale) of each
 readable image for near-duplicate search. Every rule is a pure function from that inventory to
 `RuleResult(rule, status, detail)` with status OK, WARN or FAIL; `main` exits 1 when any rule
-fails. Counting: a train image whose name ends in `_flip` is a mirrored copy, not an original;
+fails. No regularization images is a warning (before gen-reg) unless --require-reg (before
+training, passed by `scripts.train`) makes it a failure. Counting: a train image whose name ends in `_flip` is a mirrored copy, not an original;
 the train count and the coverage shares count originals only, and coverage (details, framing,
 pose, expressions) comes from the table's crops.
 """
@@ -65,6 +66,7 @@ class Inventory:
     train_captions: Mapping[str, str] = field(default_factory=dict)  # stem -> caption text
     reg_images: tuple[ImageInfo, ...] = ()
     reg_captions: Mapping[str, str] = field(default_factory=dict)
+    require_reg: bool = False  # before training: no regularization images is a failure, not a warning
 
     @property
     def originals(self) -> list[ImageInfo]:
@@ -157,11 +159,12 @@ def _folder(folder: Path) -> tuple[tuple[ImageInfo, ...], dict[str, str]]:
     return images, captions
 
 
-def collect_inventory(character: Character, validation: Validation | None = None) -> Inventory:
+def collect_inventory(character: Character, validation: Validation | None = None,
+                      require_reg: bool = False) -> Inventory:
     train_images, train_captions = _folder(character.train_dir)
     reg_images, reg_captions = _folder(character.reg_dir)
     return Inventory(character, validation or character.validation, character.train_dir, character.reg_dir,
-                     train_images, train_captions, reg_images, reg_captions)
+                     train_images, train_captions, reg_images, reg_captions, require_reg)
 
 
 # --- rules (pure) ---------------------------------------------------------------------------------
@@ -188,6 +191,9 @@ def rule_train_count(inv: Inventory) -> RuleResult:
 
 def rule_reg_count(inv: Inventory) -> RuleResult:
     count, wanted = len(inv.reg_images), inv.validation.min_reg
+    if count == 0 and inv.require_reg:
+        return RuleResult("reg count", FAIL, f"no regularization images in {inv.reg_dir} (wanted >= {wanted}; "
+                                             f"training needs them): make them with `invoke gen-reg`")
     if count == 0:
         return RuleResult("reg count", WARN, f"no regularization images in {inv.reg_dir} yet (wanted >= {wanted}); "
                                              f"make them with `invoke gen-reg` before training")
@@ -375,10 +381,11 @@ def format_report(results: Sequence[RuleResult], width: int = 100) -> str:
     return "\n".join(lines)
 
 
-def validate(character: Character, validation: Validation | None = None, out: TextIO | None = None) -> bool:
+def validate(character: Character, validation: Validation | None = None, out: TextIO | None = None,
+             require_reg: bool = False) -> bool:
     """Collect, run every rule, print the report; True when no rule failed."""
     out = out or sys.stdout
-    results = run_rules(collect_inventory(character, validation))
+    results = run_rules(collect_inventory(character, validation, require_reg))
     fails = sum(r.status == FAIL for r in results)
     warns = sum(r.status == WARN for r in results)
     print(f"Validating {character.name} ({character.trigger}): {character.train_dir} and {character.reg_dir}", file=out)
@@ -398,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-reg", type=int, help="fewest regularization images (default: the table's [validation])")
     parser.add_argument("--tolerance", type=float, help="allowed gap between framing/pose shares and their targets, e.g. 0.15")
     parser.add_argument("--duplicate-distance", type=int, help="dHash distance at or below which two images are near duplicates")
+    parser.add_argument("--require-reg", action="store_true",
+                        help="fail when there are no regularization images (used before training; without it "
+                             "0 is allowed with a warning, for the time before gen-reg)")
     add_settings_arguments(parser, "dataset_root")
     args = parser.parse_args(argv)
     try:
@@ -412,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         print(f"error: {', '.join(bad)} must not be negative.", file=sys.stderr)
         return 2
-    return 0 if validate(character, dataclasses.replace(character.validation, **overrides)) else 1
+    return 0 if validate(character, dataclasses.replace(character.validation, **overrides),
+                         require_reg=args.require_reg) else 1
 
 
 if __name__ == "__main__":

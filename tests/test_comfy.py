@@ -319,3 +319,88 @@ async def test_socket_survives_binary_previews_over_4_mib() -> None:
             await server.close()
     finally:
         await runner.cleanup()
+
+
+def with_broken_second_output(seed: int) -> dict[str, Any]:
+    """txt2img plus a second SaveImage fed by an EmptyImage whose width is below its minimum:
+    ComfyUI's validate_prompt keeps the good output, answers 200 and lists the bad node."""
+    graph = workflow(seed)
+    graph["90"] = {"class_type": "EmptyImage", "inputs": {"width": 0, "height": 64, "batch_size": 1, "color": 0}}
+    graph["91"] = {"class_type": "SaveImage", "inputs": {"images": ["90", 0], "filename_prefix": "unused"}}
+    return graph
+
+
+async def test_200_with_node_errors_fails_that_job_only(comfy_server: Any) -> None:
+    """A 200 from /prompt with node_errors: ComfyUI queued only the outputs that validated."""
+    fake = await comfy_server(service_time=0.2)  # the part it queued is still running when we remove it
+    batch = [comfy.Job("bad", with_broken_second_output(1000)), *jobs(3, base=2000)]
+    stats = comfy.BatchStats()
+    results = await comfy.run_jobs(batch, [fake.url], concurrency=1, retries=2, stats=stats, **FAST)
+    assert [r.status for r in results] == ["failed", "done", "done", "done"]
+    bad = results[0]
+    assert bad.attempts == 1 and bad.images == [] and stats.retried == 0 and stats.failed == 1
+    assert "Node 90 (EmptyImage): Value 0 smaller than min of 1: width." in (bad.error or "")
+    assert "batch stopped" not in (bad.error or "") and "other jobs went on" in (bad.error or "")
+    assert_images(results[1:])
+    # the server did queue the part that validated: the client removed it instead of leaving it to run
+    orphan = fake.state.posts[0]["prompt_id"]
+    assert fake.state.posts[0]["prompt"]["91"]["class_type"] == "SaveImage"
+    assert orphan in fake.state.interrupts or orphan in fake.state.deletes
+    assert fake.state.outcomes.get(orphan) != "success"
+    assert len(fake.state.posts) == 4  # no retry of the bad job
+    assert seeds_run(fake, "success") == Counter({2000: 1, 2001: 1, 2002: 1})
+    assert max(fake.state.run_counts.values()) == 1
+
+
+async def test_history_forgotten_while_socket_down_resubmits_once(comfy_server: Any) -> None:
+    """The prompt ran while our socket was down and ComfyUI's capped history dropped it before we
+    asked: `/history/{id}` is `{}` and `/queue` does not list it, so the job is posted again."""
+    fake = await comfy_server(history_max=0)  # ComfyUI's cap at its smallest: keeps the latest entry
+    reconnect_gate = asyncio.Event()
+    reconnect_tried = asyncio.Event()
+    state = {"posts": 0}
+    lost: dict[str, Any] = {}
+
+    async def before(session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestStartParams) -> None:
+        if params.url.path == "/ws" and "armed" in lost and not reconnect_gate.is_set():
+            reconnect_tried.set()
+            await reconnect_gate.wait()  # our socket stays down until the result is gone
+        elif params.method == "POST" and params.url.path == "/prompt":
+            state["posts"] += 1
+            if state["posts"] == 1:
+                lost["armed"] = True
+                await fake.drop_websockets()  # nothing for our clientId reaches us from now on
+
+    async def after(session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestEndParams) -> None:
+        if params.method == "POST" and params.url.path == "/prompt" and state["posts"] == 1:
+            async with aiohttp.ClientSession() as other:  # someone else's prompt, queued behind ours
+                await comfy.post_prompt(other, fake.url, workflow(5), client_id="someone-else",
+                                        prompt_id="foreign")
+            await fake.wait_idle()  # ours ran unseen, then the foreign one pushed it out of history
+            await reconnect_tried.wait()  # the client saw the drop and is trying to reconnect
+            lost["id"] = fake.state.posts[0]["prompt_id"]
+            lost["in_history"] = lost["id"] in fake.history
+            reconnect_gate.set()
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(before)
+    trace.on_request_end.append(after)
+    stats = comfy.BatchStats()
+    async with aiohttp.ClientSession(trace_configs=[trace]) as session:
+        results = await comfy.run_jobs(jobs(2), [fake.url], concurrency=1, retries=2, session=session,
+                                       stats=stats, quiet=0.1, http_timeout=5, dead_after=5)
+    assert_images(results)
+    first = lost["id"]
+    assert fake.state.outcomes[first] == "success" and not lost["in_history"]  # it ran; its result was lost
+    assert first not in fake.history
+    ours = [p for p in fake.state.posts if p.get("client_id") != "someone-else"]
+    assert [seed_of(p["prompt"]) for p in ours] == [1000, 1000, 1001]  # resubmitted exactly once
+    assert ours[0]["prompt"] == ours[1]["prompt"]  # same workflow, same seed, same output prefix
+    again = ours[1]["prompt_id"]
+    assert results[0].prompt_id == again and results[0].attempts == 2 and stats.retried == 1
+    assert results[1].attempts == 1
+    assert fake.state.run_counts == Counter({first: 1, "foreign": 1, again: 1, ours[2]["prompt_id"]: 1})
+    # the bytes are those the second run saved, identical to what the lost run saved
+    saved = sorted(key for key in fake.images if key[2].startswith("img_000_"))
+    assert len(saved) == 2 and fake.images[saved[0]] == fake.images[saved[1]]
+    assert results[0].images == [fake.images[saved[1]]]

@@ -3,6 +3,8 @@ atomic and idempotent re-runs, stale outputs, dry-run previews, the CLI, and the
 from __future__ import annotations
 
 import shutil
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +138,37 @@ def test_truncated_source_is_refused_before_writing(tmp_path: Path, capsys: pyte
     assert run(folder) == 2
     assert "cut.png is not an image Pillow can read" in capsys.readouterr().err
     assert not (folder / "train").exists()
+
+
+def corrupt_idat(data: bytes) -> bytes:
+    """Flip the compressed bytes of the first IDAT chunk and recompute its CRC: `verify()` still passes."""
+    out = bytearray(data)
+    pos = 8
+    while pos < len(out):
+        length = struct.unpack(">I", out[pos:pos + 4])[0]
+        if out[pos + 4:pos + 8] == b"IDAT":
+            start = pos + 8
+            for i in range(start + 2, start + length - 4):
+                out[i] ^= 0xFF
+            out[start + length:start + length + 4] = struct.pack(">I", zlib.crc32(bytes(out[pos + 4:start + length])))
+            return bytes(out)
+        pos += 12 + length
+    raise AssertionError("no IDAT chunk")
+
+
+def test_corrupt_pixel_data_behind_valid_checksums_is_refused_before_writing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = write_table(tmp_path, [crop_entry("a", [0, 0, 10, 10]), crop_entry("b", [0, 0, 10, 10], source="bad.png"),
+                                    crop_entry("c", [5, 5, 10, 10], source="bad.png")])
+    draw_sheet(folder / "sheet.png")
+    (folder / "bad.png").write_bytes(corrupt_idat(draw_sheet(folder / "whole.png").read_bytes()))
+    with Image.open(folder / "bad.png") as image:
+        image.verify()  # the checksums are fine: only decoding finds the damage
+    assert run(folder) == 2
+    err = capsys.readouterr().err
+    assert "bad.png cannot be decoded" in err and "'b', 'c'" in err and "Nothing was written" in err
+    assert "Traceback" not in err
+    assert not (folder / "train").exists() or not list((folder / "train").rglob("*.png"))
 
 
 def test_table_error_is_one_paragraph_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,8 +9,9 @@ import pytest
 
 from scripts.character import parse_character
 from scripts.checkpoints import Checkpoint, list_checkpoints
-from scripts.kohya_config import (KohyaConfigError, Launch, build_command, character_args, dataset_config,
-                                  dataset_fingerprint, dataset_toml, format_value, merge_args)
+from scripts.kohya_config import (DATASET_TOML_KEYS, FLAG_TYPES, KohyaConfigError, Launch, build_command,
+                                  character_args, dataset_config, dataset_fingerprint, dataset_toml, emitted_flags,
+                                  format_value, merge_args)
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "sd-scripts"
@@ -154,6 +155,30 @@ def test_accelerate_config_and_processes_pass_through(tmp_path: Path) -> None:
     assert "--num_cpu_threads_per_process" in argv
     resumed = build_command(args, _launch(tmp_path, save_state=True, resume=tmp_path / "out/s-state"))
     assert "--save_state" in resumed and f"--resume={tmp_path / 'out/s-state'}" in resumed
+
+
+def test_emitted_flags_and_dataset_keys_cover_what_we_write(tmp_path: Path) -> None:
+    """setup checks these lists against the checkout, so they must hold everything we can write."""
+    every_bool = {k: True for k, kind in FLAG_TYPES.items() if kind == "bool"}
+    character = make_character(tmp_path / "c", {"pretrained_model": "/m.safetensors", "min_bucket_reso": 64,
+                                                "max_bucket_reso": 512, **every_bool})
+    args = character_args(character, LOCKED)
+    argv = build_command(args, _launch(tmp_path, device="cuda", save_state=True, resume=tmp_path / "s",
+                                       trigger_phrase="t", training_comment="c"))
+    script = next(i for i, a in enumerate(argv) if a.endswith("train_network.py"))
+    written = {a[2:].partition("=")[0] for a in argv[script + 1:]}
+    assert written <= emitted_flags() and "save_state" in written and "sdpa" in written
+    config = dataset_config(character, args)
+    keys = set(config["general"]) | {k for subset in config["datasets"][0]["subsets"] for k in subset}
+    assert keys <= set(DATASET_TOML_KEYS) and {"min_bucket_reso", "class_tokens", "is_reg"} <= keys
+
+
+def test_explicit_process_count_goes_on_top_of_the_config_file(tmp_path: Path) -> None:
+    character = make_character(tmp_path / "c", {"pretrained_model": "/m.safetensors"})
+    argv = build_command(character_args(character, LOCKED),
+                         _launch(tmp_path, accelerate_config=tmp_path / "acc.yaml", num_processes=2,
+                                 override_num_processes=True))
+    assert argv[2:6] == ["--config_file", str(tmp_path / "acc.yaml"), "--num_processes", "2"]
 
 
 def test_missing_base_checkpoint_is_named(tmp_path: Path) -> None:

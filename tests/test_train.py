@@ -72,10 +72,67 @@ def test_validation_runs_first_and_stops_a_bad_dataset(place: dict[str, Path], c
     assert train.main(flags(place, "--character", "hero", "--smoke")) == 2
     _, err = capsys.readouterr()
     assert "did not pass validation" in err
-    assert seen == [["--character", "hero", "--dataset-root", str(place["root"] / "dataset")]]
+    # --require-reg: before training, no regularization images is a failure, not validate's warning
+    assert seen == [["--character", "hero", "--dataset-root", str(place["root"] / "dataset"), "--require-reg"]]
 
 
 def test_resume_without_state_says_so(place: dict[str, Path], capsys) -> None:
     assert train.main(flags(place, "--character", "hero", "--dry-run", "--resume")) == 2
     _, err = capsys.readouterr()
     assert "--resume: no saved state" in err and "without --resume" in err
+
+
+def test_a_missing_train_config_is_named_without_a_traceback(place: dict[str, Path], capsys) -> None:
+    assert train.main(flags(place, "--character", "hero", "--dry-run", "--train-config", str(place["root"] / "nope.toml"))) == 2
+    _, err = capsys.readouterr()
+    assert f"the training config {place['root'] / 'nope.toml'} cannot be read" in err and "--train-config" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag", ["--max-train-steps", "--num-processes", "--cpu-threads"])
+@pytest.mark.parametrize("value", ["-5", "0", "many"])
+def test_counts_must_be_positive_whole_numbers(place: dict[str, Path], capsys, flag: str, value: str) -> None:
+    with pytest.raises(SystemExit) as stop:
+        train.main(flags(place, "--character", "hero", "--dry-run", "--device", "cpu", flag, value))
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and ("must be 1 or more" in err or "not a whole number" in err)
+
+
+def test_device_probe_failures_are_clear_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    monkeypatch.setattr(train.subprocess, "run",
+                        lambda argv, **kw: subprocess.CompletedProcess(argv, 0, stdout="hello from torch\n", stderr=""))
+    with pytest.raises(train.TrainError, match="no report it could read.*hello from torch"):
+        train.probe_device(Path(sys.executable))
+
+    def hang(argv, **kw):  # noqa: ANN001, ANN003, ANN202
+        raise subprocess.TimeoutExpired(argv, kw["timeout"])
+
+    monkeypatch.setattr(train.subprocess, "run", hang)
+    with pytest.raises(train.TrainError, match="did not report its device within 300 s.*--device"):
+        train.probe_device(Path(sys.executable))
+
+
+def test_processes_share_the_cpus_and_an_explicit_count_overrides_the_config_file(
+        place: dict[str, Path], capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(train.os, "cpu_count", lambda: 16)
+    assert train.main(flags(place, "--character", "hero", "--dry-run", "--device", "cuda", "--num-processes", "4")) == 0
+    argv = shlex.split(capsys.readouterr().out.strip().splitlines()[0][2:])
+    assert argv[argv.index("--num_cpu_threads_per_process") + 1] == "4"
+    assert train.cpu_threads(3, cpus=2) == 1 and train.cpu_threads(1, cpus=8) == 8
+    config = place["root"] / "accelerate.yaml"
+    config.write_text("num_processes: 8\n")
+    assert train.main(flags(place, "--character", "hero", "--dry-run", "--device", "cuda", "--num-processes", "2",
+                            "--accelerate-config", str(config))) == 0
+    out, err = capsys.readouterr()
+    argv = shlex.split(out.strip().splitlines()[0][2:])
+    launch = argv[:argv.index(next(a for a in argv if a.endswith("train_network.py")))]
+    assert launch[launch.index("--config_file") + 1] == str(config)
+    assert launch[launch.index("--num_processes") + 1] == "2"  # accelerate: an explicit flag beats the file
+    assert "overrides" in err or "override" in err
+    assert train.main(flags(place, "--character", "hero", "--dry-run", "--device", "cuda",
+                            "--accelerate-config", str(config))) == 0
+    argv = shlex.split(capsys.readouterr().out.strip().splitlines()[0][2:])
+    assert "--num_processes" not in argv  # no count typed: the file decides

@@ -101,6 +101,7 @@ def test_setup_initialises_the_submodule_builds_the_venv_and_installs_the_missin
     venv = project / "kohya/.venv"
     assert (venv / "bin/accelerate").exists() and (venv / ".sd-scripts-requirements").is_file()
     assert "[ ok ] kohya venv" in first_setup and "all 3 modules" in first_setup
+    assert "[ ok ] sd-scripts flags" in first_setup
     assert "[ ok ] device: cpu" in first_setup and "[ ok ] base checkpoint" in first_setup
 
 
@@ -157,7 +158,12 @@ def test_crash_then_resume_continues_from_the_last_state(world: dict[str, Path],
     out, _ = capsys.readouterr()
     assert f"--resume={output / 'hero_v1-step00000004-state'}" in out
     assert [c.step for c in list_checkpoints(output, "hero_v1")] == [4, 8, 12, None]
-    assert "resume training from step 4" in (output / "train.log").read_text(encoding="utf-8")
+    log = (output / "train.log").read_text(encoding="utf-8")
+    assert "resume training from step 4" in log
+    # the crashed run's log is kept: the resumed run appends after a separator line
+    crash = log.index("RuntimeError: stand-in crash")
+    separator = log.index(f"===== resumed from {output / 'hero_v1-step00000004-state'} at ")
+    assert crash < separator < log.index("resume training from step 4")
 
 
 def test_nan_loss_stops_the_run(world: dict[str, Path], first_setup: str, tmp_path: Path, capsys,

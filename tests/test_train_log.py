@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 import math
 import struct
+import sys
 from pathlib import Path
 
 import pytest
 from safetensors import deserialize
 
-from scripts.train import RunResult, checkpoint_table, failure, latest_state
+from scripts.train import RunResult, checkpoint_table, failure, latest_state, stream
 from scripts.train_log import LogScanner, parse_progress
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "sd-scripts"
@@ -59,6 +60,29 @@ def test_progress_line_fields_and_carriage_returns() -> None:
     assert scanner.progress.step == 1  # the half line waits for the rest
     scanner.feed("      | 2/5 [00:23<00:35, 11.97s/it, avr_loss=nan]\r")
     assert scanner.progress.step == 2 and scanner.diverged and math.isnan(scanner.last_loss)
+
+
+SCALED = "steps:  {pct}%|██        | {step}/400 [00:17<01:09, 17.46s/it, Keys Scaled=0, Average key norm=0.0123, avr_loss={loss}]"
+
+
+def test_loss_after_scale_weight_norms_postfix_is_found() -> None:
+    line = parse_progress(SCALED.format(pct=" 0", step=1, loss="1.21"))
+    assert line is not None and line.step == 1 and line.loss == pytest.approx(1.21)
+    scanner = LogScanner()
+    scanner.feed(SCALED.format(pct=" 0", step=1, loss="1.21") + "\r" + SCALED.format(pct=" 0", step=2, loss="nan") + "\r")
+    assert scanner.losses[0] == pytest.approx(1.21) and scanner.first_bad is not None
+    assert scanner.first_bad[0] == 2 and math.isnan(scanner.first_bad[1])
+
+
+def test_nan_after_scale_weight_norms_postfix_stops_the_run(tmp_path: Path) -> None:
+    lines = [SCALED.format(pct=" 0", step=1, loss="1.21"), SCALED.format(pct=" 0", step=2, loss="nan")]
+    code = ("import sys, time\n"
+            f"for line in {lines!r}:\n    sys.stderr.write(line + '\\r'); sys.stderr.flush()\n"
+            "time.sleep(60)\n")  # would run for a minute unless stopped
+    result = stream([sys.executable, "-c", code], tmp_path / "train.log", lambda _: None)
+    assert result.stopped is not None and "the loss became nan at step 2" in result.stopped
+    assert result.seconds < 30
+    assert "stopped the run" in (failure(result) or "")
 
 
 def test_missing_dataset_exit_0_is_a_failure() -> None:

@@ -274,6 +274,19 @@ def test_cli_passes_with_a_warning_when_no_reg_images_yet(tmp_path: Path, capsys
     assert "reg count" in out and "WARN" in out and "passed:" in out
 
 
+def test_require_reg_fails_when_there_are_no_reg_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    real_dataset(tmp_path)
+    assert run_cli(tmp_path, "--duplicate-distance", "0", "--require-reg") == 1
+    out = capsys.readouterr().out
+    assert "no regularization images" in out and "training needs them" in out and "FAILED" in out
+
+
+def test_require_reg_passes_with_enough_reg_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    real_dataset(tmp_path, reg=3)
+    assert run_cli(tmp_path, "--duplicate-distance", "0", "--min-reg", "3", "--require-reg") == 0
+    assert "passed:" in capsys.readouterr().out
+
+
 def test_cli_fails_when_reg_images_exist_but_are_too_few(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     real_dataset(tmp_path, reg=3)
     assert run_cli(tmp_path, "--duplicate-distance", "0") == 1

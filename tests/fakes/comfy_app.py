@@ -15,7 +15,8 @@ Interface (stable; other helpers code against it)
         service_time=0.0,        # seconds per executed (non-cached) prompt, spread over its nodes
         lora_switch_time=0.0,    # extra seconds when a prompt's LoRA differs from the previous one
         faults=None,             # Faults | None (mutable at run time via fake.faults)
-        history_max=10000,       # history is capped like ComfyUI's (oldest dropped)
+        history_max=10000,       # history is capped like ComfyUI's MAXIMUM_HISTORY_SIZE (oldest
+                                 #   dropped before storing when over it: up to history_max + 1 kept)
     )
     url = await fake.start(host="127.0.0.1", port=0)   # -> "http://127.0.0.1:PORT"
     fake.url, fake.port
@@ -1183,13 +1184,15 @@ class FakeComfy:
                 "current_inputs": current, "current_outputs": list(prompt), "timestamp": _now_ms()})
             self.state.outcomes[prompt_id] = "error"
         self._last_node_id = None
-        # task_done: history is stored before status and `executing {node: null}` (recorded order)
+        # task_done: history is stored before status and `executing {node: null}` (recorded order);
+        # like ComfyUI's cap, the oldest entry is dropped before storing when over history_max
+        # (so up to history_max + 1 entries are kept; history_max=0 keeps only the latest)
+        if len(self.history) > self.history_max:
+            self.history.pop(next(iter(self.history)))
         self.history[prompt_id] = {"prompt": item.as_list(), "outputs": outputs,
                                    "status": {"status_str": status_str, "completed": completed,
                                               "messages": messages},
                                    "meta": meta}
-        while len(self.history) > self.history_max:
-            self.history.pop(next(iter(self.history)))
         self._running = None
         await self._queue_updated()
         if client is not None:

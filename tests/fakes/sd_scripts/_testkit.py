@@ -1,6 +1,7 @@
 """Test helpers around the stand-in sd-scripts checkout (this folder, minus `_*` names).
 
 - `build_wheelhouse(dest)`: zips the fake packages in `_packages/` into real wheels by hand
+  (`make_wheel` does one, from any folder of .py files)
   (dist-info METADATA, WHEEL, RECORD with sha256 hashes, entry_points.txt for the fake
   `accelerate` console script), so pip can install them with `--no-index --find-links dest`.
 - `make_remote(root)`: a bare git repository holding the stand-in checkout as one commit; it
@@ -37,6 +38,12 @@ def _record_line(name: str, data: bytes) -> str:
 
 def build_wheel(dist: str, dest: Path) -> Path:
     version, source, scripts = WHEELS[dist]
+    return make_wheel(dist, version, source, dest, scripts)
+
+
+def make_wheel(dist: str, version: str, source: Path, dest: Path, scripts: dict[str, str] | None = None) -> Path:
+    """A pure-Python wheel of every .py file under `source` (paths relative to it)."""
+    scripts = scripts or {}
     project = dist.replace("-", "_")
     info = f"{project}-{version}.dist-info"
     files: dict[str, bytes] = {}

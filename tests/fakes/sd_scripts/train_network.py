@@ -2,7 +2,9 @@
 
 It runs in the venv the tests build (stdlib plus the test-built `imagesize` and fake
 `accelerate`), parses the flags our command uses (argparse: an unknown flag is an error, as in
-sd-scripts), and replays what the recordings in ../shared/fixtures/sd-scripts/ show:
+sd-scripts; each flag is one textual `parser.add_argument("--flag", ...)` here or in
+library/train_util.py / library/config_util.py, like the real source, because setup greps for
+them), and replays what the recordings in ../shared/fixtures/sd-scripts/ show:
 rich-style log records and tqdm bars on stderr (tqdm redraws with `\\r`), `print()` lines on
 stdout (`accelerator device: cpu`, the `running training` block, `epoch 1/1`,
 `saving checkpoint: <path>`); a dataset TOML with a key outside sd-scripts' schema fails like
@@ -45,18 +47,12 @@ if os.environ.get("STANDIN_FAIL") == "import":
 
 import accelerate  # noqa: E402,F401  (third-party: real train_network.py imports it at the top)
 
-from library import train_util  # noqa: E402
+from library import config_util, train_util  # noqa: E402
 from networks import lora  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
-GENERAL_KEYS = {"enable_bucket", "resolution", "min_bucket_reso", "max_bucket_reso", "bucket_reso_steps",
-                "bucket_no_upscale", "batch_size", "shuffle_caption", "keep_tokens", "caption_extension",
-                "flip_aug", "color_aug", "num_repeats"}
-SUBSET_KEYS = {"image_dir", "num_repeats", "keep_tokens", "caption_extension", "shuffle_caption", "is_reg",
-               "class_tokens", "flip_aug", "color_aug", "random_crop", "caption_prefix", "caption_suffix",
-               "caption_dropout_rate", "keep_tokens_separator", "alpha_mask"}
-DATASET_KEYS = {"subsets", "resolution", "batch_size", "enable_bucket", "min_bucket_reso", "max_bucket_reso"}
+GENERAL_KEYS, DATASET_KEYS, SUBSET_KEYS = config_util.GENERAL_KEYS, config_util.DATASET_KEYS, config_util.SUBSET_KEYS
 
 
 def log(level, message, where):
@@ -65,26 +61,25 @@ def log(level, message, where):
     sys.stderr.flush()
 
 
-def parse_args(argv):
+def setup_parser():
     parser = argparse.ArgumentParser()
-    for flag in ("pretrained_model_name_or_path", "dataset_config", "output_dir", "output_name",
-                 "save_model_as", "network_module", "optimizer_type", "mixed_precision",
-                 "tokenizer_cache_dir", "metadata_trigger_phrase", "training_comment", "resume",
-                 "lr_scheduler", "save_precision"):
-        parser.add_argument(f"--{flag}")
-    for flag in ("network_dim", "max_train_steps", "save_every_n_steps", "seed", "clip_skip",
-                 "train_batch_size", "gradient_accumulation_steps", "lr_warmup_steps",
-                 "max_data_loader_n_workers", "max_token_length", "lr_scheduler_num_cycles"):
-        parser.add_argument(f"--{flag}", type=int)
-    for flag in ("network_alpha", "learning_rate", "unet_lr", "text_encoder_lr", "network_dropout",
-                 "max_grad_norm", "noise_offset", "min_snr_gamma", "prior_loss_weight", "scale_weight_norms"):
-        parser.add_argument(f"--{flag}", type=float)
-    for flag in ("no_half_vae", "console_log_simple", "save_state", "sdpa", "xformers", "cache_latents",
-                 "cache_latents_to_disk", "gradient_checkpointing", "network_train_unet_only",
-                 "network_train_text_encoder_only", "persistent_data_loader_workers", "full_fp16",
-                 "full_bf16", "v2", "v_parameterization", "lowram"):
-        parser.add_argument(f"--{flag}", action="store_true")
-    return parser.parse_args(argv)
+    train_util.add_training_arguments(parser)
+    config_util.add_config_arguments(parser)
+    parser.add_argument("--network_module", type=str, default=None)
+    parser.add_argument("--network_dim", type=int, default=None)
+    parser.add_argument("--network_alpha", type=float, default=1)
+    parser.add_argument("--network_dropout", type=float, default=None)
+    parser.add_argument("--network_train_unet_only", action="store_true")
+    parser.add_argument("--network_train_text_encoder_only", action="store_true")
+    parser.add_argument("--unet_lr", type=float, default=None)
+    parser.add_argument("--text_encoder_lr", type=float, default=None)
+    parser.add_argument("--scale_weight_norms", type=float, default=None)
+    parser.add_argument("--training_comment", type=str, default=None)
+    return parser
+
+
+def parse_args(argv):
+    return setup_parser().parse_args(argv)
 
 
 def schema_error(path):

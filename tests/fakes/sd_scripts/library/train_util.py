@@ -2,7 +2,9 @@
 
 Real sd-scripts imports `imagesize` at module level (the first import the seed's venv lacked,
 see ../shared/fixtures/sd-scripts/fail_import_error.log); the setup tests provide it as a wheel
-built inside the test, so the venv probe finds it missing and setup installs it.
+built inside the test, so the venv probe finds it missing and setup installs it. The common
+flags are defined here, one textual `parser.add_argument("--flag", ...)` per flag like the real
+file, so setup's check that every flag we pass exists in the checkout finds them.
 """
 import imagesize  # noqa: F401  (third-party: the probe must find it)
 
@@ -14,3 +16,46 @@ LAST_STATE_NAME = "{}-state"
 def optimizer_modules():
     # Function-level import like sd-scripts' get_optimizer; only used with these optimizers.
     import lion_pytorch  # noqa: F401
+
+
+def add_training_arguments(parser):
+    parser.add_argument("--pretrained_model_name_or_path", type=str, default=None)
+    parser.add_argument("--output_dir", type=str, default=None)
+    parser.add_argument("--output_name", type=str, default=None)
+    parser.add_argument("--save_model_as", type=str, default=None)
+    parser.add_argument("--save_precision", type=str, default=None)
+    parser.add_argument("--optimizer_type", type=str, default="")
+    parser.add_argument("--mixed_precision", type=str, default="no")
+    parser.add_argument("--tokenizer_cache_dir", type=str, default=None)
+    parser.add_argument("--metadata_trigger_phrase", type=str, default=None)
+    parser.add_argument("--resume", type=str, default=None)
+    parser.add_argument("--lr_scheduler", type=str, default="constant")
+    parser.add_argument("--max_train_steps", type=int, default=1600)
+    parser.add_argument("--save_every_n_steps", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--clip_skip", type=int, default=None)
+    parser.add_argument("--train_batch_size", type=int, default=1)
+    parser.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    parser.add_argument("--lr_warmup_steps", type=int, default=0)
+    parser.add_argument("--max_data_loader_n_workers", type=int, default=8)
+    parser.add_argument("--max_token_length", type=int, default=None)
+    parser.add_argument("--lr_scheduler_num_cycles", type=int, default=1)
+    parser.add_argument("--learning_rate", type=float, default=2.0e-6)
+    parser.add_argument("--max_grad_norm", type=float, default=1.0)
+    parser.add_argument("--noise_offset", type=float, default=None)
+    parser.add_argument("--min_snr_gamma", type=float, default=None)
+    parser.add_argument("--prior_loss_weight", type=float, default=1.0)
+    parser.add_argument("--no_half_vae", action="store_true")
+    parser.add_argument("--console_log_simple", action="store_true")
+    parser.add_argument("--save_state", action="store_true")
+    parser.add_argument("--sdpa", action="store_true")
+    parser.add_argument("--xformers", action="store_true")
+    parser.add_argument("--cache_latents", action="store_true")
+    parser.add_argument("--cache_latents_to_disk", action="store_true")
+    parser.add_argument("--gradient_checkpointing", action="store_true")
+    parser.add_argument("--persistent_data_loader_workers", action="store_true")
+    parser.add_argument("--full_fp16", action="store_true")
+    parser.add_argument("--full_bf16", action="store_true")
+    parser.add_argument("--v2", action="store_true")
+    parser.add_argument("--v_parameterization", action="store_true")
+    parser.add_argument("--lowram", action="store_true")
