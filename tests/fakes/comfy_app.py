@@ -556,6 +556,7 @@ class Faults:
     http_500_on_post: set[int] = field(default_factory=set)
     hang: bool = False
     die_after: int | None = None
+    hold_after: int | None = None  # after N finished prompts, run no more (HTTP and sockets keep answering)
 
 
 @dataclass
@@ -658,6 +659,11 @@ class FakeComfy:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def wait_finished(self, count: int) -> None:
+        """Return once `count` prompts have finished (success, error or interrupted)."""
+        while self.state.finished < count:
+            await asyncio.sleep(0.002)
 
     async def wait_idle(self) -> None:
         while self._pending or self._running is not None:
@@ -1014,6 +1020,8 @@ class FakeComfy:
         assert self._wakeup is not None
         while True:
             await self._pause_while_hung()
+            while self.faults.hold_after is not None and self.state.finished >= self.faults.hold_after:
+                await asyncio.sleep(0.005)
             if not self._pending:
                 self._wakeup.clear()
                 await self._wakeup.wait()
