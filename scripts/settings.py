@@ -62,6 +62,11 @@ DERIVED = {"sd_scripts_dir"}  # follows kohya_dir unless set explicitly
 _FIELDS = {f.name: f for f in fields(Settings) if f.name != "extra"}
 
 
+def flag_name(name: str) -> str:
+    """The command-line flag that sets a setting (the server list is `--server`, repeatable)."""
+    return "--server" if name == "comfyui_urls" else "--" + name.replace("_", "-")
+
+
 def _coerce(name: str, value: Any) -> Any:
     """Turn a config/env/flag value into the field's type, or say plainly what was expected."""
     default = getattr(Settings, name, None)
@@ -90,7 +95,7 @@ def _coerce(name: str, value: Any) -> Any:
         raise SettingsError(
             f"Setting {name!r} has the value {value!r}, which does not work ({error}). "
             f"Fix it in invoke.yaml (lora.{name}), the {ENV_PREFIX}{name.upper()} environment "
-            f"variable or the --{name.replace('_', '-')} flag; the default is {default!r}."
+            f"variable or the {flag_name(name)} flag; the default is {default!r}."
         ) from None
 
 
@@ -130,7 +135,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser, *names: str) -> None
     """Add `--NAME` flags for the given settings; their defaults come from defaults < LORA_* env."""
     base = load_settings()
     for name in names:
-        flag = "--" + name.replace("_", "-")
+        flag = flag_name(name)
         current = getattr(base, name)
         if name == "comfyui_urls":
             parser.add_argument(

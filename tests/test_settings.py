@@ -44,6 +44,7 @@ def test_bad_values_name_the_setting_and_the_fix(field: str, value: object, frag
         load_settings(config={field: value}, environ={})
     message = str(error.value)
     assert fragment in message and f"LORA_{field.upper()}" in message and "invoke.yaml" in message
+    assert ("--server" if field == "comfyui_urls" else "--concurrency") in message
 
 
 def test_script_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
