@@ -22,7 +22,8 @@ Public interface (used by scripts.gen_reg and scripts.compare):
     # lower level: ComfyServer(session, url).start()/submit()/wait()/fetch()/cancel()/close()
 
 Endpoint functions take `(session, url, ...)` and raise `ServerError` on connection failures,
-timeouts and 5xx, `PromptRejected` on a 400 from `/prompt`.
+timeouts and 5xx, `PromptRejected` on a 400 from `/prompt`, `OutputUnavailable` on a 4xx from
+`/view` (that job is retried or fails; the server is not given up).
 """
 from __future__ import annotations
 
@@ -81,6 +82,11 @@ class CheckpointMissing(ComfyError):
 
 class UnsafeFilename(ComfyError):
     """The server returned an output name with a path separator or `..`; it is never used."""
+
+
+class OutputUnavailable(ComfyError):
+    """`GET /view` answered 4xx for an output the history listed (deleted, moved, or refused):
+    that job fails or is retried; the server itself is fine."""
 
 
 class PromptLost(ComfyError):
@@ -312,6 +318,11 @@ async def view(session: aiohttp.ClientSession, url: str, image: dict[str, Any], 
     """`GET /view` for one output reference (checked with `safe_image_ref` first); the bytes."""
     ref = safe_image_ref(image)
     status, data = await _request(session, "GET", url, "/view", params=ref, raw=True, timeout=timeout)
+    if 400 <= status < 500:
+        raise OutputUnavailable(f"The ComfyUI server {url} answered GET /view for its output "
+                                f"{ref['subfolder'] + '/' if ref['subfolder'] else ''}{ref['filename']} with "
+                                f"{status} (the file was deleted or moved from its output folder before "
+                                f"it was fetched).")
     if status != 200:
         raise _unexpected(url, f"GET /view {ref['filename']}", status, data)
     return data
@@ -443,6 +454,8 @@ class ComfyServer:
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
         self._connected = asyncio.Event()
+        self._abandon: asyncio.Task[None] | None = None
+        self._dead_event = asyncio.Event()
 
     # socket ----------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -547,12 +560,25 @@ class ComfyServer:
             self._reader.cancel()
             with contextlib.suppress(BaseException):
                 await self._reader
+        if self._abandon is not None:  # short timeout of its own; let it finish
+            with contextlib.suppress(BaseException):
+                await self._abandon
         self._connected.clear()
 
     # HTTP with retries -----------------------------------------------------------------------
     def _mark_dead(self) -> None:
+        if not self.dead and self.prompts:
+            # best effort: our queued prompts move to other servers, so they must not also run here
+            self._abandon = asyncio.create_task(self._delete_abandoned(list(self.prompts)),
+                                                name=f"comfy-abandon {self.url}")
         self.dead = True
+        self._dead_event.set()
         self._poke_all()
+
+    async def _delete_abandoned(self, prompt_ids: list[str]) -> None:
+        """One short `POST /queue {"delete": ...}` for prompts we give up on here; errors ignored."""
+        with contextlib.suppress(Exception):
+            await delete_queued(self.session, self.url, prompt_ids, timeout=min(self.http_timeout, 2.0))
 
     async def _retry(self, call: Callable[[], Awaitable[Any]],
                      before_retry: Callable[[], Awaitable[bool]] | None = None) -> Any:
@@ -670,8 +696,26 @@ class ComfyServer:
     async def fetch(self, entry: dict[str, Any]) -> list[bytes]:
         """The bytes of every saved image in a history entry, via `GET /view`."""
         images = [safe_image_ref(image) for image in output_images(entry)]
-        return [await self._retry(lambda ref=ref: view(self.session, self.url, ref, timeout=max(self.http_timeout, 60)))
+        return [await self._retry(lambda ref=ref: self._unless_dead(
+                    view(self.session, self.url, ref, timeout=max(self.http_timeout, 60))))
                 for ref in images]
+
+    async def _unless_dead(self, call: Awaitable[Any]) -> Any:
+        """Await `call`, but give up with ServerError as soon as the server is marked dead (a long
+        download from a server that hung must not hold its job until the download timeout)."""
+        task = asyncio.ensure_future(call)
+        dead = asyncio.ensure_future(self._dead_event.wait())
+        try:
+            await asyncio.wait({task, dead}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            dead.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        if task.cancelled():
+            raise ServerError(f"The ComfyUI server {self.url} stopped answering.")
+        return task.result()
 
     def forget(self, prompt_id: str) -> None:
         self.prompts.pop(prompt_id, None)
@@ -702,6 +746,8 @@ class _Work:
     errors: list[str] = field(default_factory=list)
     server: str = ""
     prompt_id: str = ""
+    new_output: bool = False  # /view lost the last output: save under a new prefix (ComfyUI would
+    #                           otherwise answer the retry from its cache, naming the lost file again)
 
 
 def _safe_key(key: str) -> str:
@@ -792,7 +838,8 @@ class _Batch:
     async def attempt(self, server: ComfyServer, work: _Work) -> None:
         work.attempts += 1
         work.server = server.url
-        workflow = self.set_prefix(work.job.workflow, f"{self.prefix}/{server.run_id}/{work.job.key}")
+        name = f"{work.job.key}-try{work.attempts}" if work.new_output else work.job.key
+        workflow = self.set_prefix(work.job.workflow, f"{self.prefix}/{server.run_id}/{name}")
         started = time.monotonic()
         prompt_id = ""
         cancelled = False
@@ -830,6 +877,9 @@ class _Batch:
                 if server.url not in self.stats.servers_lost:
                     self.stats.servers_lost.append(server.url)
                     log.warning("%s; moving its jobs to the other servers", error)
+            await self.retry_or_fail(work, str(error), started)
+        except OutputUnavailable as error:
+            work.new_output = True
             await self.retry_or_fail(work, str(error), started)
         except PromptLost as error:
             await self.retry_or_fail(work, str(error), started)

@@ -36,6 +36,7 @@ from scripts.atomic import copy_file, write_bytes, write_text
 from scripts.character import Character, CharacterError, TestPrompt, load_character, slugify, with_trigger
 from scripts.checkpoints import Checkpoint, list_checkpoints
 from scripts.grid import Cell, Column, GridLayout, render_grid, write_html
+from scripts.lora_checks import configured_network, verification_problems
 from scripts.lora_file import inspect_lora
 from scripts.progress import ProgressLine, format_duration
 from scripts.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
@@ -261,13 +262,19 @@ def find_checkpoints(character: Character, settings: Settings,
             raise CompareError(f"--steps names {', '.join('final' if s is None else str(s) for s in missing)}, "
                                f"which {output_dir} does not have. Checkpoints that exist: {listed}.")
         found = [c for c in found if c.step in steps]
+    # the same checks deploy makes (scripts.lora_checks), against every checkpoint of the run, so
+    # the grid never shows a checkpoint deploy would refuse
+    infos = {c.path: inspect_lora(c.path) for c in list_checkpoints(output_dir, character.trigger)}
+    expected, expected_from = configured_network(character)
     usable, skipped = [], []
     for checkpoint in found:
-        info = inspect_lora(checkpoint.path)
-        if info.ok:
+        info = infos.get(checkpoint.path) or inspect_lora(checkpoint.path)
+        others = [i for path, i in infos.items() if path != checkpoint.path]
+        problems = verification_problems(info, others, character.trigger, expected, expected_from)
+        if not problems:
             usable.append((checkpoint, info.steps))
         else:
-            skipped.append(f"{checkpoint.path.name}: {info.describe()}")
+            skipped.append(f"{checkpoint.path.name}: {'; '.join(problems)}")
     # sd-scripts saves the last step twice (step file and final file, identical tensors): one row
     step_files = {c.step for c, _ in usable if c.step is not None}
     if steps is None or None not in steps:

@@ -20,9 +20,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import statistics
 import sys
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -36,14 +34,14 @@ from scripts.atomic import atomic_path, write_text
 from scripts.character import Character, CharacterError, load_character
 from scripts.checkpoints import Checkpoint, list_checkpoints
 from scripts.compare import remove_staged
+from scripts.lora_checks import (SIZE_SLACK, SIZE_TOLERANCE, configured_network, expected_network,  # noqa: F401
+                                 size_range, verification_problems)
 from scripts.lora_file import LoraInfo, inspect_lora
 from scripts.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 
 BACKUP_SUFFIX = ".previous"  # not a model extension ComfyUI lists, so the picker ignores it
 RECORD_NAME = "deployed.json"
 CHUNK = 1 << 20
-SIZE_TOLERANCE = 0.01  # a run's checkpoints differ only by a few metadata bytes
-SIZE_SLACK = 64 * 1024
 
 
 class DeployError(Exception):
@@ -121,64 +119,6 @@ def choose_checkpoint(checkpoints: Sequence[Checkpoint], step: str, infos: dict[
     return chosen[0]
 
 
-def expected_network(infos: Sequence[LoraInfo]) -> tuple[int | None, float | None]:
-    """The dim and alpha the run trained with: what most of its checkpoints' metadata says."""
-    dims = Counter(i.dim for i in infos if i.dim is not None)
-    alphas = Counter(i.alpha for i in infos if i.alpha is not None)
-    return (dims.most_common(1)[0][0] if dims else None, alphas.most_common(1)[0][0] if alphas else None)
-
-
-def size_range(sizes: Sequence[int]) -> tuple[int, int] | None:
-    """The sizes a checkpoint of this run may have, from the run's other checkpoints."""
-    if not sizes:
-        return None
-    middle = statistics.median(sizes)
-    slack = max(middle * SIZE_TOLERANCE, SIZE_SLACK)
-    return int(middle - slack), int(middle + slack)
-
-
-def configured_network(character: Character) -> tuple[tuple[int, float] | None, str]:
-    """dim/alpha from kohya/train.toml + the character's [training] overrides, and where they
-    came from; (None, reason) when that configuration cannot be read."""
-    try:
-        from scripts.kohya_config import LOCKED_FILE, KohyaConfigError, character_args
-    except ImportError:
-        return None, "no training configuration module"
-    try:
-        args = character_args(character, LOCKED_FILE.read_text(encoding="utf-8"))
-        return (args.dim, args.alpha), f"{LOCKED_FILE.name} + [training] in {character.table_path}"
-    except (OSError, KohyaConfigError, KeyError, ValueError) as error:
-        return None, f"training configuration unreadable ({error})"
-
-
-def verification_problems(chosen: LoraInfo, others: Sequence[LoraInfo], trigger: str,
-                          expected: tuple[int, float] | None = None, expected_from: str = "") -> list[str]:
-    """Every reason `chosen` should not go live (an empty list: it may).
-
-    Expected dim/alpha come from `expected` (the training configuration) when given, else from
-    what most of the run's other valid checkpoints say (a lone checkpoint is checked against
-    itself: metadata present)."""
-    if not chosen.ok:
-        return list(chosen.problems)
-    valid_others = [i for i in others if i.ok]
-    dim, alpha = expected or expected_network(valid_others or [chosen])
-    checked = inspect_lora(chosen.path, dim, alpha)
-    problems = list(checked.problems)
-    if problems and expected and expected_from:
-        problems.append(f"(dim {dim} / alpha {alpha:g} expected from {expected_from}: was the run trained with "
-                        f"other settings?)")
-    if checked.dim is None or checked.alpha is None:
-        problems.append("its metadata lacks ss_network_dim/ss_network_alpha, so it cannot be checked against the run")
-    output_name = checked.metadata.get("ss_output_name")
-    if output_name and output_name != trigger:
-        problems.append(f"ss_output_name is {output_name!r}, not this character's trigger {trigger!r}")
-    bounds = size_range([i.size for i in valid_others])
-    if bounds and not bounds[0] <= checked.size <= bounds[1]:
-        problems.append(f"its size {checked.size} bytes is outside the {bounds[0]}-{bounds[1]} bytes "
-                        f"of the run's other checkpoints")
-    return problems
-
-
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -253,7 +193,8 @@ def describe_file(record: dict[str, Any] | None, sha256: str) -> dict[str, Any]:
 
 async def confirm(urls: Sequence[str], lora_name: str, metadata: dict[str, str],
                   timeout: float = 5.0) -> dict[str, str]:
-    """Per server: `confirmed`, `unreachable`, `not listed` or `metadata differs`."""
+    """Per server: `confirmed`, `unreachable`, `not listed`, `metadata differs`, or `listed; metadata
+    not readable` (listed, but `/view_metadata` gave nothing back: not a failure)."""
     async def one(session: aiohttp.ClientSession, url: str) -> tuple[str, str]:
         try:
             names = await comfy.installed(session, url, "LoraLoader", "lora_name", timeout=timeout)
@@ -267,6 +208,8 @@ async def confirm(urls: Sequence[str], lora_name: str, metadata: dict[str, str],
             seen = await comfy.view_metadata(session, url, "loras", lora_name, timeout=timeout)
         except comfy.ComfyError:
             return url, "unreachable"
+        if seen is None:  # ComfyUI answers 404 when the header has no __metadata__ or is over its size limit
+            return url, "listed; metadata not readable"
         return url, "confirmed" if seen == metadata else "metadata differs"
 
     async with aiohttp.ClientSession() as session:
@@ -388,7 +331,10 @@ def _copy_plain(source: Path, target: Path) -> str:
 def _print_servers(servers: dict[str, str], out: Any) -> None:
     for url, state in servers.items():
         text = {"confirmed": "lists the LoRA and reads the metadata of the file we wrote",
-                "unreachable": "did not answer; not confirmed (it will see the file when it runs)"}.get(state, state)
+                "unreachable": "did not answer; not confirmed (it will see the file when it runs)",
+                "listed; metadata not readable": "lists the LoRA; its metadata is not readable through "
+                                                 "/view_metadata (header too large for ComfyUI), so the "
+                                                 "content was not compared"}.get(state, state)
         print(f"  {url}: {text}", file=out)
 
 

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import io
+import os
+import tempfile
 import logging
 import sys
 import time
@@ -112,6 +115,30 @@ class Fail(Exception):
         self.code = code
 
 
+def check_output(out_dir: Path, manifest_path: Path) -> None:
+    """Make sure the image folder exists and takes a file, and the manifest path is not a folder.
+
+    Raises `OSError` (with `.filename`) before any prompt is queued, so a run never renders
+    images it cannot keep.
+    """
+    if manifest_path.exists() and not manifest_path.is_file():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(manifest_path))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=".write-check.", suffix=".tmp", dir=out_dir)
+    os.close(handle)
+    os.unlink(name)
+
+
+def os_error_message(error: OSError) -> str:
+    """One paragraph for a file-system failure: the path, the reason and the fix."""
+    where = error.filename or "the regularization folder"
+    reason = error.strerror or str(error) or type(error).__name__
+    return (f"Could not write {where} ({reason}). The image folder dataset/<character>/reg/1_<class> must "
+            f"be a folder you can write (not a file) and reg/manifest.jsonl a file (not a folder), with "
+            f"free disk space; move or fix whatever is in the way and run again (images already "
+            f"written are kept and skipped).")
+
+
 async def check_servers(session: aiohttp.ClientSession, cfg: Config) -> list[str]:
     """Servers that answer and have the checkpoint. A missing checkpoint anywhere stops the run."""
     name = cfg.character.regularization.checkpoint
@@ -144,6 +171,7 @@ async def run(cfg: Config, stream: TextIO | None = None) -> int:
                    f"Set [regularization] checkpoint = \"NAME.safetensors\" there (a file in ComfyUI's "
                    f"models/checkpoints folder) and run again.", 2)
     out_dir, manifest_path = character.reg_dir, character.reg_root / MANIFEST_NAME
+    check_output(out_dir, manifest_path)
     remove_stale_temps(out_dir)
     items = plan(character, cfg.count)
     todo = [item for item in items if not is_valid_file(out_dir / item.file, reg.width, reg.height)]
@@ -227,15 +255,37 @@ async def run(cfg: Config, stream: TextIO | None = None) -> int:
     return 0 if present == len(items) else 1
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scripts.gen_reg", description=__doc__.split("\n\n")[0])
     parser.add_argument("--character", required=True, help="character folder under the dataset root")
     parser.add_argument("--count", type=int, default=None, help="images in the set (default: the table's count)")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds one image may take (default 600)")
-    parser.add_argument("--retries", type=int, default=2, help="extra tries after a run-time error (default 2)")
-    parser.add_argument("--quiet-seconds", type=float, default=5.0,
+    parser.add_argument("--timeout", type=positive_float, default=600.0, help="seconds one image may take (default 600)")
+    parser.add_argument("--retries", type=non_negative_int, default=2, help="extra tries after a run-time error (default 2)")
+    parser.add_argument("--quiet-seconds", type=positive_float, default=5.0,
                         help="poll /history when the socket is silent this long (default 5)")
-    parser.add_argument("--dead-after", type=float, default=10.0,
+    parser.add_argument("--dead-after", type=positive_float, default=10.0,
                         help="seconds a server may refuse or fail calls before its jobs move elsewhere (default 10)")
     add_settings_arguments(parser, "comfyui_urls", "concurrency", "dataset_root")
     return parser
@@ -251,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         character = load_character(settings.dataset_root / args.character)
         cfg = Config(character=character, count=args.count or character.regularization.count,
                      servers=settings.comfyui_urls, concurrency=settings.concurrency,
-                     timeout=args.timeout, retries=max(0, args.retries), quiet=args.quiet_seconds,
+                     timeout=args.timeout, retries=args.retries, quiet=args.quiet_seconds,
                      dead_after=args.dead_after)
         return asyncio.run(run(cfg))
     except (CharacterError, SettingsError) as error:
@@ -260,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     except Fail as error:
         print(f"gen-reg: {error}", file=sys.stderr)
         return error.code
+    except OSError as error:
+        print(f"gen-reg: {os_error_message(error)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -404,3 +404,47 @@ async def test_history_forgotten_while_socket_down_resubmits_once(comfy_server: 
     saved = sorted(key for key in fake.images if key[2].startswith("img_000_"))
     assert len(saved) == 2 and fake.images[saved[0]] == fake.images[saved[1]]
     assert results[0].images == [fake.images[saved[1]]]
+
+
+async def test_a_4xx_from_view_retries_that_job_and_keeps_the_server(comfy_server: Any) -> None:
+    fake = await comfy_server(faults=Faults(lose_outputs=1))  # the first saved image is gone before fetch
+    stats = comfy.BatchStats()
+    results = await comfy.run_jobs(jobs(4), [fake.url], concurrency=1, retries=1, stats=stats, **FAST)
+    assert_images(results)
+    assert [r.attempts for r in results] == [2, 1, 1, 1]
+    assert stats.servers_lost == [] and stats.moved == 0 and stats.retried == 1
+    assert seeds_run(fake, "success") == Counter({1000: 2, 1001: 1, 1002: 1, 1003: 1})
+
+
+async def test_a_4xx_from_view_without_retries_fails_only_that_job(comfy_server: Any) -> None:
+    fake = await comfy_server(faults=Faults(lose_outputs=1))
+    stats = comfy.BatchStats()
+    results = await comfy.run_jobs(jobs(3), [fake.url], concurrency=1, retries=0, stats=stats, **FAST)
+    assert [r.status for r in results] == ["failed", "done", "done"]
+    assert "404" in (results[0].error or "") and "GET /view" in (results[0].error or "")
+    assert stats.servers_lost == [] and stats.moved == 0
+
+
+async def test_a_server_given_up_gets_one_delete_for_our_queued_prompts(comfy_server: Any) -> None:
+    fake = await comfy_server(faults=Faults(hold_after=0))  # answers, but runs nothing: all stay pending
+    async with aiohttp.ClientSession() as session:
+        server = comfy.ComfyServer(session, fake.url, **FAST)
+        await server.start()
+        ids = [await server.submit(workflow(2000 + i)) for i in range(3)]
+        server._mark_dead()
+        server._mark_dead()  # marking again sends nothing more
+        await server.close()
+    assert sorted(fake.state.deletes) == sorted(ids)
+    assert not fake.state.executed
+
+
+async def test_the_delete_for_a_dead_server_ignores_errors(comfy_server: Any) -> None:
+    fake = await comfy_server(faults=Faults(hold_after=0))
+    async with aiohttp.ClientSession() as session:
+        server = comfy.ComfyServer(session, fake.url, **FAST)
+        await server.start()
+        await server.submit(workflow(2100))
+        await fake.close()  # gone: the delete cannot reach it
+        server._mark_dead()
+        await server.close()  # no exception escapes
+    assert server.dead and fake.state.deletes == []

@@ -295,3 +295,26 @@ def test_the_final_file_is_not_a_second_row_when_a_step_file_has_its_steps(setup
     assert [c.step for c, _ in usable] == [460, 920] and "same weights as step 920" in skipped[0]
     usable, _ = compare.find_checkpoints(character, settings, [920, None])
     assert [c.step for c, _ in usable] == [920, None]  # asked for by name: kept
+
+
+def test_the_grid_skips_what_deploy_would_refuse(setup) -> None:
+    """A checkpoint trained with another dim than configured, or for another trigger, is not a row."""
+    settings, character = setup
+    output = settings.character_output("zara")
+    files = make_run(output, steps=(100, 400, 500), final=False)
+    write_lora(output / step_file_name(TRIGGER, 200), step=200, dim=8)
+    write_lora(output / step_file_name(TRIGGER, 300), step=300, trigger="someone_else")
+    usable, skipped = compare.find_checkpoints(character, settings, None)
+    assert [c.step for c, _ in usable] == [100, 400, 500]
+    reasons = dict(line.split(": ", 1) for line in skipped)
+    assert "ss_network_dim is '8', expected 4" in reasons[step_file_name(TRIGGER, 200)]
+    assert "someone_else" in reasons[step_file_name(TRIGGER, 300)]
+    assert files[100].name not in reasons
+
+
+def test_a_whole_run_with_other_settings_than_configured_has_no_grid(setup) -> None:
+    settings, character = setup
+    make_run(settings.character_output("zara"), steps=(100, 200), dim=8)
+    with pytest.raises(compare.CompareError) as caught:
+        compare.find_checkpoints(character, settings, None)
+    assert "expected 4" in str(caught.value) and "train.toml + [training]" in str(caught.value)

@@ -334,3 +334,17 @@ async def test_a_server_reading_another_folder_is_reported(project, comfy_server
     assert record["servers"] == {empty.url: "not listed", stale.url: "metadata differs"}
     assert problem and "does not see it" in problem and "--comfyui-dir" in problem
     assert (settings.loras_dir / f"{TRIGGER}.safetensors").is_file()  # the deploy itself stands
+
+
+async def test_a_listed_file_whose_metadata_comfyui_cannot_read_is_not_a_failure(project, comfy_server,
+                                                                                   capsys) -> None:
+    """Real ComfyUI answers /view_metadata with 404 for a header over its size limit (the fake: 1 MiB)."""
+    settings, character = project
+    make_run(settings.character_output("zara"), metadata={"ss_tag_frequency": "x" * (1024 * 1024 + 10)})
+    server = await comfy_server(loras_dir=settings.loras_dir)
+    live = settings.replace(comfyui_urls=(server.url,))
+    record, problem = await deploy.deploy(live, character, "200")
+    assert problem is None
+    assert record["servers"] == {server.url: "listed; metadata not readable"}
+    assert "metadata is not readable" in capsys.readouterr().out
+    assert (settings.loras_dir / f"{TRIGGER}.safetensors").is_file()

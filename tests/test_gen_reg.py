@@ -188,3 +188,55 @@ def test_task_runs_the_script_with_every_server() -> None:
     tasks.gen_reg(c, character="spyke")
     command = c.run.call_args_list[1].args[0]
     assert "--server http://127.0.0.1:8188" in command and "--count" not in command
+
+
+async def test_unwritable_output_stops_before_any_prompt(comfy_server: Any, tmp_path: Path) -> None:
+    folder = make_character(tmp_path)
+    (folder / "reg").mkdir()
+    (folder / "reg" / "1_anime_character").write_text("a file where the image folder belongs")
+    fake = await comfy_server()
+    with pytest.raises(OSError):
+        await gen_reg.run(config(folder, [fake.url], count=2), io.StringIO())
+    assert fake.state.post_count == 0
+    (folder / "reg" / "1_anime_character").unlink()
+    (folder / "reg" / "manifest.jsonl").mkdir()
+    with pytest.raises(IsADirectoryError):
+        await gen_reg.run(config(folder, [fake.url], count=2), io.StringIO())
+    assert fake.state.post_count == 0
+
+
+@pytest.mark.parametrize("blocker", ["image_folder_is_a_file", "manifest_is_a_folder"])
+def test_cli_file_errors_are_one_paragraph_naming_the_path(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                           blocker: str) -> None:
+    folder = make_character(tmp_path)
+    (folder / "reg").mkdir()
+    if blocker == "image_folder_is_a_file":
+        bad = folder / "reg" / "1_anime_character"
+        bad.write_text("in the way")
+    else:
+        bad = folder / "reg" / "manifest.jsonl"
+        bad.mkdir()
+    code = gen_reg.main(["--character", "spyke", "--dataset-root", str(tmp_path / "dataset"),
+                         "--server", "http://127.0.0.1:9", "--count", "2"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert str(bad) in err and "run again" in err and "Traceback" not in err
+    assert "No ComfyUI server answered" not in err  # checked before any server is asked
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("flag,value", [("--timeout", "0"), ("--timeout", "-5"), ("--retries", "-1"),
+                                        ("--dead-after", "0"), ("--quiet-seconds", "-0.5"),
+                                        ("--timeout", "nan"), ("--retries", "two")])
+def test_cli_rejects_non_positive_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          flag: str, value: str) -> None:
+    with pytest.raises(SystemExit) as caught:
+        gen_reg.main(["--character", "spyke", "--dataset-root", str(tmp_path), flag, value])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and "Traceback" not in err
+
+
+def test_cli_accepts_zero_retries() -> None:
+    args = gen_reg.build_parser().parse_args(["--character", "x", "--retries", "0", "--timeout", "0.5"])
+    assert (args.retries, args.timeout) == (0, 0.5)

@@ -60,6 +60,8 @@ Faults (dataclass, all off by default)
                                    close), and no new prompt starts
     die_after: int | None          after N finished prompts: close every socket and stop the
                                    listener (new connections are refused), queue dropped
+    lose_outputs: int              the next N saved images are listed in /history but not kept,
+                                   so GET /view answers 404 for them (an output deleted before fetch)
 
 FakeState (read it in asserts)
     executed: list[tuple[str, str | None]]  (prompt_id, client_id) per run started, in order
@@ -557,6 +559,7 @@ class Faults:
     hang: bool = False
     die_after: int | None = None
     hold_after: int | None = None  # after N finished prompts, run no more (HTTP and sockets keep answering)
+    lose_outputs: int = 0  # the next N saved images are listed in /history but gone from disk (/view 404)
 
 
 @dataclass
@@ -1282,8 +1285,11 @@ class FakeComfy:
         results = []
         for image, identity in images:
             name = f"{filename}_{counter:05}_.png"
-            self.images[("output", subfolder, name)] = png_bytes(image, prompt, extra_data.get("extra_pnginfo"),
-                                                                 identity)
+            data = png_bytes(image, prompt, extra_data.get("extra_pnginfo"), identity)
+            if self.faults.lose_outputs > 0:  # deleted from the output folder before anyone fetched it
+                self.faults.lose_outputs -= 1
+            else:
+                self.images[("output", subfolder, name)] = data
             results.append({"filename": name, "subfolder": subfolder, "type": "output"})
             counter += 1
         return {"images": results}
