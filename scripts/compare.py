@@ -24,7 +24,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ import aiohttp
 
 from scripts import comfy
 from scripts.atomic import copy_file, write_bytes, write_text
-from scripts.character import Character, CharacterError, TestPrompt, load_character, slugify, with_trigger
+from scripts.character import Character, CharacterError, Compare, TestPrompt, load_character, slugify, with_trigger
 from scripts.checkpoints import Checkpoint, list_checkpoints
 from scripts.grid import Cell, Column, GridLayout, render_grid, write_html
 from scripts.lora_checks import configured_network, verification_problems
@@ -92,19 +92,6 @@ def remove_staged(loras_dir: Path, slug: str) -> list[Path]:
 # --- the plan (pure) ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Render:
-    """Everything besides prompt, seed and LoRA that shapes an image."""
-    checkpoint: str
-    width: int
-    height: int
-    steps: int
-    cfg: float
-    sampler: str
-    scheduler: str
-    clip_skip: int
-
-
-@dataclass(frozen=True)
 class Row:
     key: str  # "base", "step00000600", "final": file names and client groups
     label: str  # what the grid shows
@@ -123,9 +110,10 @@ class PlannedCell:
     strength: float | None  # None on the baseline row
 
 
-def cell_key(row: Row, prompt: TestPrompt, strength: float | None, render: Render) -> str:
+def cell_key(row: Row, prompt: TestPrompt, strength: float | None, render: Compare) -> str:
     identity = {"lora": row.sha256, "strength": strength, "prompt": prompt.prompt,
-                "negative": prompt.negative, "seed": prompt.seed, "render": render.__dict__}
+                "negative": prompt.negative, "seed": prompt.seed,
+                "render": {k: v for k, v in asdict(render).items() if k != "negative"}}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -140,7 +128,7 @@ def column_labels(prompts: Sequence[TestPrompt], strengths: Sequence[float]) -> 
 
 
 def plan_cells(rows: Sequence[Row], prompts: Sequence[TestPrompt], strengths: Sequence[float],
-               render: Render) -> list[PlannedCell]:
+               render: Compare) -> list[PlannedCell]:
     """One cell per grid position; the baseline row uses one image per prompt in every strength
     column (strength means nothing without a LoRA)."""
     cells = []
@@ -198,7 +186,7 @@ def grid_prompts(character: Character, extra: Sequence[str]) -> list[TestPrompt]
     return prompts
 
 
-def render_settings(character: Character) -> Render:
+def render_settings(character: Character) -> Compare:
     settings = character.compare
     if not settings.checkpoint:
         raise CompareError(
@@ -206,8 +194,7 @@ def render_settings(character: Character) -> Render:
             f"trained for, named by [compare] checkpoint (or [regularization] checkpoint) in "
             f"{character.table_path}. Set it to the file name ComfyUI lists under models/checkpoints."
         )
-    return Render(settings.checkpoint, settings.width, settings.height, settings.steps, settings.cfg,
-                  settings.sampler, settings.scheduler, settings.clip_skip)
+    return settings
 
 
 # --- I/O -------------------------------------------------------------------------------------
@@ -316,7 +303,7 @@ def stage(rows: Sequence[Row], loras_dir: Path) -> None:
 
 
 async def resolve_lora_names(session: aiohttp.ClientSession, urls: Sequence[str], rows: list[Row],
-                             render: Render, staged: Path) -> tuple[list[str], list[Row]]:
+                             render: Compare, staged: Path) -> tuple[list[str], list[Row]]:
     """Servers that see every staged file (and have the base checkpoint), and the rows with
     `lora_name` spelled as those servers list it (Windows lists `_eval\\x\\...`)."""
     wanted = [row.lora_name for row in rows if row.lora_name]
@@ -370,7 +357,7 @@ def write_manifest(path: Path, cells: dict[str, Any]) -> None:
     write_text(path, json.dumps({"version": 1, "cells": cells}, indent=1, sort_keys=True) + "\n")
 
 
-def make_job(cell: PlannedCell, row: Row, render: Render, template: dict[str, Any]) -> comfy.Job:
+def make_job(cell: PlannedCell, row: Row, render: Compare, template: dict[str, Any]) -> comfy.Job:
     workflow = fill_txt2img(
         template, checkpoint=render.checkpoint, prompt=cell.prompt.prompt,
         negative=cell.prompt.negative, width=render.width, height=render.height,

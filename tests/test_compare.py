@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from scripts import compare
-from scripts.character import load_character
+from scripts.character import Compare, load_character
 from scripts.checkpoints import step_file_name
 from scripts.progress import ProgressLine
 from scripts.settings import Settings
@@ -253,7 +253,7 @@ def test_bad_checkpoints_are_skipped_and_named(setup) -> None:
 
 def test_plan_shares_the_baseline_image_across_strength_columns() -> None:
     from scripts.character import TestPrompt
-    render = compare.Render("m.safetensors", 64, 64, 2, 7.0, "euler", "normal", 2)
+    render = Compare("m.safetensors", 64, 64, 2, 7.0, "euler", "normal", 2, "")
     prompts = [TestPrompt("a", "t, a", "", 1), TestPrompt("b", "t, b", "", 2)]
     rows = [compare.Row("base", "no LoRA"), compare.Row("step00000100", "step 100", None, "f" * 64, "x")]
     cells = compare.plan_cells(rows, prompts, [0.8, 1.0], render)
@@ -261,7 +261,7 @@ def test_plan_shares_the_baseline_image_across_strength_columns() -> None:
     assert cells[0].file == cells[1].file == "cells/base__a.png"
     assert {c.file for c in cells if c.row == 1} == {"cells/step00000100__a__s0.80.png", "cells/step00000100__a__s1.00.png",
                                                     "cells/step00000100__b__s0.80.png", "cells/step00000100__b__s1.00.png"}
-    other = compare.Render("m.safetensors", 64, 64, 3, 7.0, "euler", "normal", 2)
+    other = Compare("m.safetensors", 64, 64, 3, 7.0, "euler", "normal", 2, "")
     assert compare.plan_cells(rows, prompts, [0.8, 1.0], other)[0].key != cells[0].key  # settings are in the key
 
 
