@@ -35,6 +35,7 @@ from scripts.manifest import MANIFEST_NAME, Manifest, make_record, prompt_hash
 from scripts.progress import ProgressLine, format_duration
 from scripts.settings import SettingsError, add_settings_arguments, settings_from_args
 from scripts.workflow import fill_txt2img, load_template
+from scripts.cli_types import non_negative_int, positive_float, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -255,32 +256,10 @@ async def run(cfg: Config, stream: TextIO | None = None) -> int:
     return 0 if present == len(items) else 1
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a number above zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: a whole number, 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scripts.gen_reg", description=__doc__.split("\n\n")[0])
     parser.add_argument("--character", required=True, help="character folder under the dataset root")
-    parser.add_argument("--count", type=int, default=None, help="images in the set (default: the table's count)")
+    parser.add_argument("--count", type=positive_int, default=None, help="images in the set (default: the table's count)")
     parser.add_argument("--timeout", type=positive_float, default=600.0, help="seconds one image may take (default 600)")
     parser.add_argument("--retries", type=non_negative_int, default=2, help="extra tries after a run-time error (default 2)")
     parser.add_argument("--quiet-seconds", type=positive_float, default=5.0,

@@ -45,6 +45,7 @@ from scripts.lora_file import inspect_lora
 from scripts.progress import ProgressLine, format_duration
 from scripts.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.train_log import LogScanner
+from scripts.cli_types import positive_int
 
 PROBE_SCRIPT = Path(__file__).resolve().with_name("venv_probe.py")
 DEVICES = ("auto", "cpu", "mps", "cuda", "cuda-bf16")
@@ -115,17 +116,6 @@ def probe_device(python: Path, timeout: float = 300) -> str:
 def cpu_threads(processes: int, cpus: int | None = None) -> int:
     """--num_cpu_threads_per_process: the CPUs shared between the processes, at least 1."""
     return max(1, (cpus if cpus is not None else os.cpu_count() or 1) // max(1, processes))
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number above 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
-    return value
 
 
 def latest_state(output_dir: Path, trigger: str) -> Path | None:
