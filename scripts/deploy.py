@@ -34,8 +34,7 @@ from scripts.atomic import atomic_path, write_text
 from scripts.character import Character, CharacterError, load_character
 from scripts.checkpoints import Checkpoint, list_checkpoints
 from scripts.compare import remove_staged
-from scripts.lora_checks import (SIZE_SLACK, SIZE_TOLERANCE, configured_network, expected_network,  # noqa: F401
-                                 size_range, verification_problems)
+from scripts.lora_checks import configured_network, verification_problems
 from scripts.lora_file import LoraInfo, inspect_lora
 from scripts.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 

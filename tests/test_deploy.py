@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import safetensors
 
-from scripts import deploy
+from scripts import deploy, lora_checks
 from scripts.character import Character, load_character
 from scripts.checkpoints import final_file_name, step_file_name
 from scripts.compare import STAGING_ROOT
@@ -305,8 +305,8 @@ def test_no_checkpoints_at_all_says_to_train(project, capsys) -> None:
 
 
 def test_size_range_and_expected_network_are_pure() -> None:
-    assert deploy.size_range([]) is None
-    low, high = deploy.size_range([75615176, 75615176, 75615168])
+    assert lora_checks.size_range([]) is None
+    low, high = lora_checks.size_range([75615176, 75615176, 75615168])
     assert low < 75615168 and high > 75615176 and high - low < 2 * 0.011 * 75615176
 
 

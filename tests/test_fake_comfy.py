@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import COMFY_FIXTURES
-from tests.fakes.comfy_app import (FakeComfy, Faults, cache_keys, execution_order, node_defs,
+from tests.fakes.comfy_app import (Faults, cache_keys, execution_order, node_defs,
                                    validate_prompt)
 
 pytestmark = pytest.mark.skipif(not COMFY_FIXTURES.is_dir(), reason="recorded fixtures not present")
