@@ -13,7 +13,7 @@ from typing import Any
 
 from invoke import Collection, Context, Exit, task
 
-from scripts.settings import Settings, SettingsError, load_settings, settings_as_config
+from scripts.common.settings import Settings, SettingsError, load_settings, settings_as_config
 
 PY = shlex.quote(sys.executable)
 CHARACTER_HELP = "character folder under the dataset root (default: example)"

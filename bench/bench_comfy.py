@@ -23,8 +23,8 @@ from pathlib import Path
 
 import aiohttp
 
-from scripts import comfy
-from scripts.workflow import fill_txt2img, load_template
+from scripts.comfyui import client as comfy
+from scripts.comfyui.workflow import fill_txt2img, load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE = 0.05

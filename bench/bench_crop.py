@@ -16,7 +16,7 @@ from PIL import Image
 
 from scripts.crop import decode_sheet, render
 from scripts.example_art import SHEETS, draw_sheet
-from scripts.geometry import Box
+from scripts.imaging.geometry import Box
 
 CROPS = 60
 RESOLUTION = 512

@@ -31,16 +31,16 @@ from typing import Any
 
 import aiohttp
 
-from scripts import comfy
-from scripts.atomic import copy_file, write_bytes, write_text
-from scripts.character import Character, CharacterError, Compare, TestPrompt, load_character, slugify, with_trigger
-from scripts.checkpoints import Checkpoint, list_checkpoints
-from scripts.grid import Cell, Column, GridLayout, render_grid, write_html
-from scripts.lora_checks import configured_network, verification_problems
-from scripts.lora_file import inspect_lora
-from scripts.progress import ProgressLine, format_duration
-from scripts.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
-from scripts.workflow import WorkflowError, fill_txt2img, load_template
+from scripts.comfyui import client as comfy
+from scripts.common.atomic import copy_file, write_bytes, write_text
+from scripts.table.character import Character, CharacterError, Compare, TestPrompt, load_character, slugify, with_trigger
+from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
+from scripts.imaging.grid import Cell, Column, GridLayout, render_grid, write_html
+from scripts.trainer.lora_checks import configured_network, verification_problems
+from scripts.trainer.lora_file import inspect_lora
+from scripts.common.progress import ProgressLine, format_duration
+from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.comfyui.workflow import WorkflowError, fill_txt2img, load_template
 
 STAGING_ROOT = "_eval"
 STAGED_NAME = re.compile(r"(step\d{8}|final)-[0-9a-f]{10}\.safetensors")
@@ -249,7 +249,7 @@ def find_checkpoints(character: Character, settings: Settings,
             raise CompareError(f"--steps names {', '.join('final' if s is None else str(s) for s in missing)}, "
                                f"which {output_dir} does not have. Checkpoints that exist: {listed}.")
         found = [c for c in found if c.step in steps]
-    # the same checks deploy makes (scripts.lora_checks), against every checkpoint of the run, so
+    # the same checks deploy makes (scripts.trainer.lora_checks), against every checkpoint of the run, so
     # the grid never shows a checkpoint deploy would refuse
     infos = {c.path: inspect_lora(c.path) for c in list_checkpoints(output_dir, character.trigger)}
     expected, expected_from = configured_network(character)

@@ -27,11 +27,11 @@ from typing import TextIO
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from scripts import atomic
-from scripts.character import Character, CharacterError, Crop, load_character
-from scripts.geometry import Box, Size, box_to_pillow, check_box, format_box, letterbox
-from scripts.progress import ProgressLine
-from scripts.settings import SettingsError, add_settings_arguments, settings_from_args
+from scripts.common import atomic
+from scripts.table.character import Character, CharacterError, Crop, load_character
+from scripts.imaging.geometry import Box, Size, box_to_pillow, check_box, format_box, letterbox
+from scripts.common.progress import ProgressLine
+from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
 
 MARKER = "lora-crop"  # PNG text chunk holding our fingerprint; marks a file as written by us
 FINGERPRINT_VERSION = 1

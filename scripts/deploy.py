@@ -29,14 +29,14 @@ from typing import Any
 
 import aiohttp
 
-from scripts import comfy
-from scripts.atomic import atomic_path, write_text
-from scripts.character import Character, CharacterError, load_character
-from scripts.checkpoints import Checkpoint, list_checkpoints
+from scripts.comfyui import client as comfy
+from scripts.common.atomic import atomic_path, write_text
+from scripts.table.character import Character, CharacterError, load_character
+from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
 from scripts.compare import remove_staged
-from scripts.lora_checks import configured_network, verification_problems
-from scripts.lora_file import LoraInfo, inspect_lora
-from scripts.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.trainer.lora_checks import configured_network, verification_problems
+from scripts.trainer.lora_file import LoraInfo, inspect_lora
+from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 
 BACKUP_SUFFIX = ".previous"  # not a model extension ComfyUI lists, so the picker ignores it
 RECORD_NAME = "deployed.json"

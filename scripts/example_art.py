@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from scripts import atomic
+from scripts.common import atomic
 
 DEFAULT_OUT = Path("dataset/example")
 WHITE = (255, 255, 255)

@@ -8,7 +8,7 @@ Image i (1-based) always gets seed `seed + i`, so a resumed or repeated run repr
 set. Valid images already present (readable PNGs of the right size) are skipped; every file is
 written under a temp name then renamed. Ctrl-C deletes the prompts we queued (interrupting only
 a running prompt of ours), writes the manifest and exits 130; running again completes the set.
-The network side is `scripts.comfy`; results come back over HTTP, never from ComfyUI's disk.
+The network side is `scripts.comfyui.client`; results come back over HTTP, never from ComfyUI's disk.
 """
 from __future__ import annotations
 
@@ -28,14 +28,14 @@ from typing import TextIO
 import aiohttp
 from PIL import Image
 
-from scripts import comfy
-from scripts.atomic import remove_stale_temps, write_bytes
-from scripts.character import Character, CharacterError, load_character
-from scripts.manifest import MANIFEST_NAME, Manifest, make_record, prompt_hash
-from scripts.progress import ProgressLine, format_duration
-from scripts.settings import SettingsError, add_settings_arguments, settings_from_args
-from scripts.workflow import fill_txt2img, load_template
-from scripts.cli_types import non_negative_int, positive_float, positive_int
+from scripts.comfyui import client as comfy
+from scripts.common.atomic import remove_stale_temps, write_bytes
+from scripts.table.character import Character, CharacterError, load_character
+from scripts.table.manifest import MANIFEST_NAME, Manifest, make_record, prompt_hash
+from scripts.common.progress import ProgressLine, format_duration
+from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
+from scripts.comfyui.workflow import fill_txt2img, load_template
+from scripts.common.cli import non_negative_int, positive_float, positive_int
 
 log = logging.getLogger(__name__)
 

@@ -26,14 +26,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from scripts import setup_plan
-from scripts.character import CharacterError, load_character
-from scripts.kohya_config import (DATASET_TOML_KEYS, LOCKED_FILE, KohyaConfigError, character_args, emitted_flags,
+from scripts.trainer import setup_plan
+from scripts.table.character import CharacterError, load_character
+from scripts.trainer.config import (DATASET_TOML_KEYS, LOCKED_FILE, KohyaConfigError, character_args, emitted_flags,
                                   load_locked, merge_args)
-from scripts.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
-from scripts.setup_plan import Action, Facts, Item, Probe
+from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.trainer.setup_plan import Action, Facts, Item, Probe
 
-PROBE_SCRIPT = Path(__file__).resolve().with_name("venv_probe.py")
+PROBE_SCRIPT = Path(__file__).resolve().parent / "trainer" / "venv_probe.py"
 STAMP_NAME = ".sd-scripts-requirements"
 MAX_ROUNDS = 4
 PROBE_TIMEOUT = 300

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import aiohttp
 
-from scripts.character import Character, CharacterError, load_character
-from scripts.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.table.character import Character, CharacterError, load_character
+from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 
 STEP_FILE = re.compile(r"-step(\d+)\.safetensors$")
 

@@ -36,18 +36,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts import atomic
-from scripts.character import Character, CharacterError, load_character
-from scripts.checkpoints import list_checkpoints
-from scripts.kohya_config import (LOCKED_FILE, SMOKE_STEPS, KohyaConfigError, Launch, TrainArgs, build_command,
+from scripts.common import atomic
+from scripts.table.character import Character, CharacterError, load_character
+from scripts.trainer.checkpoints import list_checkpoints
+from scripts.trainer.config import (LOCKED_FILE, SMOKE_STEPS, KohyaConfigError, Launch, TrainArgs, build_command,
                                   character_args, dataset_config, dataset_files, dataset_fingerprint, dataset_toml)
-from scripts.lora_file import inspect_lora
-from scripts.progress import ProgressLine, format_duration
-from scripts.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
-from scripts.train_log import LogScanner
-from scripts.cli_types import positive_int
+from scripts.trainer.lora_file import inspect_lora
+from scripts.common.progress import ProgressLine, format_duration
+from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.trainer.log import LogScanner
+from scripts.common.cli import positive_int
 
-PROBE_SCRIPT = Path(__file__).resolve().with_name("venv_probe.py")
+PROBE_SCRIPT = Path(__file__).resolve().parent / "trainer" / "venv_probe.py"
 DEVICES = ("auto", "cpu", "mps", "cuda", "cuda-bf16")
 STATE_SUFFIX = "-state"
 

@@ -27,8 +27,8 @@ from typing import TextIO
 
 from PIL import Image, UnidentifiedImageError
 
-from scripts.character import FRAMINGS, POSES, Character, CharacterError, Validation, load_character
-from scripts.settings import SettingsError, add_settings_arguments, settings_from_args
+from scripts.table.character import FRAMINGS, POSES, Character, CharacterError, Validation, load_character
+from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}

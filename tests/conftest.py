@@ -31,8 +31,9 @@ import pytest
 import pytest_asyncio
 
 from tests.fakes.comfy_app import FakeComfy
+from tests.paths import SHARED_FIXTURES
 
-COMFY_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "comfyui"
+COMFY_FIXTURES = SHARED_FIXTURES / "comfyui"
 
 
 @pytest_asyncio.fixture

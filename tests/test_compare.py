@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from scripts import compare
-from scripts.character import Compare, load_character
-from scripts.checkpoints import step_file_name
-from scripts.progress import ProgressLine
-from scripts.settings import Settings
+from scripts.table.character import Compare, load_character
+from scripts.trainer.checkpoints import step_file_name
+from scripts.common.progress import ProgressLine
+from scripts.common.settings import Settings
 from tests.test_deploy import TABLE, TRIGGER, make_run, write_lora
 
 BASE_CHECKPOINT = "random_sd15.safetensors"
@@ -252,7 +252,7 @@ def test_bad_checkpoints_are_skipped_and_named(setup) -> None:
 
 
 def test_plan_shares_the_baseline_image_across_strength_columns() -> None:
-    from scripts.character import TestPrompt
+    from scripts.table.character import TestPrompt
     render = Compare("m.safetensors", 64, 64, 2, 7.0, "euler", "normal", 2, "")
     prompts = [TestPrompt("a", "t, a", "", 1), TestPrompt("b", "t, b", "", 2)]
     rows = [compare.Row("base", "no LoRA"), compare.Row("step00000100", "step 100", None, "f" * 64, "x")]

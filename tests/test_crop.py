@@ -12,11 +12,13 @@ import pytest
 import tomli_w
 from PIL import Image, ImageDraw, ImageOps
 
-from scripts import atomic
+from scripts.common import atomic
 from scripts import crop as crop_module
-from scripts import example_art, validate
-from scripts.character import load_character
+from scripts import example_art
+from scripts import validate
+from scripts.table.character import load_character
 from scripts.crop import CONTACT_SHEET, CropError, read_marker, render, run_crop
+from tests.paths import ROOT
 
 BG = (10, 200, 30)  # a background colour that never occurs on the test sheets
 RED, BLUE = (220, 20, 20), (20, 20, 220)
@@ -346,7 +348,7 @@ def test_example_art_is_deterministic_and_skips_identical_files(tmp_path: Path) 
 
 def test_example_pipeline_from_a_clean_folder_ends_green(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The lead's demo order: draw the art, preview, crop, validate (no PNGs to start with)."""
-    repo_example = Path(__file__).resolve().parents[1] / "dataset" / "example"
+    repo_example = ROOT / "dataset" / "example"
     folder = tmp_path / "example"
     folder.mkdir()
     shutil.copy(repo_example / "character.toml", folder / "character.toml")

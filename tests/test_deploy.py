@@ -14,13 +14,15 @@ from typing import Any
 import pytest
 import safetensors
 
-from scripts import deploy, lora_checks
-from scripts.character import Character, load_character
-from scripts.checkpoints import final_file_name, step_file_name
+from scripts import deploy
+from scripts.trainer import lora_checks
+from scripts.table.character import Character, load_character
+from scripts.trainer.checkpoints import final_file_name, step_file_name
 from scripts.compare import STAGING_ROOT
-from scripts.settings import Settings
+from scripts.common.settings import Settings
+from tests.paths import SHARED_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "sd-scripts"
+FIXTURES = SHARED_FIXTURES / "sd-scripts"
 TRIGGER = "zara_v1"
 TABLE = f"""
 [character]

@@ -14,8 +14,8 @@ from PIL import Image
 
 import tasks
 from scripts import gen_reg
-from scripts.character import load_character
-from scripts.workflow import seed_of
+from scripts.table.character import load_character
+from scripts.comfyui.workflow import seed_of
 from tests.fakes.comfy_app import Faults
 
 SIZE = 64

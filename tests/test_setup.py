@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from scripts import setup, setup_plan
-from scripts.setup_plan import Probe
+from scripts import setup
+from scripts.trainer import setup_plan
+from scripts.trainer.setup_plan import Probe
 from tests.fakes.sd_scripts import _testkit
 
 COMMIT = "48d368fa557731ad0488c07304dfeba8c07910eb"

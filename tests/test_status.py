@@ -6,8 +6,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from scripts.character import load_character
-from scripts.settings import Settings
+from scripts.table.character import load_character
+from scripts.common.settings import Settings
 from scripts.status import dataset_stages, main, render, training_stages
 
 TABLE = """

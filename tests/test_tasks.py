@@ -12,8 +12,8 @@ import pytest
 
 import scripts
 import tasks
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 TASKS = sorted(tasks.ns.task_names)
 SCRIPTS = sorted(
     m.name for m in pkgutil.iter_modules(scripts.__path__)

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from safetensors import deserialize
 
-from scripts import setup, train
-from scripts.checkpoints import list_checkpoints
+from scripts import setup
+from scripts import train
+from scripts.trainer.checkpoints import list_checkpoints
 from tests.fakes.sd_scripts import _testkit
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ import tomli_w
 from PIL import Image, ImageDraw
 
 from scripts import validate
-from scripts.character import Character, load_character, parse_character
+from scripts.table.character import Character, load_character, parse_character
 from scripts.validate import FAIL, OK, WARN, ImageInfo, Inventory, inspect_png, read_image
 
 FRAMING = ["full_body"] * 11 + ["bust"] * 3 + ["closeup"] * 2

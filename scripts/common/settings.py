@@ -6,7 +6,7 @@ then command-line flags. Tasks resolve all of them and hand scripts explicit fla
 on its own (`python -m scripts.NAME`) sees defaults < environment < its flags.
 
 Per-character content (crops, captions, prompts, training overrides) is not here: it lives in
-`dataset/<character>/character.toml` (see `scripts.character`).
+`dataset/<character>/character.toml` (see `scripts.table.character`).
 """
 from __future__ import annotations
 

@@ -12,11 +12,12 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from scripts import comfy
-from scripts.workflow import fill_txt2img, load_template, seed_of
+from scripts.comfyui import client as comfy
+from scripts.comfyui.workflow import fill_txt2img, load_template, seed_of
 from tests.fakes.comfy_app import Faults
+from tests.paths import SHARED_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "comfyui"
+FIXTURES = SHARED_FIXTURES / "comfyui"
 CKPT = "random_sd15.safetensors"
 FAST = dict(quiet=0.1, http_timeout=0.5, dead_after=0.4)
 

@@ -1,9 +1,9 @@
-"""Bounds checks, clamping and letterbox maths (scripts.geometry, pure)."""
+"""Bounds checks, clamping and letterbox maths (scripts.imaging.geometry, pure)."""
 from __future__ import annotations
 
 import pytest
 
-from scripts.geometry import Box, Size, box_to_pillow, check_box, clamp_box, format_box, letterbox
+from scripts.imaging.geometry import Box, Size, box_to_pillow, check_box, clamp_box, format_box, letterbox
 
 
 def test_seed_case_790_plus_240_on_1024_overflows_6_px_right() -> None:

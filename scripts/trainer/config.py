@@ -23,9 +23,9 @@ from typing import Any
 
 import tomli_w
 
-from scripts.character import Character
+from scripts.table.character import Character
 
-LOCKED_FILE = Path(__file__).resolve().parents[1] / "kohya" / "train.toml"  # this repo's, also with an external kohya_ss
+LOCKED_FILE = Path(__file__).resolve().parents[2] / "kohya" / "train.toml"  # this repo's, also with an external kohya_ss
 TRAIN_SCRIPT = "train_network.py"
 SMOKE_STEPS = 5
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from scripts.character import parse_character
-from scripts.checkpoints import Checkpoint, list_checkpoints
-from scripts.kohya_config import (DATASET_TOML_KEYS, FLAG_TYPES, KohyaConfigError, Launch, build_command,
+from tests.paths import ROOT
+from scripts.table.character import parse_character
+from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
+from scripts.trainer.config import (DATASET_TOML_KEYS, FLAG_TYPES, KohyaConfigError, Launch, build_command,
                                   character_args, dataset_config, dataset_fingerprint, dataset_toml, emitted_flags,
                                   format_value, merge_args)
 
-ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "sd-scripts"
 LOCKED = (ROOT / "kohya" / "train.toml").read_text()
 

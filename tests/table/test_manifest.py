@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.manifest import FIELDS, Manifest, done_set, latest, load, make_record, prompt_hash, render
+from scripts.table.manifest import FIELDS, Manifest, done_set, latest, load, make_record, prompt_hash, render
 
 
 def rec(file: str, index: int, status: str = "done", **extra: object) -> dict:

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from scripts import setup_plan
-from scripts.setup_plan import FAIL, FIX, OK, WARN, Facts, Probe, plan, required_modules
+from scripts.trainer import setup_plan
+from scripts.trainer.setup_plan import FAIL, FIX, OK, WARN, Facts, Probe, plan, required_modules
 from scripts.setup import local_names, local_reader
+from tests.paths import STANDIN_SD_SCRIPTS
 
-STANDIN = Path(__file__).resolve().parent / "fakes" / "sd_scripts"
+STANDIN = STANDIN_SD_SCRIPTS
 
 
 def reader(files: dict[str, str]):

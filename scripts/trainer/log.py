@@ -53,7 +53,7 @@ class Progress:
     loss: float | None
 
     def describe(self) -> str:
-        from scripts.progress import format_duration
+        from scripts.common.progress import format_duration
         loss = "--" if self.loss is None else f"{self.loss:.4g}"
         speed = "--" if self.seconds_per_step is None else f"{self.seconds_per_step:.2f} s/it"
         return f"step {self.step}/{self.total}  loss {loss}  {speed}  ETA {format_duration(self.eta)}"

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from scripts.workflow import (WorkflowError, fill_txt2img, load_template, nodes_of, roles, seed_of,
+from tests.paths import SHARED_FIXTURES
+from scripts.comfyui.workflow import (WorkflowError, fill_txt2img, load_template, nodes_of, roles, seed_of,
                               set_filename_prefix, without_lora)
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "comfyui"
+FIXTURES = SHARED_FIXTURES / "comfyui"
 VALUES: dict[str, Any] = dict(checkpoint="anything.safetensors", prompt="anime character, solo",
                               negative="spyke, red bandana", width=512, height=768, steps=20, cfg=7.0,
                               sampler="euler_ancestral", scheduler="normal", clip_skip=2, seed=1042,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.settings import (
+from scripts.common.settings import (
     Settings, SettingsError, add_settings_arguments, load_settings, settings_as_config, settings_from_args,
 )
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from scripts.atomic import write_text, write_with
+from scripts.common.atomic import write_text, write_with
 
 MAX_CELL = 384  # grid.png shows cells at most this big; index.html shows them full size
 PAD = 8

@@ -13,8 +13,8 @@ import statistics
 from collections import Counter
 from collections.abc import Sequence
 
-from scripts.character import Character
-from scripts.lora_file import LoraInfo, inspect_lora
+from scripts.table.character import Character
+from scripts.trainer.lora_file import LoraInfo, inspect_lora
 
 SIZE_TOLERANCE = 0.01  # a run's checkpoints differ only by a few metadata bytes
 SIZE_SLACK = 64 * 1024
@@ -40,7 +40,7 @@ def configured_network(character: Character) -> tuple[tuple[int, float] | None, 
     """dim/alpha from kohya/train.toml + the character's [training] overrides, and where they
     came from; (None, reason) when that configuration cannot be read."""
     try:
-        from scripts.kohya_config import LOCKED_FILE, KohyaConfigError, character_args
+        from scripts.trainer.config import LOCKED_FILE, KohyaConfigError, character_args
     except ImportError:
         return None, "no training configuration module"
     try:

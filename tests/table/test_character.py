@@ -1,11 +1,12 @@
-"""The character table (scripts.character): schema errors name file, entry and key; defaults; triggers."""
+"""The character table (scripts.table.character): schema errors name file, entry and key; defaults; triggers."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from scripts.character import CharacterError, load_character, with_trigger
+from scripts.table.character import CharacterError, load_character, with_trigger
+from tests.paths import ROOT
 
 HEAD = """
 [character]
@@ -129,7 +130,7 @@ def test_table_caption_gets_the_trigger(tmp_path: Path) -> None:
 
 
 def test_the_example_table_loads() -> None:
-    folder = Path(__file__).resolve().parents[1] / "dataset" / "example"
+    folder = ROOT / "dataset" / "example"
     character = load_character(folder)
     assert character.asymmetric and not any(c.flip for c in character.crops)
     assert 15 <= len(character.crops) <= 20

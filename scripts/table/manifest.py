@@ -2,7 +2,7 @@
 
 This module owns the record format and the done set (pure apart from `load`/`Manifest.flush`).
 Records are appended in memory as results arrive; each flush rewrites the whole file through
-`scripts.atomic` with the latest record per file (last record wins), in index order, so the
+`scripts.common.atomic` with the latest record per file (last record wins), in index order, so the
 file on disk is always complete and holds exactly one line per image ever attempted. A line
 that does not parse (a file edited by hand) is skipped on load, never fatal.
 
@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from scripts.atomic import write_text
+from scripts.common.atomic import write_text
 
 MANIFEST_NAME = "manifest.jsonl"
 FIELDS = ("file", "index", "seed", "prompt_hash", "server", "prompt_id", "seconds", "status", "error", "attempts")

@@ -764,7 +764,7 @@ class _Batch:
     def __init__(self, jobs: Sequence[Job], servers: list[ComfyServer], *, concurrency: int,
                  on_result: OnResult | None, timeout: float, retries: int, prefix: str,
                  stats: BatchStats) -> None:
-        from scripts.workflow import set_filename_prefix
+        from scripts.comfyui.workflow import set_filename_prefix
 
         self.set_prefix = set_filename_prefix
         self.pending: list[_Work] = [_Work(job, i) for i, job in enumerate(jobs)]

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from scripts.grid import Cell, Column, cell_size, plan_layout, render_grid, render_html, write_html
+from scripts.imaging.grid import Cell, Column, cell_size, plan_layout, render_grid, render_html, write_html
 
 
 def fixed_text(text: str) -> tuple[int, int]:

@@ -11,9 +11,10 @@ import pytest
 from safetensors import deserialize
 
 from scripts.train import RunResult, checkpoint_table, failure, latest_state, stream
-from scripts.train_log import LogScanner, parse_progress
+from scripts.trainer.log import LogScanner, parse_progress
+from tests.paths import SHARED_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "sd-scripts"
+FIXTURES = SHARED_FIXTURES / "sd-scripts"
 
 
 def scan(name: str, chunk: int | None = None) -> LogScanner:
