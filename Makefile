@@ -5,18 +5,23 @@ PYTHON ?= python3
 VENV := .venv
 INV := $(VENV)/bin/invoke
 STAMP := $(VENV)/.installed
+LINT := scripts tasks.py bench
 
-.PHONY: help venv demo test bench setup crop validate gen-reg smoke train compare deploy clean
+.PHONY: help venv lint demo test bench setup crop validate gen-reg smoke train compare deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
-venv: $(STAMP) ## create .venv and install requirements.txt
+venv: $(STAMP) ## create .venv and install requirements.txt and requirements-dev.txt
+
+lint: $(STAMP) ## ruff (ruff.toml) and mypy (mypy.ini) on scripts/, tasks.py, bench/
+	$(VENV)/bin/ruff check $(LINT)
+	$(VENV)/bin/mypy
 
 demo: $(STAMP) ## run the offline pipeline on the bundled example character
 	$(INV) demo
