@@ -5,7 +5,6 @@ PYTHON ?= python3
 VENV := .venv
 INV := $(VENV)/bin/invoke
 STAMP := $(VENV)/.installed
-LINT := scripts tasks.py bench
 
 .PHONY: help venv lint demo test bench setup crop validate gen-reg smoke train compare deploy clean
 
@@ -20,7 +19,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 venv: $(STAMP) ## create .venv and install requirements.txt and requirements-dev.txt
 
 lint: $(STAMP) ## ruff (ruff.toml) and mypy (mypy.ini) on scripts/, tasks.py, bench/
-	$(VENV)/bin/ruff check $(LINT)
+	$(VENV)/bin/ruff check scripts tasks.py bench
 	$(VENV)/bin/mypy
 
 demo: $(STAMP) ## run the offline pipeline on the bundled example character

@@ -13,7 +13,7 @@ from typing import Any
 
 from invoke import Collection, Context, Exit, task
 
-from scripts.common.settings import Settings, SettingsError, load_settings, settings_as_config
+from scripts.common.settings import Settings, SettingsError, load_settings
 
 PY = shlex.quote(sys.executable)
 CHARACTER_HELP = "character folder under the dataset root (default: example)"
@@ -247,5 +247,5 @@ def bench(c: Context) -> None:
     c.run(f"{PY} -m bench", echo=True, pty=False)
 
 
+# No ns.configure defaults: every machine-setting default lives once, in scripts/common/settings.py.
 ns = Collection.from_module(sys.modules[__name__])
-ns.configure({"lora": settings_as_config(), "run": {"echo": True}})

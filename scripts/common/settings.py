@@ -1,9 +1,14 @@
 """Machine settings: where ComfyUI, sd-scripts and the kohya venv live, and which servers to use.
 
-One typed, frozen `Settings`. Sources, lowest first: the defaults below, invoke config
-(`invoke.yaml`, `~/.invoke.yaml`, under the `lora:` key), `LORA_<FIELD>` environment variables,
-then command-line flags. Tasks resolve all of them and hand scripts explicit flags; a script run
-on its own (`python -m scripts.NAME`) sees defaults < environment < its flags.
+One typed, frozen `Settings`: every default is defined here and nowhere else. Sources, lowest
+first: the defaults below, invoke config (`invoke.yaml`, `~/.invoke.yaml`, under the `lora:` key;
+they only override), `LORA_<FIELD>` environment variables, then command-line flags. Tasks resolve
+all of them and hand scripts explicit flags; a script run on its own (`python -m scripts.NAME`)
+sees defaults < environment < its flags.
+
+The one environment mechanism is `LORA_<FIELD>`. invoke's own `INVOKE_LORA_<FIELD>` is accepted
+as an alias of it (a plain `LORA_<FIELD>` wins when both are set), so whichever a person knows
+from invoke's documentation does the same thing, for tasks and scripts alike.
 
 Per-character content (crops, captions, prompts, training overrides) is not here: it lives in
 `dataset/<character>/character.toml` (see `scripts.table.character`).
@@ -19,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "LORA_"
-SD_SCRIPTS_URL = "https://github.com/kohya-ss/sd-scripts.git"
-SD_SCRIPTS_COMMIT = "48d368fa557731ad0488c07304dfeba8c07910eb"
+INVOKE_ENV_PREFIX = "INVOKE_LORA_"  # alias: invoke's own spelling of the same variables
 
 
 class SettingsError(ValueError):
@@ -38,7 +42,6 @@ class Settings:
     kohya_dir: Path = Path("kohya")
     sd_scripts_dir: Path = Path("kohya/sd-scripts")
     kohya_python: Path = Path("kohya/.venv/bin/python")
-    sd_scripts_url: str = SD_SCRIPTS_URL
     accelerate_config: Path | None = None
     num_processes: int = 1
     tokenizer_cache_dir: Path = Path("build/tokenizer-cache")
@@ -109,7 +112,7 @@ def load_settings(
     merged: dict[str, Any] = {}
     for source in (
         dict(config or {}),
-        {k[len(ENV_PREFIX):].lower(): v for k, v in environ.items() if k.startswith(ENV_PREFIX)},
+        environment_values(environ),
         {k: v for k, v in (flags or {}).items() if v not in (None, [], ())},
     ):
         for key, value in source.items():
@@ -118,6 +121,13 @@ def load_settings(
     if "kohya_dir" in merged and "sd_scripts_dir" not in merged:
         merged["sd_scripts_dir"] = merged["kohya_dir"] / "sd-scripts"
     return Settings(**merged)
+
+
+def environment_values(environ: Mapping[str, str]) -> dict[str, str]:
+    """`LORA_<FIELD>` values by field name; `INVOKE_LORA_<FIELD>` fills in where no `LORA_` one is set."""
+    values = {k[len(INVOKE_ENV_PREFIX):].lower(): v for k, v in environ.items() if k.startswith(INVOKE_ENV_PREFIX)}
+    values.update({k[len(ENV_PREFIX):].lower(): v for k, v in environ.items() if k.startswith(ENV_PREFIX)})
+    return values
 
 
 def settings_as_config() -> dict[str, Any]:

@@ -55,3 +55,31 @@ def test_script_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> N
     args = parser.parse_args(["--server", "http://a:1", "--server", "http://b:2", "--concurrency", "4"])
     settings = settings_from_args(args)
     assert settings.comfyui_urls == ("http://a:1", "http://b:2") and settings.concurrency == 4
+
+
+def test_invoke_spelling_is_an_alias_and_plain_lora_wins() -> None:
+    alias_only = load_settings(config={}, environ={"INVOKE_LORA_CONCURRENCY": "5", "INVOKE_LORA_COMFYUI_DIR": "/c"})
+    assert alias_only.concurrency == 5 and alias_only.comfyui_dir == Path("/c")
+    both = load_settings(config={"concurrency": 2}, environ={"INVOKE_LORA_CONCURRENCY": "5", "LORA_CONCURRENCY": "3"})
+    assert both.concurrency == 3
+
+
+def test_invoke_yaml_only_overrides() -> None:
+    """The repo's invoke.yaml sets no machine setting: each default has one home, Settings."""
+    from tests.paths import ROOT
+
+    live = [line for line in (ROOT / "invoke.yaml").read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert not any(line.startswith("lora:") for line in live)
+
+
+def test_readme_settings_table_lists_every_setting() -> None:
+    import re
+
+    from tests.paths import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = {name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    fields = {name for name in Settings.__dataclass_fields__ if name != "extra"}
+    assert documented == fields
