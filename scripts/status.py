@@ -17,8 +17,8 @@ from pathlib import Path
 
 import aiohttp
 
-from scripts.table.character import Character, CharacterError, load_character
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.table.character import Character, CharacterError, load_character
 
 STEP_FILE = re.compile(r"-step(\d+)\.safetensors$")
 
@@ -91,7 +91,7 @@ async def probe_servers(urls: tuple[str, ...], timeout: float = 1.5) -> dict[str
                     stats = await response.json()
                     return url, f"up (ComfyUI {stats.get('system', {}).get('comfyui_version', '?')})"
                 return url, f"answers HTTP {response.status}"
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             return url, "not answering"
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:

@@ -125,7 +125,7 @@ def _draw_centered(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], li
     heights = [draw.textbbox((0, 0), "Hg", font=font)[3] for _ in lines]
     total = sum(heights) + PAD * (len(lines) - 1)
     y = box[1] + (box[3] - box[1] - total) // 2
-    for line, height in zip(lines, heights):
+    for line, height in zip(lines, heights, strict=True):
         width = draw.textlength(line, font=font)
         draw.text((box[0] + (box[2] - box[0] - width) / 2, y), line, fill=TEXT, font=font)
         y += height + PAD
@@ -150,7 +150,7 @@ def render_grid(
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
 
     def text_size(text: str) -> tuple[int, int]:
-        left, top, right, bottom = probe.textbbox((0, 0), text or " ", font=font)
+        left, _top, right, bottom = probe.textbbox((0, 0), text or " ", font=font)
         return int(right - min(left, 0)), int(bottom)
 
     layout = plan_layout(row_labels, columns, cell_wh, text_size, title)

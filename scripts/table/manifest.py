@@ -42,8 +42,8 @@ def make_record(**values: Any) -> dict[str, Any]:
 
 def parse_lines(text: str) -> list[dict[str, Any]]:
     records = []
-    for line in text.splitlines():
-        line = line.strip()
+    for raw_line in text.splitlines():
+        line = raw_line.strip()
         if not line:
             continue
         try:
@@ -98,14 +98,6 @@ class Manifest:
 
     def done(self) -> set[str]:
         return done_set(self.records)
-
-    def keep_only(self, files: Iterable[str]) -> None:
-        """Forget records of files not listed (e.g. images deleted by hand since)."""
-        wanted = set(files)
-        kept = [r for r in self.records if r["file"] in wanted]
-        if len(kept) != len(self.records):
-            self.records = kept
-            self.dirty = True
 
     def flush(self) -> None:
         if self.dirty or not self.path.exists():

@@ -33,7 +33,7 @@ def final_file_name(trigger: str) -> str:
     return f"{trigger}{SUFFIX}"
 
 
-def parse_checkpoint_name(name: str, trigger: str) -> int | None | bool:
+def parse_checkpoint_name(name: str, trigger: str) -> int | bool | None:
     """The step a file name stands for, None for the final file, False when it is not ours."""
     if name == final_file_name(trigger):
         return None
@@ -55,5 +55,5 @@ def list_checkpoints(output_dir: Path, trigger: str) -> list[Checkpoint]:
             continue
         step = parse_checkpoint_name(path.name, trigger)
         if step is not False:
-            found.append(Checkpoint(step, path))  # type: ignore[arg-type]
+            found.append(Checkpoint(step, path))
     return sorted(found, key=lambda c: (c.step is None, c.step or 0))

@@ -67,6 +67,8 @@ def read_header(path: Path) -> tuple[dict[str, Any], int]:
 
 
 def _number(text: str | None, kind: type) -> Any:
+    if text is None:
+        return None
     try:
         return kind(float(text)) if kind is int else kind(text)
     except (TypeError, ValueError):

@@ -372,7 +372,8 @@ def _tokenizer(f: Facts) -> Item:
     if f.tokenizer_cached:
         return Item(name, OK, f"{f.tokenizer_cache} (runs work offline)")
     probe_ok = f.probe is not None and not f.probe.error
-    if probe_ok and "transformers" in f.required and "transformers" not in f.probe.missing and not f.tokenizer_tried:
+    missing = f.probe.missing if f.probe is not None else ()
+    if probe_ok and "transformers" in f.required and "transformers" not in missing and not f.tokenizer_tried:
         target = f.tokenizer_cache / TOKENIZER_FOLDER
         code = (f"from transformers import CLIPTokenizer; "
                 f"CLIPTokenizer.from_pretrained({TOKENIZER_REPO!r}).save_pretrained({str(target)!r})")

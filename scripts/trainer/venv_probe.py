@@ -82,7 +82,8 @@ def probe(modules: list[str], imports: list[str], device: bool) -> dict[str, Any
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Report missing modules and the torch device as JSON.")
     parser.add_argument("--modules", default="", help="comma-separated top-level modules to import")
-    parser.add_argument("--import", dest="imports", default="", help="more modules to import (kept for older callers; same as --modules)")
+    parser.add_argument("--import", dest="imports", default="",
+                        help="more modules to import (kept for older callers; same as --modules)")
     parser.add_argument("--device", action="store_true", help="also report the device torch sees")
     args = parser.parse_args(argv)
     split = lambda text: [m for m in text.split(",") if m]  # noqa: E731
