@@ -3,7 +3,7 @@
 Each fake ComfyUI server (tests/fakes/comfy_app.py) runs in its own subprocess with a fixed
 service time (50 ms per image, one prompt at a time, like ComfyUI's serial queue), so
 `time.process_time()` here is the client's CPU alone. For 1, 2 and 4 servers this renders 200
-images with `scripts.comfy.run_jobs` and prints, side by side: wall time, the ideal
+images with `scripts.comfyui.run_jobs` and prints, side by side: wall time, the ideal
 (count x service / servers), their ratio, client CPU ms per image, and the seed's style (post,
 poll `/history`, fetch, one at a time) timed on a smaller run and scaled to 200, with the
 speed-up. Targets: within 5% of ideal on one server, 10% on four, CPU under 5 ms per image.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import aiohttp
 
-from scripts.comfyui import client as comfy
+from scripts import comfyui
 from scripts.comfyui.workflow import fill_txt2img, load_template
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,12 +65,12 @@ def workflow(seed: int) -> dict:
 
 async def ours(urls: list[str], count: int, concurrency: int = 2) -> tuple[float, float]:
     """(wall seconds, client CPU seconds) for `count` images through run_jobs."""
-    jobs = [comfy.Job(f"b{i:04d}", workflow(10_000 + i)) for i in range(count)]
+    jobs = [comfyui.Job(f"b{i:04d}", workflow(10_000 + i)) for i in range(count)]
     async with aiohttp.ClientSession() as session:
         # warm: sockets opened and the connection pool filled outside the timed part
-        await comfy.run_jobs([comfy.Job("warm", workflow(1))], urls, session=session)
+        await comfyui.run_jobs([comfyui.Job("warm", workflow(1))], urls, session=session)
         cpu, wall = time.process_time(), time.perf_counter()
-        results = await comfy.run_jobs(jobs, urls, concurrency=concurrency, session=session)
+        results = await comfyui.run_jobs(jobs, urls, concurrency=concurrency, session=session)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     bad = [r for r in results if r.status != "done"]
     if bad:
@@ -84,11 +84,11 @@ async def baseline(url: str, count: int) -> float:
         start = time.perf_counter()
         for i in range(count):
             prompt_id = str(uuid.uuid4())
-            await comfy.post_prompt(session, url, workflow(20_000 + i), client_id="seed", prompt_id=prompt_id)
-            while not (entry := await comfy.get_history(session, url, prompt_id)):
+            await comfyui.post_prompt(session, url, workflow(20_000 + i), client_id="seed", prompt_id=prompt_id)
+            while not (entry := await comfyui.get_history(session, url, prompt_id)):
                 await asyncio.sleep(BASELINE_POLL)
-            for image in comfy.output_images(entry):
-                await comfy.view(session, url, image)
+            for image in comfyui.output_images(entry):
+                await comfyui.view(session, url, image)
         return time.perf_counter() - start
 
 

@@ -19,8 +19,6 @@ import argparse
 import asyncio
 import hashlib
 import json
-import re
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -31,8 +29,8 @@ from typing import Any
 
 import aiohttp
 
-from scripts.comfyui import client as comfy
-from scripts.common.atomic import copy_file, write_bytes, write_text
+from scripts import comfyui
+from scripts.common.atomic import write_bytes, write_text
 from scripts.table.character import Character, CharacterError, Compare, TestPrompt, load_character, slugify, with_trigger
 from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
 from scripts.imaging.grid import Cell, Column, GridLayout, render_grid, write_html
@@ -40,10 +38,9 @@ from scripts.trainer.lora_checks import configured_network, verification_problem
 from scripts.trainer.lora_file import inspect_lora
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.comfyui.loras import STAGING_ROOT, checkpoint_key, remove_staged, stage, staged_name, staging_dir
 from scripts.comfyui.workflow import WorkflowError, fill_txt2img, load_template
 
-STAGING_ROOT = "_eval"
-STAGED_NAME = re.compile(r"(step\d{8}|final)-[0-9a-f]{10}\.safetensors")
 MANIFEST = "cells.json"
 BASELINE = "base"
 
@@ -52,41 +49,8 @@ class CompareError(Exception):
     """A refusal or failure; the message is one paragraph naming the thing and the fix."""
 
 
-# --- staging in ComfyUI's loras folder (deploy removes these too) ------------------------------
-
-def staging_dir(loras_dir: Path, slug: str) -> Path:
-    return loras_dir / STAGING_ROOT / slug
-
-
 def row_key(checkpoint: Checkpoint) -> str:
-    return "final" if checkpoint.step is None else f"step{checkpoint.step:08d}"
-
-
-def staged_name(checkpoint: Checkpoint, sha256: str) -> str:
-    return f"{row_key(checkpoint)}-{sha256[:10]}.safetensors"
-
-
-def remove_staged(loras_dir: Path, slug: str) -> list[Path]:
-    """Remove our staged copies (and temp files a killed copy left) from `_eval/<slug>/`, then
-    the folders if empty. Any other file there is left alone."""
-    folder = staging_dir(loras_dir, slug)
-    removed: list[Path] = []
-    if not folder.is_dir():
-        return removed
-    for path in folder.iterdir():
-        name = path.name
-        ours = STAGED_NAME.fullmatch(name) or (
-            name.startswith(".") and name.endswith(".tmp") and STAGED_NAME.fullmatch(name[1:].split(".safetensors.")[0]
-                                                                                    + ".safetensors"))
-        if ours and path.is_file():
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    for empty in (folder, folder.parent):
-        try:
-            empty.rmdir()
-        except OSError:  # not empty (someone else's file) or already gone
-            break
-    return removed
+    return checkpoint_key(checkpoint)
 
 
 # --- the plan (pure) ---------------------------------------------------------------------------
@@ -197,6 +161,15 @@ def render_settings(character: Character) -> Compare:
     return settings
 
 
+def base_checkpoint(render: Compare) -> str:
+    """The base checkpoint's name (`render_settings` refuses a table without one)."""
+    if render.checkpoint is None:
+        raise CompareError("No base checkpoint is set for the checkpoint grid: set [compare] checkpoint (or "
+                           "[regularization] checkpoint) in the character table to the file name ComfyUI "
+                           "lists under models/checkpoints.")
+    return render.checkpoint
+
+
 # --- I/O -------------------------------------------------------------------------------------
 
 @dataclass
@@ -207,7 +180,7 @@ class Options:
     steps: list[int | None] | None = None
     extra_prompts: list[str] = field(default_factory=list)
     keep_staged: bool = False
-    timeout: float = 600.0
+    timeout: float = comfyui.DEFAULT_TIMEOUTS.job
     retries: int = 2
 
 
@@ -291,17 +264,6 @@ def checkpoint_rows(checkpoints: Sequence[tuple[Checkpoint, int | None]], slug: 
     return rows
 
 
-def stage(rows: Sequence[Row], loras_dir: Path) -> None:
-    """Copy each row's checkpoint to its staged name (atomically; kept if already there)."""
-    for row in rows:
-        if row.checkpoint is None or row.lora_name is None:
-            continue
-        target = loras_dir / row.lora_name
-        if not target.is_file():
-            copy_file(row.checkpoint.path, target)
-            shutil.copymode(row.checkpoint.path, target)  # atomic temps are 0600; the server must read it
-
-
 async def resolve_lora_names(session: aiohttp.ClientSession, urls: Sequence[str], rows: list[Row],
                              render: Compare, staged: Path) -> tuple[list[str], list[Row]]:
     """Servers that see every staged file (and have the base checkpoint), and the rows with
@@ -312,12 +274,12 @@ async def resolve_lora_names(session: aiohttp.ClientSession, urls: Sequence[str]
     problems: list[str] = []
     for url in urls:
         try:
-            await comfy.check_checkpoint(session, url, render.checkpoint)
-            listed = await comfy.installed(session, url, "LoraLoader", "lora_name")
-        except comfy.CheckpointMissing as error:
+            await comfyui.check_checkpoint(session, url, base_checkpoint(render))
+            listed = await comfyui.installed(session, url, "LoraLoader", "lora_name")
+        except comfyui.CheckpointMissing as error:
             problems.append(str(error))
             continue
-        except comfy.ComfyError as error:
+        except comfyui.ComfyError as error:
             problems.append(str(error))
             continue
         by_posix = {name.replace("\\", "/"): name for name in listed}
@@ -357,15 +319,15 @@ def write_manifest(path: Path, cells: dict[str, Any]) -> None:
     write_text(path, json.dumps({"version": 1, "cells": cells}, indent=1, sort_keys=True) + "\n")
 
 
-def make_job(cell: PlannedCell, row: Row, render: Compare, template: dict[str, Any]) -> comfy.Job:
+def make_job(cell: PlannedCell, row: Row, render: Compare, template: dict[str, Any]) -> comfyui.Job:
     workflow = fill_txt2img(
-        template, checkpoint=render.checkpoint, prompt=cell.prompt.prompt,
+        template, checkpoint=base_checkpoint(render), prompt=cell.prompt.prompt,
         negative=cell.prompt.negative, width=render.width, height=render.height,
         steps=render.steps, cfg=render.cfg, sampler=render.sampler, scheduler=render.scheduler,
         clip_skip=render.clip_skip, seed=cell.prompt.seed, filename_prefix="lora_pipeline/compare",
         lora_name=row.lora_name, lora_strength=cell.strength if cell.strength is not None else 1.0,
     )
-    return comfy.Job(Path(cell.file).stem, workflow, group=row.key, meta={"cell": cell, "row": row})
+    return comfyui.Job(Path(cell.file).stem, workflow, group=row.key, meta={"cell": cell, "row": row})
 
 
 async def run(options: Options, progress: ProgressLine | None = None) -> Summary:
@@ -393,13 +355,13 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
         if todo:
             stage(planned_rows, loras_dir)
             template = load_template("txt2img_lora")
-            stats = comfy.BatchStats()
+            stats = comfyui.BatchStats()
             async with aiohttp.ClientSession() as session:
                 urls, rows = await resolve_lora_names(session, settings.comfyui_urls, planned_rows, render,
                                                       staging_dir(loras_dir, character.slug))
                 jobs = [make_job(cell, rows[cell.row], render, template) for cell in todo]
 
-                async def on_result(result: comfy.JobResult) -> None:
+                async def on_result(result: comfyui.JobResult) -> None:
                     nonlocal rendered
                     cell: PlannedCell = result.job.meta["cell"]
                     row: Row = result.job.meta["row"]
@@ -425,9 +387,9 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
                     progress.update(f"compare {finished}/{stats.total} cells, {stats.failed} failed, "
                                     f"{stats.in_flight} in flight, {rate:.2f}/s, ETA {format_duration(eta)}")
 
-                await comfy.run_jobs(jobs, urls, concurrency=settings.concurrency, on_result=on_result,
-                                     timeout=options.timeout, retries=options.retries, session=session,
-                                     stats=stats)
+                await comfyui.run_jobs(jobs, urls, concurrency=settings.concurrency, on_result=on_result,
+                                       timeouts=comfyui.Timeouts(job=options.timeout), retries=options.retries,
+                                       session=session, stats=stats)
     finally:
         progress.close()
         if not options.keep_staged:
@@ -483,7 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="an extra ad-hoc test prompt (trigger added first); repeatable")
     parser.add_argument("--keep-staged", action="store_true",
                         help="leave the staged copies in <loras>/_eval/<character>/ for trying them in the UI")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per image before it is retried")
+    parser.add_argument("--timeout", type=float, default=comfyui.DEFAULT_TIMEOUTS.job,
+                        help="seconds per image before it is retried")
     add_settings_arguments(parser, "comfyui_urls", "comfyui_dir", "concurrency", "output_root", "dataset_root")
     return parser
 
@@ -508,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         options = Options(character, settings, strengths=args.strength or [1.0], steps=parse_steps(args.steps),
                           extra_prompts=args.prompt, keep_staged=args.keep_staged, timeout=args.timeout)
         summary = asyncio.run(run(options))
-    except (CompareError, CharacterError, SettingsError, WorkflowError, comfy.ComfyError) as error:
+    except (CompareError, CharacterError, SettingsError, WorkflowError, comfyui.ComfyError) as error:
         print(str(error), file=sys.stderr)
         return 1
     except OSError as error:

@@ -29,11 +29,11 @@ from typing import Any
 
 import aiohttp
 
-from scripts.comfyui import client as comfy
+from scripts import comfyui
 from scripts.common.atomic import atomic_path, write_text
 from scripts.table.character import Character, CharacterError, load_character
 from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
-from scripts.compare import remove_staged
+from scripts.comfyui.loras import remove_staged
 from scripts.trainer.lora_checks import configured_network, verification_problems
 from scripts.trainer.lora_file import LoraInfo, inspect_lora
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
@@ -191,21 +191,21 @@ def describe_file(record: dict[str, Any] | None, sha256: str) -> dict[str, Any]:
 # --- confirmation against running servers -----------------------------------------------------
 
 async def confirm(urls: Sequence[str], lora_name: str, metadata: dict[str, str],
-                  timeout: float = 5.0) -> dict[str, str]:
+                  timeout: float = comfyui.DEFAULT_TIMEOUTS.confirm) -> dict[str, str]:
     """Per server: `confirmed`, `unreachable`, `not listed`, `metadata differs`, or `listed; metadata
     not readable` (listed, but `/view_metadata` gave nothing back: not a failure)."""
     async def one(session: aiohttp.ClientSession, url: str) -> tuple[str, str]:
         try:
-            names = await comfy.installed(session, url, "LoraLoader", "lora_name", timeout=timeout)
-        except comfy.ComfyError:
+            names = await comfyui.installed(session, url, "LoraLoader", "lora_name", timeout=timeout)
+        except comfyui.ComfyError:
             return url, "unreachable"
         if lora_name not in names:
             return url, "not listed"
-        with contextlib.suppress(comfy.ComfyError):  # best effort: older servers lack /free
-            await comfy.free(session, url, timeout=timeout)
+        with contextlib.suppress(comfyui.ComfyError):  # best effort: older servers lack /free
+            await comfyui.free(session, url, timeout=timeout)
         try:
-            seen = await comfy.view_metadata(session, url, "loras", lora_name, timeout=timeout)
-        except comfy.ComfyError:
+            seen = await comfyui.view_metadata(session, url, "loras", lora_name, timeout=timeout)
+        except comfyui.ComfyError:
             return url, "unreachable"
         if seen is None:  # ComfyUI answers 404 when the header has no __metadata__ or is over its size limit
             return url, "listed; metadata not readable"

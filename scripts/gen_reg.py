@@ -8,7 +8,7 @@ Image i (1-based) always gets seed `seed + i`, so a resumed or repeated run repr
 set. Valid images already present (readable PNGs of the right size) are skipped; every file is
 written under a temp name then renamed. Ctrl-C deletes the prompts we queued (interrupting only
 a running prompt of ours), writes the manifest and exits 130; running again completes the set.
-The network side is `scripts.comfyui.client`; results come back over HTTP, never from ComfyUI's disk.
+The network side is `scripts.comfyui`; results come back over HTTP, never from ComfyUI's disk.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from typing import TextIO
 import aiohttp
 from PIL import Image
 
-from scripts.comfyui import client as comfy
+from scripts import comfyui
 from scripts.common.atomic import remove_stale_temps, write_bytes
 from scripts.table.character import Character, CharacterError, load_character
 from scripts.table.manifest import MANIFEST_NAME, Manifest, make_record, prompt_hash
@@ -46,12 +46,17 @@ class Config:
     count: int
     servers: tuple[str, ...]
     concurrency: int
-    timeout: float = 600.0
+    timeout: float = comfyui.DEFAULT_TIMEOUTS.job
     retries: int = 2
-    quiet: float = 5.0
-    http_timeout: float = 30.0
-    dead_after: float = 10.0
+    quiet: float = comfyui.DEFAULT_TIMEOUTS.quiet
+    http_timeout: float = comfyui.DEFAULT_TIMEOUTS.request
+    dead_after: float = comfyui.DEFAULT_TIMEOUTS.dead_after
     progress_interval: float = 2.0
+
+    @property
+    def timeouts(self) -> comfyui.Timeouts:
+        return comfyui.Timeouts(job=self.timeout, quiet=self.quiet, request=self.http_timeout,
+                                dead_after=self.dead_after)
 
 
 @dataclass(frozen=True)
@@ -145,21 +150,21 @@ async def check_servers(session: aiohttp.ClientSession, cfg: Config) -> list[str
     name = cfg.character.regularization.checkpoint
     assert name is not None
     outcomes = await asyncio.gather(
-        *(comfy.check_checkpoint(session, url, name, timeout=cfg.http_timeout) for url in cfg.servers),
+        *(comfyui.check_checkpoint(session, url, name, timeout=cfg.timeouts.request) for url in cfg.servers),
         return_exceptions=True)
     alive, problems = [], []
-    for url, outcome in zip(cfg.servers, outcomes):
-        if isinstance(outcome, comfy.CheckpointMissing):
+    for url, outcome in zip(cfg.servers, outcomes, strict=True):
+        if isinstance(outcome, comfyui.CheckpointMissing):
             raise Fail(str(outcome) + " Nothing was generated.")
         if isinstance(outcome, BaseException):
-            if not isinstance(outcome, comfy.ComfyError):
+            if not isinstance(outcome, comfyui.ComfyError):
                 raise outcome
             problems.append(str(outcome))
             log.warning("left out: %s", outcome)
         else:
             alive.append(url)
     if not alive:
-        raise Fail(comfy.no_server_message(cfg.servers, problems))
+        raise Fail(comfyui.no_server_message(cfg.servers, problems))
     return alive
 
 
@@ -184,11 +189,11 @@ async def run(cfg: Config, stream: TextIO | None = None) -> int:
         return 0
     phash = settings_hash(character)
     by_key = {Path(item.file).stem: item for item in todo}
-    stats = comfy.BatchStats()
+    stats = comfyui.BatchStats()
     progress = ProgressLine(stream, interval=cfg.progress_interval)
     started = time.monotonic()
 
-    async def on_result(result: comfy.JobResult) -> None:
+    async def on_result(result: comfyui.JobResult) -> None:
         item = by_key[result.job.key]
         status, error = result.status, result.error
         if status == "done":
@@ -218,21 +223,19 @@ async def run(cfg: Config, stream: TextIO | None = None) -> int:
             await asyncio.sleep(min(cfg.progress_interval, 0.5))
 
     outcome = "finished"
-    timeout = aiohttp.ClientTimeout(total=None, connect=cfg.http_timeout)
+    timeout = aiohttp.ClientTimeout(total=None, connect=cfg.timeouts.request)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         servers = await check_servers(session, cfg)
-        jobs = [comfy.Job(Path(item.file).stem, workflow_for(character, item), meta={"index": item.index})
+        jobs = [comfyui.Job(Path(item.file).stem, workflow_for(character, item), meta={"index": item.index})
                 for item in todo]
         tick = asyncio.create_task(ticker())
         try:
-            await comfy.run_jobs(jobs, servers, concurrency=cfg.concurrency, on_result=on_result,
-                                 timeout=cfg.timeout, retries=cfg.retries, session=session,
-                                 quiet=cfg.quiet, http_timeout=cfg.http_timeout,
-                                 dead_after=cfg.dead_after, stats=stats)
-        except comfy.PromptRejected as error:
+            await comfyui.run_jobs(jobs, servers, concurrency=cfg.concurrency, on_result=on_result,
+                                   timeouts=cfg.timeouts, retries=cfg.retries, session=session, stats=stats)
+        except comfyui.PromptRejected as error:
             outcome = "stopped"
             raise Fail(str(error)) from None
-        except comfy.NoServer as error:
+        except comfyui.NoServer as error:
             outcome = "stopped"
             raise Fail(str(error)) from None
         except asyncio.CancelledError:
@@ -260,12 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scripts.gen_reg", description=__doc__.split("\n\n")[0])
     parser.add_argument("--character", required=True, help="character folder under the dataset root")
     parser.add_argument("--count", type=positive_int, default=None, help="images in the set (default: the table's count)")
-    parser.add_argument("--timeout", type=positive_float, default=600.0, help="seconds one image may take (default 600)")
+    parser.add_argument("--timeout", type=positive_float, default=comfyui.DEFAULT_TIMEOUTS.job,
+                        help="seconds one image may take (default %(default)g)")
     parser.add_argument("--retries", type=non_negative_int, default=2, help="extra tries after a run-time error (default 2)")
-    parser.add_argument("--quiet-seconds", type=positive_float, default=5.0,
-                        help="poll /history when the socket is silent this long (default 5)")
-    parser.add_argument("--dead-after", type=positive_float, default=10.0,
-                        help="seconds a server may refuse or fail calls before its jobs move elsewhere (default 10)")
+    parser.add_argument("--quiet-seconds", type=positive_float, default=comfyui.DEFAULT_TIMEOUTS.quiet,
+                        help="poll /history when the socket is silent this long (default %(default)g)")
+    parser.add_argument("--dead-after", type=positive_float, default=comfyui.DEFAULT_TIMEOUTS.dead_after,
+                        help="seconds a server may refuse or fail calls before its jobs move elsewhere "
+                             "(default %(default)g)")
     add_settings_arguments(parser, "comfyui_urls", "concurrency", "dataset_root")
     return parser
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
+from scripts.comfyui.timeouts import DEFAULT_TIMEOUTS
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import Character, CharacterError, load_character
 
@@ -83,7 +84,7 @@ def training_stages(character: Character, settings: Settings) -> list[Stage]:
     ]
 
 
-async def probe_servers(urls: tuple[str, ...], timeout: float = 1.5) -> dict[str, str]:
+async def probe_servers(urls: tuple[str, ...], timeout: float = DEFAULT_TIMEOUTS.probe) -> dict[str, str]:
     async def probe(session: aiohttp.ClientSession, url: str) -> tuple[str, str]:
         try:
             async with session.get(f"{url}/system_stats") as response:

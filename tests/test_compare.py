@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from scripts import compare
+from scripts.comfyui import loras
 from scripts.table.character import Compare, load_character
 from scripts.trainer.checkpoints import step_file_name
 from scripts.common.progress import ProgressLine
@@ -89,7 +90,7 @@ async def test_grid_rows_are_checkpoints_columns_prompts_each_cell_its_own_image
             assert loaders == []  # the baseline graph leaves the LoraLoader out
         else:
             assert [n["inputs"]["lora_name"] for n in loaders] == [staged[row_key]]
-            assert staged[row_key].startswith("_eval/zara/") and compare.STAGED_NAME.fullmatch(
+            assert staged[row_key].startswith("_eval/zara/") and loras.STAGED_NAME.fullmatch(
                 staged[row_key].rsplit("/", 1)[1])
     # one checkpoint's prompts were queued back to back (its group), so the LoRA stays loaded
     order = [job_key(p).split("__")[0] for p in posts]
@@ -178,7 +179,7 @@ async def test_keep_staged_leaves_the_copies_for_the_ui(setup, comfy_server) -> 
     staged = settings.loras_dir / summary.rows[1].lora_name
     assert staged.is_file()
     assert staged.stat().st_mode & 0o777 == summary.rows[1].checkpoint.path.stat().st_mode & 0o777
-    compare.remove_staged(settings.loras_dir, "zara")
+    loras.remove_staged(settings.loras_dir, "zara")
     assert not (settings.loras_dir / "_eval").exists()
 
 

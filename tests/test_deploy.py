@@ -18,7 +18,7 @@ from scripts import deploy
 from scripts.trainer import lora_checks
 from scripts.table.character import Character, load_character
 from scripts.trainer.checkpoints import final_file_name, step_file_name
-from scripts.compare import STAGING_ROOT
+from scripts.comfyui.loras import STAGING_ROOT
 from scripts.common.settings import Settings
 from tests.paths import SHARED_FIXTURES
 

@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from scripts.comfyui import client as comfy
+from scripts import comfyui as comfy
+from scripts.comfyui import connection
 from scripts.comfyui.workflow import fill_txt2img, load_template, seed_of
 from tests.fakes.comfy_app import Faults
 from tests.paths import SHARED_FIXTURES
@@ -313,7 +314,7 @@ async def test_socket_survives_binary_previews_over_4_mib() -> None:
     try:
         async with aiohttp.ClientSession() as session:
             server = comfy.ComfyServer(session, url, quiet=5)
-            server.prompts["p1"] = comfy._Tracked()
+            server.prompts["p1"] = connection._Tracked()
             await server.start()
             await asyncio.wait_for(server.prompts["p1"].wake.wait(), 5)
             assert server.prompts["p1"].finished and server.connects == 1
