@@ -23,23 +23,31 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from scripts import comfyui
-from scripts.common.atomic import write_bytes, write_text
-from scripts.table.character import Character, CharacterError, Compare, TestPrompt, load_character, slugify, with_trigger
-from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
-from scripts.imaging.grid import Cell, Column, GridLayout, render_grid, write_html
-from scripts.trainer.lora_checks import configured_network, verification_problems
-from scripts.trainer.lora_file import inspect_lora
-from scripts.common.progress import ProgressLine, format_duration
-from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.comfyui.loras import STAGING_ROOT, checkpoint_key, remove_staged, stage, staged_name, staging_dir
 from scripts.comfyui.workflow import WorkflowError, fill_txt2img, load_template
+from scripts.common.atomic import write_bytes, write_text
+from scripts.common.progress import ProgressLine, format_duration
+from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.imaging.grid import Cell, Column, GridLayout, render_grid, write_html
+from scripts.table.character import (
+    Character,
+    CharacterError,
+    Compare,
+    TestPrompt,
+    load_character,
+    slugify,
+    with_trigger,
+)
+from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
+from scripts.trainer.lora_checks import configured_network, verification_problems
+from scripts.trainer.lora_file import inspect_lora
 
 MANIFEST = "cells.json"
 BASELINE = "base"
@@ -374,7 +382,7 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
                             "negative": cell.prompt.negative, "seed": cell.prompt.seed,
                             "strength": cell.strength, "server": result.server, "prompt_id": result.prompt_id,
                             "seconds": round(result.seconds, 3),
-                            "rendered_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                            "rendered_at": datetime.now(UTC).isoformat(timespec="seconds"),
                         }
                         write_manifest(manifest_path, manifest)
                         rendered += 1

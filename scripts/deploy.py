@@ -23,20 +23,20 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from scripts import comfyui
+from scripts.comfyui.loras import remove_staged
 from scripts.common.atomic import atomic_path, write_text
+from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import Character, CharacterError, load_character
 from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
-from scripts.comfyui.loras import remove_staged
 from scripts.trainer.lora_checks import configured_network, verification_problems
 from scripts.trainer.lora_file import LoraInfo, inspect_lora
-from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 
 BACKUP_SUFFIX = ".previous"  # not a model extension ComfyUI lists, so the picker ignores it
 RECORD_NAME = "deployed.json"
@@ -261,9 +261,10 @@ async def deploy(settings: Settings, character: Character, step: str, now: datet
         copy_verified(chosen.path, target.production, sha)
     removed = remove_staged(loras, character.slug)
     servers = await confirm(settings.comfyui_urls, target.production.name, info.metadata)
-    record = make_record(action="deploy", character=character, step=chosen.label if chosen.step is None else chosen.step,
+    recorded_step = chosen.label if chosen.step is None else chosen.step
+    record = make_record(action="deploy", character=character, step=recorded_step,
                          info=info, sha256=sha, source=chosen.path.resolve(), target=target, previous=previous,
-                         servers=servers, now=now or datetime.now(timezone.utc))
+                         servers=servers, now=now or datetime.now(UTC))
     write_text(target.record, json.dumps(record, indent=2) + "\n")
     print(f"Deployed step {record['step']} ({info.describe()}) from {chosen.path} to {target.production}"
           f"{f'; the file it replaced is kept as {target.backup.name}' if old_sha not in (None, sha) else ''}"
@@ -306,7 +307,7 @@ async def rollback(settings: Settings, character: Character, now: datetime | Non
     record = make_record(action="rollback", character=character, step=restored.get("step"), info=info,
                          sha256=backup_sha, source=Path(restored["source"]) if restored.get("source") else None,
                          target=target, previous=live_before, servers=servers,
-                         now=now or datetime.now(timezone.utc))
+                         now=now or datetime.now(UTC))
     if restored.get("note"):
         record["note"] = restored["note"]
     write_text(target.record, json.dumps(record, indent=2) + "\n")
