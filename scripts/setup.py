@@ -26,14 +26,21 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from scripts.trainer import setup_plan
-from scripts.table.character import CharacterError, load_character
-from scripts.trainer.config import (DATASET_TOML_KEYS, LOCKED_FILE, KohyaConfigError, character_args, emitted_flags,
-                                  load_locked, merge_args)
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.table.character import CharacterError, load_character
+from scripts.trainer import setup_plan
+from scripts.trainer.config import (
+    DATASET_TOML_KEYS,
+    LOCKED_FILE,
+    KohyaConfigError,
+    character_args,
+    emitted_flags,
+    load_locked,
+    merge_args,
+)
 from scripts.trainer.setup_plan import Action, Facts, Item, Probe
+from scripts.trainer.venv_probe import PROBE_SCRIPT
 
-PROBE_SCRIPT = Path(__file__).resolve().parent / "trainer" / "venv_probe.py"
 STAMP_NAME = ".sd-scripts-requirements"
 MAX_ROUNDS = 4
 PROBE_TIMEOUT = 300
@@ -74,7 +81,7 @@ def find_superproject(sd_dir: Path) -> tuple[Path | None, str | None]:
     return None, None
 
 
-def local_reader(sd_dir: Path):  # noqa: ANN201 - returns the reader required_modules wants
+def local_reader(sd_dir: Path):
     def read(module: str) -> str | None:
         base = sd_dir.joinpath(*module.split("."))
         for path in (base.with_suffix(".py"), base / "__init__.py"):

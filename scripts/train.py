@@ -23,45 +23,42 @@ for come from sd-scripts' source, not from the recordings (none of them ran --sa
 from __future__ import annotations
 
 import argparse
-import codecs
-import math
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from scripts.common import atomic
-from scripts.table.character import Character, CharacterError, load_character
-from scripts.trainer.checkpoints import list_checkpoints
-from scripts.trainer.config import (LOCKED_FILE, SMOKE_STEPS, KohyaConfigError, Launch, TrainArgs, build_command,
-                                  character_args, dataset_config, dataset_files, dataset_fingerprint, dataset_toml)
-from scripts.trainer.lora_file import inspect_lora
+from scripts.common.cli import positive_int
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
-from scripts.trainer.log import LogScanner
-from scripts.common.cli import positive_int
+from scripts.table.character import Character, CharacterError, load_character
+from scripts.trainer.config import (
+    LOCKED_FILE,
+    SMOKE_STEPS,
+    KohyaConfigError,
+    Launch,
+    TrainArgs,
+    build_command,
+    character_args,
+    dataset_config,
+    dataset_files,
+    dataset_fingerprint,
+    dataset_toml,
+)
+from scripts.trainer.lora_file import inspect_lora
+from scripts.trainer.run import RunResult, checkpoint_table, cpu_threads, failure, latest_state, stream
+from scripts.trainer.venv_probe import PROBE_SCRIPT
 
-PROBE_SCRIPT = Path(__file__).resolve().parent / "trainer" / "venv_probe.py"
 DEVICES = ("auto", "cpu", "mps", "cuda", "cuda-bf16")
-STATE_SUFFIX = "-state"
 
 
 class TrainError(Exception):
     """Something the run needs is missing or wrong; the message says what and how to fix it."""
-
-
-@dataclass
-class RunResult:
-    returncode: int
-    scanner: LogScanner
-    seconds: float
-    stopped: str | None = None  # why we stopped the run, when we did
 
 
 def preflight(settings: Settings, args: TrainArgs) -> tuple[Path, Path]:
@@ -113,107 +110,6 @@ def probe_device(python: Path, timeout: float = 300) -> str:
                          f"pass --device cpu|mps|cuda|cuda-bf16, or run `invoke setup`") from None
 
 
-def cpu_threads(processes: int, cpus: int | None = None) -> int:
-    """--num_cpu_threads_per_process: the CPUs shared between the processes, at least 1."""
-    return max(1, (cpus if cpus is not None else os.cpu_count() or 1) // max(1, processes))
-
-
-def latest_state(output_dir: Path, trigger: str) -> Path | None:
-    """The newest `<trigger>-step%08d-state` folder, or `<trigger>-state` when training finished."""
-    if not output_dir.is_dir():
-        return None
-    final = output_dir / f"{trigger}{STATE_SUFFIX}"
-    if final.is_dir():
-        return final
-    steps = sorted(p for p in output_dir.glob(f"{trigger}-step*{STATE_SUFFIX}") if p.is_dir())
-    return steps[-1] if steps else None
-
-
-def stream(argv: list[str], log_path: Path, on_progress: Callable[[str], None],
-           cwd: Path | None = None, separator: str | None = None) -> RunResult:
-    """Run argv in its own process group, merged output into log_path; stop it on a NaN/inf loss.
-
-    With `separator` (a resumed run) the log is appended to after that line instead of replaced."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    scanner = LogScanner()
-    started = time.monotonic()
-    stopped: str | None = None
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    with open(log_path, "ab" if separator is not None else "wb") as log:
-        if separator is not None:
-            log.write(f"\n{separator}\n".encode())
-            log.flush()
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd, env=env,
-                                   start_new_session=True)
-        assert process.stdout is not None
-        try:
-            while chunk := os.read(process.stdout.fileno(), 65536):
-                log.write(chunk)
-                log.flush()
-                for update in scanner.feed(decoder.decode(chunk)):
-                    on_progress(update.describe())
-                if scanner.first_bad is not None and stopped is None:
-                    step, loss = scanner.first_bad
-                    stopped = f"the loss became {loss} at step {step} (sd-scripts would keep training on it)"
-                    _stop(process)
-        except KeyboardInterrupt:
-            stopped = "interrupted (Ctrl-C)"
-            _stop(process)
-        finally:
-            process.stdout.close()
-            returncode = process.wait()
-        scanner.feed(decoder.decode(b"", final=True))
-        scanner.close()
-    return RunResult(returncode, scanner, time.monotonic() - started, stopped)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def failure(result: RunResult) -> str | None:
-    """Why the run failed, or None."""
-    scan = result.scanner
-    if result.stopped:
-        return f"stopped the run: {result.stopped}"
-    if result.returncode != 0:
-        errors = [e for e in scan.errors if not e.startswith("subprocess.CalledProcessError")]
-        return f"train_network.py exited {result.returncode}" + (f": {errors[0]}" if errors else "")
-    if not scan.started:
-        why = "sd-scripts found no images (\"No data found\")" if scan.no_data else "it never printed `running training`"
-        return f"the run did not train: {why}; check the image_dir paths in the dataset TOML"
-    if not scan.losses:
-        return "no loss was logged"
-    bad = [x for x in scan.losses if not math.isfinite(x)]
-    if bad:
-        return f"a logged loss is not finite ({bad[0]})"
-    return None
-
-
-def checkpoint_table(output_dir: Path, trigger: str, dim: int, alpha: float) -> tuple[str, bool]:
-    rows = [("step", "file", "size", "LoRA")]
-    all_ok = True
-    found = list_checkpoints(output_dir, trigger)
-    for checkpoint in found:
-        info = inspect_lora(checkpoint.path, expect_dim=dim, expect_alpha=alpha)
-        all_ok &= info.ok
-        size = f"{info.size / 1e6:.1f} MB"
-        rows.append((checkpoint.label, checkpoint.path.name, size, "valid" if info.ok else f"INVALID: {info.describe()}"))
-    if not found:
-        all_ok = False
-        rows.append(("-", f"no checkpoints in {output_dir}", "-", "-"))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
-    return "\n".join(lines), all_ok
-
-
 def validate_dataset(character: str, settings: Settings) -> int:
     try:
         from scripts.validate import main as validate_main  # written alongside (H-dataset)
@@ -235,7 +131,26 @@ def prepare(character: Character, args: TrainArgs, settings: Settings) -> Path:
     return path
 
 
-def run(options: argparse.Namespace, settings: Settings) -> int:
+@dataclass(frozen=True)
+class RunPlan:
+    """What one `train` call will run, decided before anything runs: read by show_plan, execute, check_result."""
+    character: Character
+    args: TrainArgs
+    launch: Launch
+    argv: tuple[str, ...]
+    log_path: Path
+    smoke: bool
+    dry_run: bool
+    resume: Path | None = None
+    note: str | None = None  # printed before the command
+
+    @property
+    def output_dir(self) -> Path:
+        return self.launch.output_dir
+
+
+def load_training(options: argparse.Namespace, settings: Settings) -> tuple[Character, TrainArgs]:
+    """The character and its training arguments (the locked file with the character's overrides)."""
     folder = settings.character_dir(options.character)
     locked_path = Path(options.train_config) if options.train_config else LOCKED_FILE
     character = load_character(folder)
@@ -247,98 +162,149 @@ def run(options: argparse.Namespace, settings: Settings) -> int:
     except UnicodeDecodeError:
         raise TrainError(f"the training config {locked_path} is not UTF-8 text; point --train-config at a "
                          f"TOML file") from None
-    args = character_args(character, locked_text, str(locked_path))
-    if not options.dry_run:
-        python, accelerate = preflight(settings, args)
-    else:
+    return character, character_args(character, locked_text, str(locked_path))
+
+
+def ready_launcher(options: argparse.Namespace, settings: Settings, args: TrainArgs) -> tuple[Path, Path]:
+    """(kohya python, accelerate script), after checking what a real run needs and validating the dataset."""
+    if options.dry_run:
         python = settings.kohya_python.expanduser().absolute()
-        accelerate = python.parent / "accelerate"
-    if not options.dry_run and not options.skip_validate:
-        if validate_dataset(options.character, settings) != 0:
-            raise TrainError(f"the dataset of {options.character!r} did not pass validation (see above); fix it "
-                             f"and run again")
-    device = options.device
-    if device == "auto":
-        device = probe_device(python) if python.exists() else "cpu"
-    if options.smoke:
-        output_dir = (settings.build_root / character.slug / "smoke").absolute()
-        log_path = output_dir / "train.log"
-    else:
-        output_dir = settings.character_output(character.slug).absolute()
-        log_path = output_dir / "train.log"
-    resume = None
-    if options.resume:
-        resume = latest_state(output_dir, character.trigger)
-        if resume is None:
-            raise TrainError(f"--resume: no saved state ({character.trigger}-step*-state) in {output_dir}; "
-                             f"run without --resume to start over")
-    config_path = prepare(character, args, settings) if not options.dry_run else \
-        (settings.build_root / character.slug / "dataset.toml").absolute()
+        return python, python.parent / "accelerate"
+    python, accelerate = preflight(settings, args)
+    if not options.skip_validate and validate_dataset(options.character, settings) != 0:
+        raise TrainError(f"the dataset of {options.character!r} did not pass validation (see above); fix it "
+                         f"and run again")
+    return python, accelerate
+
+
+def resume_state(output_dir: Path, trigger: str) -> Path:
+    """The saved state --resume continues from; a clear error when there is none."""
+    resume = latest_state(output_dir, trigger)
+    if resume is None:
+        raise TrainError(f"--resume: no saved state ({trigger}-step*-state) in {output_dir}; "
+                         f"run without --resume to start over")
+    return resume
+
+
+def launch_for(options: argparse.Namespace, settings: Settings, character: Character, accelerate: Path,
+               device: str, output_dir: Path, resume: Path | None) -> tuple[Launch, str | None]:
+    """The `accelerate launch` settings of this run, and a note to print when flags override the config file."""
     fingerprint = dataset_fingerprint(dataset_files([character.train_dir, character.reg_dir]))
     processes = options.num_processes or settings.num_processes
     accelerate_config = settings.accelerate_config.expanduser().absolute() if settings.accelerate_config else None
     override = accelerate_config is not None and options.num_processes is not None
+    note = None
     if override:
-        print(f"note: --num-processes {options.num_processes} is passed to accelerate launch together with the "
-              f"config file {accelerate_config}; accelerate lets the explicit flag override the file's "
-              f"num_processes", file=sys.stderr)
+        note = (f"note: --num-processes {options.num_processes} is passed to accelerate launch together with the "
+                f"config file {accelerate_config}; accelerate lets the explicit flag override the file's "
+                f"num_processes")
     launch = Launch(
         accelerate=accelerate, sd_scripts_dir=settings.sd_scripts_dir.expanduser().absolute(),
-        dataset_config=config_path, output_dir=output_dir, output_name=character.trigger,
-        tokenizer_cache_dir=settings.tokenizer_cache_dir.expanduser().absolute(), device=device,
-        num_processes=processes, override_num_processes=override,
+        dataset_config=(settings.build_root / character.slug / "dataset.toml").absolute(), output_dir=output_dir,
+        output_name=character.trigger, tokenizer_cache_dir=settings.tokenizer_cache_dir.expanduser().absolute(),
+        device=device, num_processes=processes, override_num_processes=override,
         cpu_threads=options.cpu_threads or cpu_threads(processes),
         accelerate_config=accelerate_config,
         training_comment=f"character={character.slug} dataset={fingerprint}", trigger_phrase=character.trigger,
         max_train_steps=SMOKE_STEPS if options.smoke else options.max_train_steps,
         save_state=not options.smoke, resume=resume,
     )
-    argv = build_command(args, launch)
-    print("$ " + shlex.join(argv), flush=True)
-    if options.dry_run:
-        return 0
-    if options.smoke and output_dir.exists():
-        shutil.rmtree(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    return launch, note
+
+
+def plan_run(options: argparse.Namespace, settings: Settings) -> RunPlan:
+    """Plan: check what the run needs and decide the command; runs only the checks and the device probe."""
+    character, args = load_training(options, settings)
+    python, accelerate = ready_launcher(options, settings, args)
+    device = options.device
+    if device == "auto":
+        device = probe_device(python) if python.exists() else "cpu"
+    if options.smoke:
+        output_dir = (settings.build_root / character.slug / "smoke").absolute()
+    else:
+        output_dir = settings.character_output(character.slug).absolute()
+    resume = resume_state(output_dir, character.trigger) if options.resume else None
+    launch, note = launch_for(options, settings, character, accelerate, device, output_dir, resume)
+    return RunPlan(character=character, args=args, launch=launch, argv=tuple(build_command(args, launch)),
+                   log_path=output_dir / "train.log", smoke=options.smoke, dry_run=options.dry_run,
+                   resume=resume, note=note)
+
+
+def show_plan(plan: RunPlan) -> None:
+    """Show: the note, if any, and the exact command."""
+    if plan.note:
+        print(plan.note, file=sys.stderr)
+    print("$ " + shlex.join(plan.argv), flush=True)
+
+
+def execute(plan: RunPlan) -> RunResult:
+    """Act: run the command with one live progress line, then print the time taken and the last loss."""
+    if plan.smoke and plan.output_dir.exists():
+        shutil.rmtree(plan.output_dir)
+    plan.output_dir.mkdir(parents=True, exist_ok=True)
     line = ProgressLine()
     separator = None
-    if resume is not None:
-        separator = f"===== resumed from {resume} at {time.strftime('%Y-%m-%d %H:%M:%S')} ====="
-    result = stream(argv, log_path, line.update, cwd=launch.sd_scripts_dir, separator=separator)
+    if plan.resume is not None:
+        separator = f"===== resumed from {plan.resume} at {time.strftime('%Y-%m-%d %H:%M:%S')} ====="
+    result = stream(list(plan.argv), plan.log_path, line.update, cwd=plan.launch.sd_scripts_dir, separator=separator)
     if result.scanner.progress:
         line.close(result.scanner.progress.describe())
     else:
         line.close()
     last = result.scanner.last_loss
     print(f"time taken: {format_duration(result.seconds)}; last loss: {'--' if last is None else f'{last:.4g}'}; "
-          f"log: {log_path}")
+          f"log: {plan.log_path}")
+    return result
+
+
+def check_result(plan: RunPlan, result: RunResult) -> int:
+    """Check: the exit code of the run (0 passed, 1 failed, 130 interrupted), with what failed printed."""
     if result.stopped and result.stopped.startswith("interrupted"):
-        print(f"training interrupted; saved checkpoints stay in {output_dir}", file=sys.stderr)
+        print(f"training interrupted; saved checkpoints stay in {plan.output_dir}", file=sys.stderr)
         return 130
     problem = failure(result)
-    table, all_ok = checkpoint_table(output_dir, character.trigger, args.dim, args.alpha)
-    if options.smoke:
-        final = output_dir / f"{character.trigger}.safetensors"
-        if problem is None:
-            info = inspect_lora(final, expect_dim=args.dim, expect_alpha=args.alpha)
-            if not info.ok:
-                problem = f"the smoke LoRA {final} is not valid: {info.describe()}"
-            else:
-                print(f"smoke LoRA: {final} ({info.describe()})")
-        if problem:
-            print(f"smoke test FAILED: {problem}. Full output: {log_path}", file=sys.stderr)
-            return 1
-        print("smoke test passed")
-        return 0
+    return check_smoke(plan, problem) if plan.smoke else check_training(plan, problem)
+
+
+def check_smoke(plan: RunPlan, problem: str | None) -> int:
+    """A smoke run passes when it trained cleanly and wrote a valid LoRA with the configured dim and alpha."""
+    final = plan.output_dir / f"{plan.character.trigger}.safetensors"
+    if problem is None:
+        info = inspect_lora(final, expect_dim=plan.args.dim, expect_alpha=plan.args.alpha)
+        if not info.ok:
+            problem = f"the smoke LoRA {final} is not valid: {info.describe()}"
+        else:
+            print(f"smoke LoRA: {final} ({info.describe()})")
+    if problem:
+        print(f"smoke test FAILED: {problem}. Full output: {plan.log_path}", file=sys.stderr)
+        return 1
+    print("smoke test passed")
+    return 0
+
+
+def check_training(plan: RunPlan, problem: str | None) -> int:
+    """A full run passes when it trained cleanly and every checkpoint in the table is a valid LoRA."""
+    table, all_ok = checkpoint_table(plan.output_dir, plan.character.trigger, plan.args.dim, plan.args.alpha)
     print(table)
     if problem:
-        print(f"training FAILED: {problem}. Full output: {log_path}", file=sys.stderr)
+        print(f"training FAILED: {problem}. Full output: {plan.log_path}", file=sys.stderr)
         return 1
     if not all_ok:
         print("training finished but some checkpoints are not valid LoRA files (see the table)", file=sys.stderr)
         return 1
-    print(f"training done: checkpoints in {output_dir}")
+    print(f"training done: checkpoints in {plan.output_dir}")
     return 0
+
+
+def run(options: argparse.Namespace, settings: Settings) -> int:
+    """Plan -> show -> act -> check; --dry-run stops after showing the command."""
+    plan = plan_run(options, settings)
+    if not plan.dry_run:
+        prepare(plan.character, plan.args, settings)
+    show_plan(plan)
+    if plan.dry_run:
+        return 0
+    return check_result(plan, execute(plan))
 
 
 def main(argv: list[str] | None = None) -> int:

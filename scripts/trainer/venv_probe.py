@@ -18,7 +18,10 @@ import json
 import os
 import sys
 import sysconfig
+from pathlib import Path
 from typing import Any
+
+PROBE_SCRIPT = Path(__file__).resolve()  # the path setup and train run this file by
 
 
 def _device() -> tuple[str, str | None]:

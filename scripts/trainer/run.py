@@ -1,0 +1,137 @@
+"""One sd-scripts training run as a process: stream it, read its outcome, list what it saved.
+
+`stream` runs the `accelerate launch` command in its own process group, copies the merged output
+into the log file while a `LogScanner` reads it, and stops the whole group on a NaN/inf loss
+(sd-scripts itself keeps training on NaN). `failure` says from the scan why a run failed (a run
+that never printed `running training` failed, whatever its exit status); `checkpoint_table` lists
+the LoRA files a run saved; `latest_state` finds the state folder `--resume` continues from.
+
+UNVERIFIED: the state folder names `<name>-step%08d-state` / `<name>-state` come from
+sd-scripts' source, not from the recordings (none of them ran --save_state or --resume).
+"""
+from __future__ import annotations
+
+import codecs
+import math
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from scripts.trainer.checkpoints import list_checkpoints
+from scripts.trainer.log import LogScanner
+from scripts.trainer.lora_file import inspect_lora
+
+STATE_SUFFIX = "-state"
+
+
+@dataclass
+class RunResult:
+    returncode: int
+    scanner: LogScanner
+    seconds: float
+    stopped: str | None = None  # why we stopped the run, when we did
+
+
+def cpu_threads(processes: int, cpus: int | None = None) -> int:
+    """--num_cpu_threads_per_process: the CPUs shared between the processes, at least 1."""
+    return max(1, (cpus if cpus is not None else os.cpu_count() or 1) // max(1, processes))
+
+
+def latest_state(output_dir: Path, trigger: str) -> Path | None:
+    """The newest `<trigger>-step%08d-state` folder, or `<trigger>-state` when training finished."""
+    if not output_dir.is_dir():
+        return None
+    final = output_dir / f"{trigger}{STATE_SUFFIX}"
+    if final.is_dir():
+        return final
+    steps = sorted(p for p in output_dir.glob(f"{trigger}-step*{STATE_SUFFIX}") if p.is_dir())
+    return steps[-1] if steps else None
+
+
+def stream(argv: list[str], log_path: Path, on_progress: Callable[[str], None],
+           cwd: Path | None = None, separator: str | None = None) -> RunResult:
+    """Run argv in its own process group, merged output into log_path; stop it on a NaN/inf loss.
+
+    With `separator` (a resumed run) the log is appended to after that line instead of replaced."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    scanner = LogScanner()
+    started = time.monotonic()
+    stopped: str | None = None
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    with open(log_path, "ab" if separator is not None else "wb") as log:
+        if separator is not None:
+            log.write(f"\n{separator}\n".encode())
+            log.flush()
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd, env=env,
+                                   start_new_session=True)
+        assert process.stdout is not None
+        try:
+            while chunk := os.read(process.stdout.fileno(), 65536):
+                log.write(chunk)
+                log.flush()
+                for update in scanner.feed(decoder.decode(chunk)):
+                    on_progress(update.describe())
+                if scanner.first_bad is not None and stopped is None:
+                    step, loss = scanner.first_bad
+                    stopped = f"the loss became {loss} at step {step} (sd-scripts would keep training on it)"
+                    _stop(process)
+        except KeyboardInterrupt:
+            stopped = "interrupted (Ctrl-C)"
+            _stop(process)
+        finally:
+            process.stdout.close()
+            returncode = process.wait()
+        scanner.feed(decoder.decode(b"", final=True))
+        scanner.close()
+    return RunResult(returncode, scanner, time.monotonic() - started, stopped)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def failure(result: RunResult) -> str | None:
+    """Why the run failed, or None."""
+    scan = result.scanner
+    if result.stopped:
+        return f"stopped the run: {result.stopped}"
+    if result.returncode != 0:
+        errors = [e for e in scan.errors if not e.startswith("subprocess.CalledProcessError")]
+        return f"train_network.py exited {result.returncode}" + (f": {errors[0]}" if errors else "")
+    if not scan.started:
+        why = "sd-scripts found no images (\"No data found\")" if scan.no_data else "it never printed `running training`"
+        return f"the run did not train: {why}; check the image_dir paths in the dataset TOML"
+    if not scan.losses:
+        return "no loss was logged"
+    bad = [x for x in scan.losses if not math.isfinite(x)]
+    if bad:
+        return f"a logged loss is not finite ({bad[0]})"
+    return None
+
+
+def checkpoint_table(output_dir: Path, trigger: str, dim: int, alpha: float) -> tuple[str, bool]:
+    rows = [("step", "file", "size", "LoRA")]
+    all_ok = True
+    found = list_checkpoints(output_dir, trigger)
+    for checkpoint in found:
+        info = inspect_lora(checkpoint.path, expect_dim=dim, expect_alpha=alpha)
+        all_ok &= info.ok
+        size = f"{info.size / 1e6:.1f} MB"
+        rows.append((checkpoint.label, checkpoint.path.name, size, "valid" if info.ok else f"INVALID: {info.describe()}"))
+    if not found:
+        all_ok = False
+        rows.append(("-", f"no checkpoints in {output_dir}", "-", "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
+    return "\n".join(lines), all_ok
