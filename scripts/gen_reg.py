@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import io
 import os
 import tempfile
 import logging
@@ -26,8 +25,6 @@ from pathlib import Path
 from typing import TextIO
 
 import aiohttp
-from PIL import Image
-
 from scripts import comfyui
 from scripts.common.atomic import remove_stale_temps, write_bytes
 from scripts.table.character import Character, CharacterError, load_character
@@ -36,6 +33,7 @@ from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
 from scripts.comfyui.workflow import fill_txt2img, load_template
 from scripts.common.cli import non_negative_int, positive_float, positive_int
+from scripts.imaging.png import is_valid_file, png_problem
 
 log = logging.getLogger(__name__)
 
@@ -74,28 +72,6 @@ def plan(character: Character, count: int) -> list[Planned]:
     """Every image of the set: index, file name and seed (base + index)."""
     base = character.regularization.seed
     return [Planned(i, file_name(i, count), base + i) for i in range(1, count + 1)]
-
-
-def png_problem(data: bytes, width: int, height: int) -> str | None:
-    """None when `data` is a readable PNG of the given size, else what is wrong."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            kind, size = image.format, image.size
-            image.load()
-    except Exception as error:  # Pillow raises many kinds for broken data
-        return f"not a readable image ({type(error).__name__})"
-    if kind != "PNG":
-        return f"a {kind} image, not PNG"
-    if size != (width, height):
-        return f"{size[0]}x{size[1]} instead of {width}x{height}"
-    return None
-
-
-def is_valid_file(path: Path, width: int, height: int) -> bool:
-    try:
-        return path.is_file() and png_problem(path.read_bytes(), width, height) is None
-    except OSError:
-        return False
 
 
 def workflow_for(character: Character, item: Planned) -> dict:

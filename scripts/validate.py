@@ -4,129 +4,28 @@ Owns the gate before training. `collect_inventory` is the only part that touches
 the train folder (`train/<repeats>_<trigger>/`, not its `preview/`) and the reg folder, checks
 every PNG by walking its chunks to IEND with checksums (size from IHDR, truncation and corruption
 found without decoding pixels), reads captions, and takes a 64-bit dHash (9x8 greyscale) of each
-readable image for near-duplicate search. Every rule is a pure function from that inventory to
-`RuleResult(rule, status, detail)` with status OK, WARN or FAIL; `main` exits 1 when any rule
-fails. No regularization images is a warning (before gen-reg) unless --require-reg (before
-training, passed by `scripts.train`) makes it a failure. Counting: a train image whose name ends in `_flip` is a mirrored copy, not an original;
-the train count and the coverage shares count originals only, and coverage (details, framing,
-pose, expressions) comes from the table's crops.
+readable image for near-duplicate search. The rules (`scripts.table.rules`) are pure functions
+from that inventory to `RuleResult(rule, status, detail)` with status OK, WARN or FAIL; `main`
+exits 1 when any rule fails. No regularization images is a warning (before gen-reg) unless --require-reg (before
+training, passed by `scripts.train`) makes it a failure.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import hashlib
-import struct
 import sys
-import zlib
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from PIL import Image, UnidentifiedImageError
 
-from scripts.table.character import FRAMINGS, POSES, Character, CharacterError, Validation, load_character
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
+from scripts.imaging.png import dhash, inspect_png
+from scripts.table.character import Character, CharacterError, Validation, load_character
+from scripts.table.rules import FAIL, WARN, ImageInfo, Inventory, format_report, run_rules
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
-FLIP_SUFFIX = "_flip"
-OK, WARN, FAIL = "OK", "WARN", "FAIL"
-LISTED = 6  # names shown per rule before "and N more"
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    path: Path
-    size: tuple[int, int] | None = None
-    error: str | None = None  # why the file is not a usable PNG
-    dhash: int | None = None
-    digest: str | None = None  # sha256 of the file bytes (exact duplicates)
-
-    @property
-    def stem(self) -> str:
-        return self.path.stem
-
-    @property
-    def is_flip(self) -> bool:
-        return self.path.stem.endswith(FLIP_SUFFIX)
-
-
-@dataclass(frozen=True)
-class Inventory:
-    """Everything the rules look at: the table plus what is on disk."""
-
-    character: Character
-    validation: Validation
-    train_dir: Path
-    reg_dir: Path
-    train_images: tuple[ImageInfo, ...] = ()
-    train_captions: Mapping[str, str] = field(default_factory=dict)  # stem -> caption text
-    reg_images: tuple[ImageInfo, ...] = ()
-    reg_captions: Mapping[str, str] = field(default_factory=dict)
-    require_reg: bool = False  # before training: no regularization images is a failure, not a warning
-
-    @property
-    def originals(self) -> list[ImageInfo]:
-        return [i for i in self.train_images if not i.is_flip]
-
-    @property
-    def flips(self) -> list[ImageInfo]:
-        return [i for i in self.train_images if i.is_flip]
-
-
-@dataclass(frozen=True)
-class RuleResult:
-    rule: str
-    status: str
-    detail: str
-
-
-# --- reading files (the only I/O) -----------------------------------------------------------------
-
-def inspect_png(data: bytes) -> tuple[tuple[int, int] | None, str | None]:
-    """Walk a PNG's chunks to IEND checking each CRC: (size, None) or (size or None, problem)."""
-    if not data.startswith(PNG_SIGNATURE):
-        return None, "not a PNG (wrong signature)"
-    size: tuple[int, int] | None = None
-    offset = len(PNG_SIGNATURE)
-    first = True
-    while True:
-        if offset + 8 > len(data):
-            return size, "truncated (the file ends before the IEND chunk)"
-        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
-        end = offset + 8 + length + 4
-        if end > len(data):
-            return size, f"truncated (the {kind.decode('latin-1')!r} chunk is cut short)"
-        body = data[offset + 8:offset + 8 + length]
-        (crc,) = struct.unpack(">I", data[end - 4:end])
-        if zlib.crc32(kind + body) & 0xFFFFFFFF != crc:
-            return size, f"corrupt (bad checksum in the {kind.decode('latin-1')!r} chunk)"
-        if first:
-            if kind != b"IHDR" or length < 8:
-                return None, "corrupt (no IHDR chunk first)"
-            size = struct.unpack(">II", body[:8])
-            first = False
-        if kind == b"IEND":
-            return size, None
-        offset = end
-
-
-def dhash(image: Image.Image) -> int:
-    """64-bit difference hash: 9x8 greyscale thumbnail, one bit per 'left brighter than right'."""
-    small = image.convert("L").resize((9, 8), Image.Resampling.BOX)
-    pixels = small.tobytes()
-    bits = 0
-    for row in range(8):
-        for col in range(8):
-            bits = (bits << 1) | (pixels[row * 9 + col] > pixels[row * 9 + col + 1])
-    return bits
-
-
-def hamming(a: int, b: int) -> int:
-    return (a ^ b).bit_count()
 
 
 def read_image(path: Path) -> ImageInfo:
@@ -165,220 +64,6 @@ def collect_inventory(character: Character, validation: Validation | None = None
     reg_images, reg_captions = _folder(character.reg_dir)
     return Inventory(character, validation or character.validation, character.train_dir, character.reg_dir,
                      train_images, train_captions, reg_images, reg_captions, require_reg)
-
-
-# --- rules (pure) ---------------------------------------------------------------------------------
-
-def _names(items: Iterable[str]) -> str:
-    items = list(items)
-    shown = ", ".join(items[:LISTED])
-    return shown + (f" and {len(items) - LISTED} more" if len(items) > LISTED else "")
-
-
-def rule_train_count(inv: Inventory) -> RuleResult:
-    v = inv.validation
-    count, flips = len(inv.originals), len(inv.flips)
-    note = f" (+{flips} mirrored '_flip' copies, not counted)" if flips else ""
-    detail = f"{count} originals{note}; wanted {v.min_train}-{v.max_train}"
-    if not inv.train_images:
-        return RuleResult("train count", FAIL, f"no train images in {inv.train_dir}; run `invoke crop` first")
-    if count < v.min_train:
-        return RuleResult("train count", FAIL, f"{detail}: add {v.min_train - count} crops to the table")
-    if count > v.max_train:
-        return RuleResult("train count", FAIL, f"{detail}: drop {count - v.max_train} or raise max_train")
-    return RuleResult("train count", OK, detail)
-
-
-def rule_reg_count(inv: Inventory) -> RuleResult:
-    count, wanted = len(inv.reg_images), inv.validation.min_reg
-    if count == 0 and inv.require_reg:
-        return RuleResult("reg count", FAIL, f"no regularization images in {inv.reg_dir} (wanted >= {wanted}; "
-                                             f"training needs them): make them with `invoke gen-reg`")
-    if count == 0:
-        return RuleResult("reg count", WARN, f"no regularization images in {inv.reg_dir} yet (wanted >= {wanted}); "
-                                             f"make them with `invoke gen-reg` before training")
-    if count < wanted:
-        return RuleResult("reg count", FAIL, f"{count} regularization images; wanted >= {wanted}")
-    return RuleResult("reg count", OK, f"{count} regularization images (>= {wanted})")
-
-
-def rule_image_files(inv: Inventory) -> RuleResult:
-    res = inv.character.resolution
-    problems = []
-    for image in (*inv.train_images, *inv.reg_images):
-        if image.error:
-            problems.append(f"{image.path.name}: {image.error}")
-        elif image.size != (res, res):
-            problems.append(f"{image.path.name}: {image.size[0]}x{image.size[1]}, not {res}x{res}" if image.size
-                            else f"{image.path.name}: size unknown")
-    total = len(inv.train_images) + len(inv.reg_images)
-    if problems:
-        return RuleResult("image files", FAIL, f"{len(problems)} of {total} bad: {_names(problems)}")
-    return RuleResult("image files", OK, f"{total} readable PNGs, all {res}x{res}")
-
-
-def rule_train_captions(inv: Inventory) -> RuleResult:
-    trigger = inv.character.trigger
-    missing, wrong = [], []
-    for image in inv.train_images:
-        text = inv.train_captions.get(image.stem)
-        if text is None:
-            missing.append(image.path.name)
-        elif text.split(",")[0].strip() != trigger:
-            wrong.append(f"{image.stem}.txt starts with {text.split(',')[0].strip()[:30]!r}")
-    if missing or wrong:
-        parts = ([f"no caption for {_names(missing)}"] if missing else []) + \
-                ([f"trigger {trigger!r} not first: {_names(wrong)}"] if wrong else [])
-        return RuleResult("train captions", FAIL, "; ".join(parts) + " (re-run `invoke crop`)")
-    return RuleResult("train captions", OK, f"{len(inv.train_images)} captions, each starting with {trigger!r}")
-
-
-def rule_reg_captions(inv: Inventory) -> RuleResult:
-    stems = {i.stem for i in inv.reg_images}
-    captioned = sorted(s for s in inv.reg_captions if s in stems)
-    if captioned:
-        return RuleResult("reg captions", FAIL, f"regularization images must not have captions (the class prompt "
-                                                f"is the folder name): remove {_names(s + '.txt' for s in captioned)}")
-    return RuleResult("reg captions", OK, "no captions beside regularization images")
-
-
-def rule_orphan_captions(inv: Inventory) -> RuleResult:
-    orphans = [f"train/{s}.txt" for s in sorted(inv.train_captions) if s not in {i.stem for i in inv.train_images}]
-    orphans += [f"reg/{s}.txt" for s in sorted(inv.reg_captions) if s not in {i.stem for i in inv.reg_images}]
-    if orphans:
-        return RuleResult("orphan captions", FAIL, f"captions without an image: {_names(orphans)} "
-                                                   f"(run `invoke crop`, or delete them)")
-    return RuleResult("orphan captions", OK, "every caption has its image")
-
-
-def rule_table_sync(inv: Inventory) -> RuleResult:
-    table = {c.name for c in inv.character.crops}
-    present = {i.stem for i in inv.originals}
-    missing, extra = sorted(table - present), sorted(present - table)
-    if missing:
-        return RuleResult("table vs folder", FAIL, f"{len(missing)} crops of the table have no image: "
-                                                   f"{_names(missing)} (run `invoke crop`)")
-    if extra:
-        return RuleResult("table vs folder", WARN, f"{len(extra)} images are not in the table, so the coverage "
-                                                   f"checks do not see them: {_names(extra)}")
-    return RuleResult("table vs folder", OK, f"all {len(table)} table crops are in the train folder")
-
-
-def _share_rule(name: str, values: Sequence[str], allowed: Sequence[str], targets: Mapping[str, float],
-                tolerance: float) -> RuleResult:
-    total = len(values)
-    if not total:
-        return RuleResult(name, FAIL, "no crops in the table")
-    counts = Counter(values)
-    actual = {key: counts.get(key, 0) / total for key in allowed}
-    text = ", ".join(f"{key} {actual[key]:.0%} (target {targets.get(key, 0.0):.0%})" for key in allowed)
-    outside = [key for key in allowed if abs(actual[key] - targets.get(key, 0.0)) > tolerance + 1e-9]
-    if outside:
-        return RuleResult(name, FAIL, f"{text}; off by more than {tolerance:.0%}: {', '.join(outside)}")
-    return RuleResult(name, OK, f"{text}; within {tolerance:.0%}")
-
-
-def rule_framing(inv: Inventory) -> RuleResult:
-    v = inv.validation
-    return _share_rule("framing mix", [c.framing for c in inv.character.crops], FRAMINGS, v.framing, v.tolerance)
-
-
-def rule_pose(inv: Inventory) -> RuleResult:
-    v = inv.validation
-    return _share_rule("pose mix", [c.pose for c in inv.character.crops], POSES, v.pose, v.tolerance)
-
-
-def rule_details(inv: Inventory) -> RuleResult:
-    crops = inv.character.crops
-    if not crops:
-        return RuleResult("details shown", FAIL, "no crops in the table")
-    shown = sum(c.shows_details for c in crops)
-    share, wanted = shown / len(crops), inv.validation.min_details_share
-    detail = f"{shown} of {len(crops)} crops ({share:.0%}) show the details; wanted >= {wanted:.0%}"
-    return RuleResult("details shown", OK if share >= wanted - 1e-9 else FAIL, detail)
-
-
-def rule_expressions(inv: Inventory) -> RuleResult:
-    v = inv.validation
-    counts = Counter(c.expression for c in inv.character.crops)
-    total = sum(counts.values())
-    if not total:
-        return RuleResult("expressions", FAIL, "no crops in the table")
-    listing = ", ".join(f"{k} {n}" for k, n in counts.most_common())
-    top, top_count = counts.most_common(1)[0]
-    problems = []
-    if len(counts) < v.min_expressions:
-        problems.append(f"{len(counts)} distinct, wanted >= {v.min_expressions}")
-    if top_count / total > v.max_expression_share + 1e-9:
-        problems.append(f"{top!r} is {top_count / total:.0%} of the set, over {v.max_expression_share:.0%}")
-    if problems:
-        return RuleResult("expressions", FAIL, f"{listing}; " + "; ".join(problems))
-    return RuleResult("expressions", OK, f"{len(counts)} distinct ({listing}); most common {top_count / total:.0%}")
-
-
-def rule_asymmetric_flips(inv: Inventory) -> RuleResult:
-    if not inv.character.asymmetric:
-        return RuleResult("asymmetric flips", OK, "character is symmetric; mirrored copies are fine")
-    flipped = sorted({i.path.name for i in inv.flips} | {f"{c.name} (flip = true)" for c in inv.character.crops if c.flip})
-    if flipped:
-        return RuleResult("asymmetric flips", FAIL, f"the character is asymmetric, so mirrored images teach the wrong "
-                                                    f"side: {_names(flipped)} (set flip = false and re-run crop)")
-    return RuleResult("asymmetric flips", OK, "no mirrored images of an asymmetric character")
-
-
-def near_duplicates(images: Sequence[ImageInfo], distance: int) -> list[tuple[ImageInfo, ImageInfo, int]]:
-    hashed = [i for i in images if i.dhash is not None]
-    pairs = []
-    for index, a in enumerate(hashed):
-        for b in hashed[index + 1:]:
-            d = hamming(a.dhash or 0, b.dhash or 0)
-            if d <= distance or a.digest == b.digest:
-                pairs.append((a, b, d))
-    return pairs
-
-
-def rule_duplicates(inv: Inventory) -> RuleResult:
-    distance = inv.validation.duplicate_distance
-    found = []
-    exact = False
-    for label, images in (("train", inv.train_images), ("reg", inv.reg_images)):
-        for a, b, d in near_duplicates(images, distance):
-            same = a.digest is not None and a.digest == b.digest
-            exact = exact or same
-            found.append(f"{label}: {a.path.name} ~ {b.path.name} ({'identical files' if same else f'distance {d}'})")
-    if not found:
-        return RuleResult("near duplicates", OK, f"no pair within dHash distance {distance}")
-    status = FAIL if exact else WARN
-    return RuleResult("near duplicates", status, f"{len(found)} pair{'s' if len(found) > 1 else ''} within dHash distance {distance}: {_names(found)}")
-
-
-RULES: tuple[Callable[[Inventory], RuleResult], ...] = (
-    rule_train_count, rule_reg_count, rule_image_files, rule_train_captions, rule_reg_captions,
-    rule_orphan_captions, rule_table_sync, rule_asymmetric_flips, rule_details, rule_framing, rule_pose,
-    rule_expressions, rule_duplicates,
-)
-
-
-def run_rules(inv: Inventory) -> list[RuleResult]:
-    return [rule(inv) for rule in RULES]
-
-
-def format_report(results: Sequence[RuleResult], width: int = 100) -> str:
-    rule_w = max(len(r.rule) for r in results)
-    lines = [f"{'rule'.ljust(rule_w)}  status  detail", f"{'-' * rule_w}  ------  {'-' * 40}"]
-    indent = " " * (rule_w + 10)
-    for r in results:
-        words, line, rows = r.detail.split(" "), "", []
-        for word in words:
-            if line and len(line) + 1 + len(word) > max(40, width - len(indent)):
-                rows.append(line)
-                line = word
-            else:
-                line = f"{line} {word}" if line else word
-        rows.append(line)
-        lines.append(f"{r.rule.ljust(rule_w)}  {r.status.ljust(6)}  {rows[0]}")
-        lines += [indent + row for row in rows[1:]]
-    return "\n".join(lines)
 
 
 def validate(character: Character, validation: Validation | None = None, out: TextIO | None = None,

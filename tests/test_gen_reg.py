@@ -14,6 +14,7 @@ from PIL import Image
 
 import tasks
 from scripts import gen_reg
+from scripts.imaging.png import is_valid_file, png_problem
 from scripts.table.character import load_character
 from scripts.comfyui.workflow import seed_of
 from tests.fakes.comfy_app import Faults
@@ -79,7 +80,7 @@ async def test_sixty_images_across_a_flaky_and_a_dying_server(comfy_server: Any,
     files, lines = reg_state(folder)
     assert files == [f"reg_{i:03d}.png" for i in range(1, 61)]
     for name in files:
-        assert gen_reg.is_valid_file(folder / "reg" / "1_anime_character" / name, SIZE, SIZE)
+        assert is_valid_file(folder / "reg" / "1_anime_character" / name, SIZE, SIZE)
     assert [line["file"] for line in lines] == files
     assert all(line["status"] == "done" for line in lines)
     assert [line["seed"] for line in lines] == [5000 + i for i in range(1, 61)]
@@ -174,8 +175,8 @@ def test_plan_gives_image_i_seed_base_plus_i(tmp_path: Path) -> None:
     assert (items[0].file, items[0].seed) == ("reg_0001.png", 5001)
     assert (items[-1].file, items[-1].seed) == ("reg_1200.png", 6200)
     assert gen_reg.file_name(7, 100) == "reg_007.png"
-    assert gen_reg.png_problem(png(), SIZE, SIZE) is None
-    assert "instead of" in (gen_reg.png_problem(png(32), SIZE, SIZE) or "")
+    assert png_problem(png(), SIZE, SIZE) is None
+    assert "instead of" in (png_problem(png(32), SIZE, SIZE) or "")
 
 
 def test_task_runs_the_script_with_every_server() -> None:

@@ -13,8 +13,11 @@ import tomli_w
 from PIL import Image, ImageDraw
 
 from scripts import validate
+from scripts.table import rules
 from scripts.table.character import Character, load_character, parse_character
-from scripts.validate import FAIL, OK, WARN, ImageInfo, Inventory, inspect_png, read_image
+from scripts.imaging.png import PNG_SIGNATURE, dhash, hamming, inspect_png
+from scripts.table.rules import FAIL, OK, WARN, ImageInfo, Inventory
+from scripts.validate import read_image
 
 FRAMING = ["full_body"] * 11 + ["bust"] * 3 + ["closeup"] * 2
 POSE = ["neutral", "action"] * 8
@@ -61,42 +64,42 @@ def tess(tmp_path: Path) -> Character:
 
 
 def test_a_good_inventory_passes_every_rule(tess: Character) -> None:
-    results = validate.run_rules(inventory(tess))
+    results = rules.run_rules(inventory(tess))
     assert [(r.rule, r.status) for r in results if r.status != OK] == []
-    assert len(results) == len(validate.RULES)
+    assert len(results) == len(rules.RULES)
 
 
 @pytest.mark.parametrize(("count", "status"), [(16, OK), (15, OK), (20, OK), (14, FAIL), (21, FAIL), (0, FAIL)])
 def test_train_count(tmp_path: Path, count: int, status: str) -> None:
     character = make_character(tmp_path / "tess", count=max(count, 1))
-    result = validate.rule_train_count(inventory(character, train=[f"c{i:02d}" for i in range(count)]))
+    result = rules.rule_train_count(inventory(character, train=[f"c{i:02d}" for i in range(count)]))
     assert result.status == status
     assert f"{count} originals" in result.detail or count == 0
 
 
 def test_flips_do_not_count_as_originals(tess: Character) -> None:
     stems = [c.name for c in tess.crops][:14] + [f"c{i:02d}_flip" for i in range(6)]
-    result = validate.rule_train_count(inventory(tess, train=stems))
+    result = rules.rule_train_count(inventory(tess, train=stems))
     assert result.status == FAIL and "14 originals (+6 mirrored '_flip' copies, not counted)" in result.detail
 
 
 @pytest.mark.parametrize(("count", "status"), [(0, WARN), (99, FAIL), (100, OK), (250, OK)])
 def test_reg_count(tess: Character, count: int, status: str) -> None:
-    assert validate.rule_reg_count(inventory(tess, reg=count)).status == status
+    assert rules.rule_reg_count(inventory(tess, reg=count)).status == status
 
 
 def test_reg_minimum_is_configurable(tess: Character) -> None:
-    assert validate.rule_reg_count(inventory(tess, reg=40, min_reg=40)).status == OK
+    assert rules.rule_reg_count(inventory(tess, reg=40, min_reg=40)).status == OK
 
 
 def test_image_files_names_wrong_sizes_and_broken_files(tess: Character) -> None:
     images = [info(tess.train_dir, c.name, i) for i, c in enumerate(tess.crops)]
     images[3] = info(tess.train_dir, "c03", 3, size=(512, 512))
     images[5] = info(tess.train_dir, "c05", 5, error="truncated (the file ends before the IEND chunk)")
-    result = validate.rule_image_files(inventory(tess, images=images))
+    result = rules.rule_image_files(inventory(tess, images=images))
     assert result.status == FAIL
     assert "c03.png: 512x512, not 32x32" in result.detail and "c05.png: truncated" in result.detail
-    assert validate.rule_image_files(inventory(tess)).status == OK
+    assert rules.rule_image_files(inventory(tess)).status == OK
 
 
 def test_train_captions_need_the_trigger_first(tess: Character) -> None:
@@ -104,94 +107,94 @@ def test_train_captions_need_the_trigger_first(tess: Character) -> None:
     captions = {s: f"tess_v1, {s}" for s in stems}
     captions["c01"] = "full body, tess_v1"
     del captions["c02"]
-    result = validate.rule_train_captions(inventory(tess, captions=captions))
+    result = rules.rule_train_captions(inventory(tess, captions=captions))
     assert result.status == FAIL
     assert "no caption for c02.png" in result.detail and "c01.txt starts with 'full body'" in result.detail
-    assert validate.rule_train_captions(inventory(tess)).status == OK
+    assert rules.rule_train_captions(inventory(tess)).status == OK
 
 
 def test_reg_images_must_have_no_caption(tess: Character) -> None:
-    result = validate.rule_reg_captions(inventory(tess, reg_captions={"r001": "anime character"}))
+    result = rules.rule_reg_captions(inventory(tess, reg_captions={"r001": "anime character"}))
     assert result.status == FAIL and "r001.txt" in result.detail
-    assert validate.rule_reg_captions(inventory(tess)).status == OK
+    assert rules.rule_reg_captions(inventory(tess)).status == OK
 
 
 def test_captions_without_images(tess: Character) -> None:
     captions = {c.name: "tess_v1" for c in tess.crops} | {"gone": "tess_v1, old"}
-    result = validate.rule_orphan_captions(inventory(tess, captions=captions, reg_captions={"r999": "x"}))
+    result = rules.rule_orphan_captions(inventory(tess, captions=captions, reg_captions={"r999": "x"}))
     assert result.status == FAIL and "train/gone.txt" in result.detail and "reg/r999.txt" in result.detail
-    assert validate.rule_orphan_captions(inventory(tess)).status == OK
+    assert rules.rule_orphan_captions(inventory(tess)).status == OK
 
 
 def test_table_and_folder_in_sync(tess: Character) -> None:
     stems = [c.name for c in tess.crops]
-    missing = validate.rule_table_sync(inventory(tess, train=stems[:-1]))
+    missing = rules.rule_table_sync(inventory(tess, train=stems[:-1]))
     assert missing.status == FAIL and "c15" in missing.detail
-    extra = validate.rule_table_sync(inventory(tess, train=stems + ["hand_made"]))
+    extra = rules.rule_table_sync(inventory(tess, train=stems + ["hand_made"]))
     assert extra.status == WARN and "hand_made" in extra.detail
-    assert validate.rule_table_sync(inventory(tess)).status == OK
+    assert rules.rule_table_sync(inventory(tess)).status == OK
 
 
 def test_flips_of_an_asymmetric_character_fail(tmp_path: Path) -> None:
     asym = make_character(tmp_path / "a")
     stems = [c.name for c in asym.crops]
-    result = validate.rule_asymmetric_flips(inventory(asym, train=stems + ["c00_flip"]))
+    result = rules.rule_asymmetric_flips(inventory(asym, train=stems + ["c00_flip"]))
     assert result.status == FAIL and "c00_flip.png" in result.detail
     table_flip = make_character(tmp_path / "b", flips=[2])
-    assert "c02 (flip = true)" in validate.rule_asymmetric_flips(inventory(table_flip)).detail
+    assert "c02 (flip = true)" in rules.rule_asymmetric_flips(inventory(table_flip)).detail
     sym = make_character(tmp_path / "c", asymmetric=False)
-    assert validate.rule_asymmetric_flips(inventory(sym, train=stems + ["c00_flip"])).status == OK
-    assert validate.rule_asymmetric_flips(inventory(asym)).status == OK
+    assert rules.rule_asymmetric_flips(inventory(sym, train=stems + ["c00_flip"])).status == OK
+    assert rules.rule_asymmetric_flips(inventory(asym)).status == OK
 
 
 def test_details_share(tmp_path: Path) -> None:
     few = make_character(tmp_path / "a", shows_details=[True] * 9 + [False] * 7)  # 56%
-    result = validate.rule_details(inventory(few))
+    result = rules.rule_details(inventory(few))
     assert result.status == FAIL and "9 of 16 crops (56%)" in result.detail and ">= 60%" in result.detail
-    assert validate.rule_details(inventory(make_character(tmp_path / "b"))).status == OK
+    assert rules.rule_details(inventory(make_character(tmp_path / "b"))).status == OK
 
 
 def test_framing_mix_reports_actual_vs_target(tmp_path: Path) -> None:
     skewed = make_character(tmp_path / "a", framing=["full_body"] * 8 + ["bust"] * 8)
-    result = validate.rule_framing(inventory(skewed))
+    result = rules.rule_framing(inventory(skewed))
     assert result.status == FAIL
     assert "full_body 50% (target 70%)" in result.detail and "bust 50% (target 20%)" in result.detail
     assert result.detail.endswith("off by more than 15%: full_body, bust")  # closeup 0% vs 10% is within
-    good = validate.rule_framing(inventory(make_character(tmp_path / "b")))
+    good = rules.rule_framing(inventory(make_character(tmp_path / "b")))
     assert good.status == OK and "full_body 69% (target 70%)" in good.detail
 
 
 def test_tolerance_is_configurable(tmp_path: Path) -> None:
     skewed = make_character(tmp_path / "a", framing=["full_body"] * 8 + ["bust"] * 8)
-    assert validate.rule_framing(inventory(skewed, tolerance=0.35)).status == OK
+    assert rules.rule_framing(inventory(skewed, tolerance=0.35)).status == OK
 
 
 def test_pose_mix(tmp_path: Path) -> None:
     still = make_character(tmp_path / "a", pose=["neutral"] * 3 + ["action"])
-    result = validate.rule_pose(inventory(still))
+    result = rules.rule_pose(inventory(still))
     assert result.status == FAIL and "neutral 75% (target 50%)" in result.detail
-    assert validate.rule_pose(inventory(make_character(tmp_path / "b"))).status == OK
+    assert rules.rule_pose(inventory(make_character(tmp_path / "b"))).status == OK
 
 
 def test_expressions_need_variety_and_no_majority(tmp_path: Path) -> None:
-    two = validate.rule_expressions(inventory(make_character(tmp_path / "a", expression=["calm", "angry"])))
+    two = rules.rule_expressions(inventory(make_character(tmp_path / "a", expression=["calm", "angry"])))
     assert two.status == FAIL and "2 distinct, wanted >= 3" in two.detail
     heavy = make_character(tmp_path / "b", expression=["calm"] * 9 + ["angry", "sad", "calm", "sad", "angry", "x", "y"])
-    result = validate.rule_expressions(inventory(heavy))
+    result = rules.rule_expressions(inventory(heavy))
     assert result.status == FAIL and "'calm' is 62% of the set, over 50%" in result.detail
-    assert validate.rule_expressions(inventory(make_character(tmp_path / "c"))).status == OK
+    assert rules.rule_expressions(inventory(make_character(tmp_path / "c"))).status == OK
 
 
 def test_duplicates_near_warn_identical_fail(tess: Character) -> None:
     images = [info(tess.train_dir, c.name, i) for i, c in enumerate(tess.crops)]
     images[1] = dataclasses.replace(images[1], dhash=images[0].dhash ^ 0b111)  # 3 bits apart
-    near = validate.rule_duplicates(inventory(tess, images=images))
+    near = rules.rule_duplicates(inventory(tess, images=images))
     assert near.status == WARN and "c00.png ~ c01.png (distance 3)" in near.detail
-    assert validate.rule_duplicates(inventory(tess, images=images, duplicate_distance=2)).status == OK
+    assert rules.rule_duplicates(inventory(tess, images=images, duplicate_distance=2)).status == OK
     images[2] = dataclasses.replace(images[2], digest=images[3].digest)
-    same = validate.rule_duplicates(inventory(tess, images=images, duplicate_distance=2))
+    same = rules.rule_duplicates(inventory(tess, images=images, duplicate_distance=2))
     assert same.status == FAIL and "c02.png ~ c03.png (identical files)" in same.detail
-    assert validate.rule_duplicates(inventory(tess)).status == OK
+    assert rules.rule_duplicates(inventory(tess)).status == OK
 
 
 # --- files -----------------------------------------------------------------------------------------
@@ -210,7 +213,7 @@ def chunk(kind: bytes, body: bytes) -> bytes:
 
 def test_png_walk_reads_the_size_without_decoding_pixels() -> None:
     header = chunk(b"IHDR", struct.pack(">IIBBBBB", 640, 480, 8, 2, 0, 0, 0))
-    data = validate.PNG_SIGNATURE + header + chunk(b"IDAT", b"not deflate at all") + chunk(b"IEND", b"")
+    data = PNG_SIGNATURE + header + chunk(b"IDAT", b"not deflate at all") + chunk(b"IEND", b"")
     assert inspect_png(data) == ((640, 480), None)  # the pixel data was never inflated
 
 
@@ -223,7 +226,7 @@ def test_truncated_corrupt_and_foreign_files_are_named(tmp_path: Path) -> None:
     (tmp_path / "text.png").write_text("hello")
     Image.new("RGB", (32, 32)).save(tmp_path / "photo.jpg")
     header = chunk(b"IHDR", struct.pack(">IIBBBBB", 32, 32, 8, 2, 0, 0, 0))
-    (tmp_path / "garbage.png").write_bytes(validate.PNG_SIGNATURE + header + chunk(b"IDAT", b"xx") + chunk(b"IEND", b""))
+    (tmp_path / "garbage.png").write_bytes(PNG_SIGNATURE + header + chunk(b"IDAT", b"xx") + chunk(b"IEND", b""))
     assert read_image(tmp_path / "whole.png").error is None
     assert read_image(tmp_path / "whole.png").size == (32, 32)
     assert read_image(tmp_path / "cut.png").error.startswith("truncated")  # type: ignore[union-attr]
@@ -240,8 +243,8 @@ def test_dhash_sees_similar_images_as_close() -> None:
     ImageDraw.Draw(b).point((30, 30), fill=(255, 255, 255))
     c = Image.new("RGB", (64, 64), (255, 255, 255))
     ImageDraw.Draw(c).rectangle((0, 0, 20, 64), fill=(0, 0, 0))
-    assert validate.hamming(validate.dhash(a), validate.dhash(b)) <= 2
-    assert validate.hamming(validate.dhash(a), validate.dhash(c)) > 10
+    assert hamming(dhash(a), dhash(b)) <= 2
+    assert hamming(dhash(a), dhash(c)) > 10
 
 
 def real_dataset(root: Path, originals: int = 16, reg: int = 0) -> Character:
@@ -319,8 +322,8 @@ def test_cli_table_error_and_bad_threshold(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_report_is_a_readable_table() -> None:
-    results = [validate.RuleResult("train count", OK, "16 originals"), validate.RuleResult("reg count", WARN, "none " * 40)]
-    text = validate.format_report(results, width=80)
+    results = [rules.RuleResult("train count", OK, "16 originals"), rules.RuleResult("reg count", WARN, "none " * 40)]
+    text = rules.format_report(results, width=80)
     lines = text.splitlines()
     assert lines[0].split() == ["rule", "status", "detail"]
     assert lines[2].startswith("train count  OK      16 originals")
