@@ -15,25 +15,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import os
-import tempfile
 import logging
+import os
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 import aiohttp
+
 from scripts import comfyui
+from scripts.comfyui.workflow import fill_txt2img, load_template
 from scripts.common.atomic import remove_stale_temps, write_bytes
-from scripts.table.character import Character, CharacterError, load_character
-from scripts.table.manifest import MANIFEST_NAME, Manifest, make_record, prompt_hash
+from scripts.common.cli import non_negative_int, positive_float, positive_int
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
-from scripts.comfyui.workflow import fill_txt2img, load_template
-from scripts.common.cli import non_negative_int, positive_float, positive_int
 from scripts.imaging.png import is_valid_file, png_problem
+from scripts.table.character import Character, CharacterError, Regularization, load_character
+from scripts.table.manifest import MANIFEST_NAME, Manifest, make_record, prompt_hash
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +145,96 @@ async def check_servers(session: aiohttp.ClientSession, cfg: Config) -> list[str
     return alive
 
 
-async def run(cfg: Config, stream: TextIO | None = None) -> int:
-    """Generate the missing images; returns the exit code (0 = the whole set is present)."""
-    stream = stream or sys.stderr
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run will make: the whole set, and the images of it not yet present."""
+    out_dir: Path
+    manifest_path: Path
+    items: tuple[Planned, ...]
+    todo: tuple[Planned, ...]
+    prompt_hash: str
+
+    @property
+    def already(self) -> int:
+        return len(self.items) - len(self.todo)
+
+    def present(self, reg: Regularization) -> int:
+        """How many images of the set are valid files now."""
+        return sum(is_valid_file(self.out_dir / item.file, reg.width, reg.height) for item in self.items)
+
+
+@dataclass
+class Tally:
+    """This run's counts: the scheduler's, less the images a server returned that we could not keep.
+
+    The scheduler counts a job done when the server finished it; a PNG we then reject is counted
+    here (`rejected`) and moved from done to failed when read, never by rewriting `stats`."""
+    stats: comfyui.BatchStats = field(default_factory=comfyui.BatchStats)
+    rejected: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.stats.done - self.rejected
+
+    @property
+    def failed(self) -> int:
+        return self.stats.failed + self.rejected
+
+
+@dataclass
+class Keeper:
+    """Keeps each finished job: checks its PNG, writes it under its file name, records it in the manifest."""
+    character: Character
+    plan: RunPlan
+    manifest: Manifest
+    tally: Tally
+    by_key: dict[str, Planned] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_key = {Path(item.file).stem: item for item in self.plan.todo}
+
+    async def __call__(self, result: comfyui.JobResult) -> None:
+        reg = self.character.regularization
+        item = self.by_key[result.job.key]
+        status, error = result.status, result.error
+        if status == "done":
+            problem = png_problem(result.images[0], reg.width, reg.height)
+            if problem:
+                status, error = "failed", f"the server returned {problem}"
+                self.tally.rejected += 1
+            else:
+                write_bytes(self.plan.out_dir / item.file, result.images[0])
+        self.manifest.add(make_record(file=item.file, index=item.index, seed=item.seed,
+                                      prompt_hash=self.plan.prompt_hash, server=result.server,
+                                      prompt_id=result.prompt_id, seconds=result.seconds, status=status,
+                                      error=error, attempts=result.attempts))
+        self.manifest.flush()
+
+
+@dataclass
+class Live:
+    """The live progress line: counts from the tally, rate and ETA from the start time."""
+    plan: RunPlan
+    tally: Tally
+    line: ProgressLine
+    started: float = field(default_factory=time.monotonic)
+
+    def text(self) -> str:
+        elapsed = time.monotonic() - self.started
+        rate = self.tally.done / elapsed if elapsed > 0 else 0.0
+        left = len(self.plan.todo) - self.tally.done - self.tally.failed
+        eta = left / rate if rate > 0 else None
+        return (f"gen-reg {self.plan.already + self.tally.done}/{len(self.plan.items)} done, {self.tally.failed} "
+                f"failed, {self.tally.stats.in_flight} in flight, {rate:.2f} img/s, ETA {format_duration(eta)}")
+
+    async def tick(self, interval: float) -> None:
+        while True:
+            self.line.update(self.text())
+            await asyncio.sleep(min(interval, 0.5))
+
+
+def plan_run(cfg: Config) -> RunPlan:
+    """Plan: check the table and the output folder, then list the images still to make."""
     character, reg = cfg.character, cfg.character.regularization
     if not reg.checkpoint:
         raise Fail(f"No checkpoint is set for regularization images in {character.table_path}. "
@@ -157,61 +245,25 @@ async def run(cfg: Config, stream: TextIO | None = None) -> int:
     remove_stale_temps(out_dir)
     items = plan(character, cfg.count)
     todo = [item for item in items if not is_valid_file(out_dir / item.file, reg.width, reg.height)]
-    manifest = Manifest(manifest_path)
-    already = len(items) - len(todo)
-    if not todo:
-        manifest.flush()
-        print(f"gen-reg: all {len(items)} images already present in {out_dir}; nothing to do.", file=stream)
-        return 0
-    phash = settings_hash(character)
-    by_key = {Path(item.file).stem: item for item in todo}
-    stats = comfyui.BatchStats()
-    progress = ProgressLine(stream, interval=cfg.progress_interval)
-    started = time.monotonic()
+    return RunPlan(out_dir, manifest_path, tuple(items), tuple(todo), settings_hash(character))
 
-    async def on_result(result: comfyui.JobResult) -> None:
-        item = by_key[result.job.key]
-        status, error = result.status, result.error
-        if status == "done":
-            problem = png_problem(result.images[0], reg.width, reg.height)
-            if problem:
-                status, error = "failed", f"the server returned {problem}"
-                stats.done -= 1
-                stats.failed += 1
-            else:
-                write_bytes(out_dir / item.file, result.images[0])
-        manifest.add(make_record(file=item.file, index=item.index, seed=item.seed, prompt_hash=phash,
-                                 server=result.server, prompt_id=result.prompt_id, seconds=result.seconds,
-                                 status=status, error=error, attempts=result.attempts))
-        manifest.flush()
 
-    def line() -> str:
-        elapsed = time.monotonic() - started
-        rate = stats.done / elapsed if elapsed > 0 else 0.0
-        left = len(todo) - stats.done - stats.failed
-        eta = left / rate if rate > 0 else None
-        return (f"gen-reg {already + stats.done}/{len(items)} done, {stats.failed} failed, "
-                f"{stats.in_flight} in flight, {rate:.2f} img/s, ETA {format_duration(eta)}")
-
-    async def ticker() -> None:
-        while True:
-            progress.update(line())
-            await asyncio.sleep(min(cfg.progress_interval, 0.5))
-
+async def generate(cfg: Config, plan: RunPlan, manifest: Manifest, stream: TextIO) -> None:
+    """Act: render the missing images with a live progress line; always ends with the summary."""
+    tally = Tally()
+    live = Live(plan, tally, ProgressLine(stream, interval=cfg.progress_interval))
     outcome = "finished"
     timeout = aiohttp.ClientTimeout(total=None, connect=cfg.timeouts.request)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         servers = await check_servers(session, cfg)
-        jobs = [comfyui.Job(Path(item.file).stem, workflow_for(character, item), meta={"index": item.index})
-                for item in todo]
-        tick = asyncio.create_task(ticker())
+        jobs = [comfyui.Job(Path(item.file).stem, workflow_for(cfg.character, item), meta={"index": item.index})
+                for item in plan.todo]
+        tick = asyncio.create_task(live.tick(cfg.progress_interval))
         try:
-            await comfyui.run_jobs(jobs, servers, concurrency=cfg.concurrency, on_result=on_result,
-                                   timeouts=cfg.timeouts, retries=cfg.retries, session=session, stats=stats)
-        except comfyui.PromptRejected as error:
-            outcome = "stopped"
-            raise Fail(str(error)) from None
-        except comfyui.NoServer as error:
+            await comfyui.run_jobs(jobs, servers, concurrency=cfg.concurrency,
+                                   on_result=Keeper(cfg.character, plan, manifest, tally),
+                                   timeouts=cfg.timeouts, retries=cfg.retries, session=session, stats=tally.stats)
+        except (comfyui.PromptRejected, comfyui.NoServer) as error:
             outcome = "stopped"
             raise Fail(str(error)) from None
         except asyncio.CancelledError:
@@ -220,28 +272,48 @@ async def run(cfg: Config, stream: TextIO | None = None) -> int:
         finally:
             tick.cancel()
             manifest.flush()
-            present = sum(is_valid_file(out_dir / item.file, reg.width, reg.height) for item in items)
-            seconds = time.monotonic() - started
-            progress.close(line())
-            print(f"gen-reg {outcome}: {present}/{len(items)} images in {out_dir} "
-                  f"({stats.done} new, {stats.failed} failed, {stats.retried} retried, "
-                  f"{stats.moved} moved between servers) in {format_duration(seconds)}"
-                  + ("; run again to finish the set" if present < len(items) else ""), file=stream)
-            if stats.failed:
-                errors = [r["error"] for r in manifest.latest().values() if r.get("status") == "failed" and r.get("error")]
-                for message in list(dict.fromkeys(errors))[:3]:
-                    print(f"  failed: {message}", file=stream)
-    present = sum(is_valid_file(out_dir / item.file, reg.width, reg.height) for item in items)
-    return 0 if present == len(items) else 1
+            report(outcome, cfg.character, plan, manifest, live, stream)
+
+
+def report(outcome: str, character: Character, plan: RunPlan, manifest: Manifest, live: Live,
+           stream: TextIO) -> None:
+    """Check: what is in the folder now, what this run did, and the first distinct errors."""
+    tally = live.tally
+    present = plan.present(character.regularization)
+    seconds = time.monotonic() - live.started
+    live.line.close(live.text())
+    print(f"gen-reg {outcome}: {present}/{len(plan.items)} images in {plan.out_dir} "
+          f"({tally.done} new, {tally.failed} failed, {tally.stats.retried} retried, "
+          f"{tally.stats.moved} moved between servers) in {format_duration(seconds)}"
+          + ("; run again to finish the set" if present < len(plan.items) else ""), file=stream)
+    if tally.failed:
+        errors = [r["error"] for r in manifest.latest().values() if r.get("status") == "failed" and r.get("error")]
+        for message in list(dict.fromkeys(errors))[:3]:
+            print(f"  failed: {message}", file=stream)
+
+
+async def run(cfg: Config, stream: TextIO | None = None) -> int:
+    """Generate the missing images; returns the exit code (0 = the whole set is present)."""
+    stream = stream or sys.stderr
+    plan = plan_run(cfg)
+    manifest = Manifest(plan.manifest_path)
+    if not plan.todo:
+        manifest.flush()
+        print(f"gen-reg: all {len(plan.items)} images already present in {plan.out_dir}; nothing to do.", file=stream)
+        return 0
+    await generate(cfg, plan, manifest, stream)
+    return 0 if plan.present(cfg.character.regularization) == len(plan.items) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scripts.gen_reg", description=__doc__.split("\n\n")[0])
     parser.add_argument("--character", required=True, help="character folder under the dataset root")
-    parser.add_argument("--count", type=positive_int, default=None, help="images in the set (default: the table's count)")
+    parser.add_argument("--count", type=positive_int, default=None,
+                        help="images in the set (default: the table's count)")
     parser.add_argument("--timeout", type=positive_float, default=comfyui.DEFAULT_TIMEOUTS.job,
                         help="seconds one image may take (default %(default)g)")
-    parser.add_argument("--retries", type=non_negative_int, default=2, help="extra tries after a run-time error (default 2)")
+    parser.add_argument("--retries", type=non_negative_int, default=2,
+                        help="extra tries after a run-time error (default 2)")
     parser.add_argument("--quiet-seconds", type=positive_float, default=comfyui.DEFAULT_TIMEOUTS.quiet,
                         help="poll /history when the socket is silent this long (default %(default)g)")
     parser.add_argument("--dead-after", type=positive_float, default=comfyui.DEFAULT_TIMEOUTS.dead_after,

@@ -14,8 +14,10 @@ from PIL import Image
 
 import tasks
 from scripts import gen_reg
+from scripts import comfyui
 from scripts.imaging.png import is_valid_file, png_problem
 from scripts.table.character import load_character
+from scripts.table.manifest import Manifest
 from scripts.comfyui.workflow import seed_of
 from tests.fakes.comfy_app import Faults
 
@@ -241,3 +243,20 @@ def test_cli_rejects_non_positive_numbers(tmp_path: Path, capsys: pytest.Capture
 def test_cli_accepts_zero_retries() -> None:
     args = gen_reg.build_parser().parse_args(["--character", "x", "--retries", "0", "--timeout", "0.5"])
     assert (args.retries, args.timeout) == (0, 0.5)
+
+
+async def test_a_wrong_size_image_from_the_server_is_counted_failed_and_not_kept(tmp_path: Path) -> None:
+    folder = make_character(tmp_path)
+    plan = gen_reg.plan_run(config(folder, ["http://unused"], count=2))
+    manifest = Manifest(plan.manifest_path)
+    tally = gen_reg.Tally()
+    keep = gen_reg.Keeper(load_character(folder), plan, manifest, tally)
+    for item, data in zip(plan.todo, (png(), png(32)), strict=True):
+        tally.stats.done += 1  # as the scheduler counts a finished job before handing it over
+        await keep(comfyui.JobResult(comfyui.Job(Path(item.file).stem, {}), "done", [data], "http://a", "p",
+                                   1.0, None, 1))
+    assert (tally.done, tally.failed) == (1, 1)
+    assert (plan.out_dir / "reg_001.png").is_file() and not (plan.out_dir / "reg_002.png").exists()
+    records = manifest.latest()
+    assert records["reg_002.png"]["status"] == "failed"
+    assert records["reg_002.png"]["error"] == "the server returned 32x32 instead of 64x64"
