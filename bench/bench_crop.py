@@ -14,9 +14,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from scripts.crop import decode_sheet, render
 from scripts.example_art import SHEETS, draw_sheet
 from scripts.imaging.geometry import Box
+from scripts.imaging.sheets import decode_sheet, render
 
 CROPS = 60
 RESOLUTION = 512

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,19 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from PIL import Image, ImageDraw, ImageFont, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from scripts.common import atomic
-from scripts.table.character import Character, CharacterError, Crop, load_character
-from scripts.imaging.geometry import Box, Size, box_to_pillow, check_box, format_box, letterbox
 from scripts.common.progress import ProgressLine
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
+from scripts.imaging.contact import contact_sheet
+from scripts.imaging.geometry import Box, Size, check_box, format_box
+from scripts.imaging.sheets import decode_sheet, png_bytes, read_marker, render
+from scripts.table.character import Character, CharacterError, Crop, load_character
 
-MARKER = "lora-crop"  # PNG text chunk holding our fingerprint; marks a file as written by us
 FINGERPRINT_VERSION = 1
 CONTACT_SHEET = "contact_sheet.png"
 FLIP_SUFFIX = "_flip"
-THUMB = 192
 
 
 class CropError(ValueError):
@@ -172,18 +171,6 @@ def read_source(path: Path) -> SourceInfo:
     return SourceInfo(path, size=size, bytes=stat.st_size, mtime_ns=stat.st_mtime_ns)
 
 
-def decode_sheet(path: Path, background: tuple[int, int, int]) -> Image.Image:
-    """Decode a sheet once into RGB; transparent pixels become the background colour."""
-    with Image.open(path) as image:
-        image.load()
-        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-            rgba = image.convert("RGBA")
-            flat = Image.new("RGBA", rgba.size, background + (255,))
-            flat.alpha_composite(rgba)
-            return flat.convert("RGB")
-        return image.convert("RGB")
-
-
 def decode_sheets(character: Character, by_source: Mapping[Path, Sequence[Job]]) -> dict[Path, Image.Image]:
     """Decode each sheet that feeds an out-of-date crop; raise CropError (nothing written) when one fails.
 
@@ -204,64 +191,6 @@ def decode_sheets(character: Character, by_source: Mapping[Path, Sequence[Job]])
             sheet.close()
         raise CropError(problems_paragraph(character, problems))
     return sheets
-
-
-def render(sheet: Image.Image, box: Box, resolution: int, background: tuple[int, int, int],
-           flip: bool = False) -> Image.Image:
-    """Crop `box`, scale it with LANCZOS to fit the square, centre it on `background`."""
-    fit = letterbox(box[2], box[3], resolution)
-    scaled = sheet.resize((fit.width, fit.height), Image.Resampling.LANCZOS, box=box_to_pillow(box))
-    canvas = Image.new("RGB", (resolution, resolution), background)
-    canvas.paste(scaled, (fit.left, fit.top))
-    return ImageOps.mirror(canvas) if flip else canvas
-
-
-def png_bytes(image: Image.Image, marker: str | None = None) -> bytes:
-    info = PngImagePlugin.PngInfo()
-    if marker is not None:
-        info.add_text(MARKER, marker)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=info)
-    return buffer.getvalue()
-
-
-def read_marker(path: Path) -> str | None:
-    """Our fingerprint from a PNG's text chunk (read before the pixel data), or None."""
-    try:
-        with Image.open(path) as image:
-            value = image.info.get(MARKER)
-    except (UnidentifiedImageError, OSError, ValueError):
-        return None
-    return value if isinstance(value, str) else None
-
-
-def label_font(size: int = 13) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError, ImportError):  # Pillow built without FreeType
-        return ImageFont.load_default()
-
-
-def contact_sheet(entries: Sequence[tuple[Image.Image, Sequence[str]]], columns: int = 6,
-                  thumb: int = THUMB, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
-    """Every preview as a labelled thumbnail in one picture for a person to review."""
-    font = label_font()
-    line_h = 16
-    label_lines = max((len(lines) for _, lines in entries), default=1)
-    cell_w, cell_h = thumb + 16, thumb + 12 + line_h * label_lines
-    columns = max(1, min(columns, len(entries)))
-    rows = max(1, -(-len(entries) // columns))
-    sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), (236, 236, 236))
-    draw = ImageDraw.Draw(sheet)
-    for index, (image, lines) in enumerate(entries):
-        x, y = (index % columns) * cell_w + 8, (index // columns) * cell_h + 6
-        small = image.copy()
-        small.thumbnail((thumb, thumb), Image.Resampling.LANCZOS)
-        draw.rectangle((x - 1, y - 1, x + thumb, y + thumb), fill=background, outline=(160, 160, 160))
-        sheet.paste(small, (x + (thumb - small.width) // 2, y + (thumb - small.height) // 2))
-        for line_no, text in enumerate(lines):
-            draw.text((x, y + thumb + 4 + line_no * line_h), text, fill=(20, 20, 20), font=font)
-    return sheet
 
 
 # --- the run --------------------------------------------------------------------------------------

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from scripts.common import atomic
+from scripts.imaging.fonts import label_font
 
 DEFAULT_OUT = Path("dataset/example")
 WHITE = (255, 255, 255)
@@ -272,16 +273,9 @@ SHEETS: tuple[Sheet, ...] = (
 )
 
 
-def title_font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=24)
-    except (TypeError, OSError, ImportError):
-        return ImageFont.load_default()
-
-
 def draw_sheet(sheet: Sheet) -> Image.Image:
     image = Image.new("RGB", sheet.size, WHITE)
-    ImageDraw.Draw(image).text((16, 8), sheet.title, fill=(150, 150, 150), font=title_font())
+    ImageDraw.Draw(image).text((16, 8), sheet.title, fill=(150, 150, 150), font=label_font(24))
     for figure in sheet.figures:
         left, top, width, height = figure.panel
         panel = Image.new("RGB", (width, height), WHITE)

@@ -17,7 +17,9 @@ from scripts import crop as crop_module
 from scripts import example_art
 from scripts import validate
 from scripts.table.character import load_character
-from scripts.crop import CONTACT_SHEET, CropError, read_marker, render, run_crop
+from scripts.crop import CONTACT_SHEET, CropError, run_crop
+from scripts.imaging.contact import THUMB
+from scripts.imaging.sheets import read_marker, render
 from tests.paths import ROOT
 
 BG = (10, 200, 30)  # a background colour that never occurs on the test sheets
@@ -301,7 +303,7 @@ def test_dry_run_writes_previews_and_a_contact_sheet_only(tess: Path) -> None:
     assert listing(character.train_dir) == {"preview"}
     assert result.contact_sheet == character.preview_dir / CONTACT_SHEET
     with Image.open(result.contact_sheet) as sheet:
-        assert sheet.width >= 2 * crop_module.THUMB
+        assert sheet.width >= 2 * THUMB
     again = run_crop(character, dry_run=True)
     assert again.files_written == []
     write_table(tess.parent, [crop_entry("a", [0, 0, 40, 80])])

@@ -17,6 +17,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from scripts.common.atomic import write_text, write_with
+from scripts.imaging.fonts import label_font
 
 MAX_CELL = 384  # grid.png shows cells at most this big; index.html shows them full size
 PAD = 8
@@ -112,13 +113,6 @@ def plan_layout(
     )
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (OSError, TypeError, ValueError):  # Pillow built without FreeType: fixed bitmap font
-        return ImageFont.load_default()
-
-
 def _draw_centered(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], lines: Sequence[str],
                    font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> None:
     lines = [line for line in lines if line]
@@ -146,7 +140,7 @@ def render_grid(
             with Image.open(cell.image) as image:
                 sizes.append(image.size)
     cell_wh = cell_size(max(sizes, key=lambda s: s[0] * s[1]) if sizes else (256, 256), max_cell)
-    font = _font(font_size_for(cell_wh[1]))
+    font = label_font(font_size_for(cell_wh[1]))
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
 
     def text_size(text: str) -> tuple[int, int]:
