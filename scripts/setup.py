@@ -29,16 +29,9 @@ from pathlib import Path
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import CharacterError, load_character
 from scripts.trainer import setup_plan
-from scripts.trainer.config import (
-    DATASET_TOML_KEYS,
-    LOCKED_FILE,
-    KohyaConfigError,
-    character_args,
-    emitted_flags,
-    load_locked,
-    merge_args,
-)
+from scripts.trainer.launch import DATASET_TOML_KEYS, emitted_flags
 from scripts.trainer.setup_plan import Action, Facts, Item, Probe
+from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, character_args, load_locked, merge_args
 from scripts.trainer.venv_probe import PROBE_SCRIPT
 
 STAMP_NAME = ".sd-scripts-requirements"

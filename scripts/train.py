@@ -37,14 +37,10 @@ from scripts.common.cli import positive_int
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import Character, CharacterError, load_character
-from scripts.trainer.config import (
-    LOCKED_FILE,
+from scripts.trainer.launch import (
     SMOKE_STEPS,
-    KohyaConfigError,
     Launch,
-    TrainArgs,
     build_command,
-    character_args,
     dataset_config,
     dataset_files,
     dataset_fingerprint,
@@ -52,6 +48,7 @@ from scripts.trainer.config import (
 )
 from scripts.trainer.lora_file import inspect_lora
 from scripts.trainer.run import RunResult, checkpoint_table, cpu_threads, failure, latest_state, stream
+from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, TrainArgs, character_args
 from scripts.trainer.venv_probe import PROBE_SCRIPT
 
 DEVICES = ("auto", "cpu", "mps", "cuda", "cuda-bf16")

@@ -40,7 +40,7 @@ def configured_network(character: Character) -> tuple[tuple[int, float] | None, 
     """dim/alpha from kohya/train.toml + the character's [training] overrides, and where they
     came from; (None, reason) when that configuration cannot be read."""
     try:
-        from scripts.trainer.config import LOCKED_FILE, KohyaConfigError, character_args
+        from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, character_args
     except ImportError:
         return None, "no training configuration module"
     try:

@@ -1,4 +1,4 @@
-"""kohya_config: locked args + overrides, the dataset TOML and the launch command vs the recordings."""
+"""trainer.train_args and trainer.launch: locked args + overrides, the dataset TOML and the launch command vs the recordings."""
 from __future__ import annotations
 
 import shlex
@@ -10,9 +10,9 @@ import pytest
 from tests.paths import ROOT
 from scripts.table.character import parse_character
 from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
-from scripts.trainer.config import (DATASET_TOML_KEYS, FLAG_TYPES, KohyaConfigError, Launch, build_command,
-                                  character_args, dataset_config, dataset_fingerprint, dataset_toml, emitted_flags,
-                                  format_value, merge_args)
+from scripts.trainer.launch import (DATASET_TOML_KEYS, Launch, build_command, dataset_config, dataset_fingerprint,
+                                  dataset_toml, emitted_flags, format_value)
+from scripts.trainer.train_args import FLAG_TYPES, KohyaConfigError, character_args, merge_args
 
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "sd-scripts"
 LOCKED = (ROOT / "kohya" / "train.toml").read_text()
