@@ -28,7 +28,7 @@ from pathlib import Path
 
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import CharacterError, load_character
-from scripts.trainer import setup_plan
+from scripts.trainer import sd_scripts_source, setup_plan
 from scripts.trainer.launch import DATASET_TOML_KEYS, emitted_flags
 from scripts.trainer.setup_plan import Action, Facts, Item, Probe
 from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, character_args, load_locked, merge_args
@@ -151,8 +151,8 @@ def interface_gaps(sd_dir: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
         except OSError:
             return ""
     sources = [text(sd_dir / "train_network.py")] + [text(p) for p in sorted((sd_dir / "library").glob("*.py"))]
-    flags = setup_plan.defined_flags(sources)
-    keys = setup_plan.schema_keys(text(sd_dir / "library" / "config_util.py"))
+    flags = sd_scripts_source.defined_flags(sources)
+    keys = sd_scripts_source.schema_keys(text(sd_dir / "library" / "config_util.py"))
     return (tuple(sorted(emitted_flags() - flags)),
             tuple(k for k in DATASET_TOML_KEYS if k not in keys))
 
@@ -167,7 +167,7 @@ def gather(settings: Settings, options: argparse.Namespace, tried: set[str], sub
     req_hash = hashlib.sha256(requirements.read_bytes()).hexdigest() if requirements.is_file() else None
     stamp_file = venv / STAMP_NAME
     stamp = stamp_file.read_text().strip() if stamp_file.is_file() else None
-    required = setup_plan.required_modules(local_reader(sd_dir), local_names(sd_dir)) if ok else []
+    required = sd_scripts_source.required_modules(local_reader(sd_dir), local_names(sd_dir)) if ok else []
     probe = run_probe(python, required) if python.exists() and ok else None
     model, model_source, model_error = model_setting(settings, options.character)
     flags_missing, keys_missing = interface_gaps(sd_dir) if ok else ((), ())

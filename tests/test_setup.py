@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from scripts import setup
-from scripts.trainer import setup_plan
+from scripts.trainer import sd_scripts_source, setup_plan
 from scripts.trainer.setup_plan import Probe
 from tests.fakes.sd_scripts import _testkit
 
@@ -81,9 +81,9 @@ def test_a_flag_missing_from_the_checkout_fails_the_checklist_naming_it(tmp_path
 
 def test_multiline_add_argument_and_required_schema_keys_are_found() -> None:
     source = 'parser.add_argument(\n    "--pretrained_model_name_or_path",\n    type=str,\n)\nparser.add_argument("-x", "--alias_b")\n'
-    assert setup_plan.defined_flags([source]) == {"pretrained_model_name_or_path", "alias_b"}
+    assert sd_scripts_source.defined_flags([source]) == {"pretrained_model_name_or_path", "alias_b"}
     schema = 'class C:\n    A_SCHEMA = {\n        Required("image_dir"): str,\n        "is_reg": bool,\n    }\n'
-    assert setup_plan.schema_keys(schema) == {"image_dir", "is_reg"}
+    assert sd_scripts_source.schema_keys(schema) == {"image_dir", "is_reg"}
 
 
 @pytest.fixture
