@@ -1,17 +1,17 @@
 """Crop a character's reference sheets into its letterboxed, captioned training images.
 
-Owns the step from `dataset/<character>/character.toml` to `train/<repeats>_<trigger>/`: every
-box of every crop is checked against its source size (read from the header, no decoding) before
+Owns the step from `dataset/<character>/character.toml` to `train/<repeats>_<trigger>/`: every box
+of every crop is checked against its source size (read from the header, no decoding) before
 anything is written, and one invalid entry means nothing is written. Each sheet is decoded once,
 however many crops it feeds, and every needed sheet is decoded before the first write (pixel data
-can be corrupt behind valid chunk checksums, which only decoding finds). Crops are scaled with LANCZOS to fit `resolution` x `resolution`,
-centred on the character's background colour, optionally mirrored (`flip`, refused for asymmetric
-characters unless allowed). `--dry-run` writes previews plus `contact_sheet.png` into the preview
-folder; the final mode writes `<name>.png` + `<name>.txt` (caption, trigger first). Writes are
-atomic. Each PNG we write carries a fingerprint (source size and mtime, box, resolution,
-background, flip) in a `lora-crop` text chunk, so re-runs skip up-to-date outputs, and PNGs that
-carry our fingerprint but are no longer in the table are removed with their caption; files we
-did not write are never touched.
+can be corrupt behind valid chunk checksums, which only decoding finds). Crops are scaled with
+LANCZOS to fit `resolution` x `resolution`, centred on the character's background colour,
+optionally mirrored (`flip`, refused for asymmetric characters unless allowed). `--dry-run` writes
+previews plus `contact_sheet.png` into the preview folder; the final mode writes `<name>.png` +
+`<name>.txt` (caption, trigger first). Writes are atomic. Each PNG we write carries a fingerprint
+(source size and mtime, box, resolution, background, flip) in a `lora-crop` text chunk, so re-runs
+skip up-to-date outputs, and PNGs that carry our fingerprint but are no longer in the table are
+removed with their caption; files we did not write are never touched.
 """
 from __future__ import annotations
 
@@ -196,7 +196,8 @@ def decode_sheets(character: Character, by_source: Mapping[Path, Sequence[Job]])
 # --- the run --------------------------------------------------------------------------------------
 
 def collect_sources(character: Character) -> dict[Path, SourceInfo]:
-    return {source: read_source(character.folder / source) for source in dict.fromkeys(c.source for c in character.crops)}
+    sources = dict.fromkeys(c.source for c in character.crops)
+    return {source: read_source(character.folder / source) for source in sources}
 
 
 def remove_stale(folder: Path, keep: Iterable[str], *, captions: bool) -> list[str]:
@@ -278,7 +279,8 @@ def write_contact_sheet(folder: Path, jobs: Sequence[Job], fingerprints: Mapping
     """(Re)draw `contact_sheet.png` unless it already shows exactly these previews."""
     path = folder / CONTACT_SHEET
     labels = {job.stem: [job.stem, f"{job.crop.framing} / {job.crop.pose}", job.crop.expression] for job in jobs}
-    key = hashlib.sha256(json.dumps([[j.stem, fingerprints[j.stem], labels[j.stem]] for j in jobs]).encode()).hexdigest()[:20]
+    shown = json.dumps([[j.stem, fingerprints[j.stem], labels[j.stem]] for j in jobs])
+    key = hashlib.sha256(shown.encode()).hexdigest()[:20]
     if read_marker(path) == key:
         return path
     entries = []
@@ -305,7 +307,7 @@ def print_summary(plan: Plan, sources: Mapping[Path, SourceInfo], result: CropRe
     rows += [(stem, "-", "-", "-", "-", "-", "removed (not in table)") for stem in result.removed]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for index, row in enumerate(rows):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), file=out)
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), file=out)
         if index == 0:
             print("  ".join("-" * width for width in widths), file=out)
     mode = "previews" if result.contact_sheet else "training images"
@@ -325,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true",
                         help="write previews and contact_sheet.png to the preview folder instead of the training set")
     parser.add_argument("--clamp", action="store_true",
-                        help="move boxes that overflow their sheet to the nearest valid box (with a warning) instead of failing")
+                        help="move boxes that overflow their sheet to the nearest valid box (with a warning) "
+                             "instead of failing")
     parser.add_argument("--allow-asymmetric-flip", action="store_true",
                         help="write flip = true crops even though the character is asymmetric")
     add_settings_arguments(parser, "dataset_root")

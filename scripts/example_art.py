@@ -116,9 +116,11 @@ def draw_face(draw: ImageDraw.ImageDraw, centre: Point, unit: float, expression:
         ex = cx + side * 2.8 * unit
         ey = cy + 0.5 * unit
         if expression == "calm":
-            draw.arc((ex - 1.4 * unit, ey - 1.0 * unit, ex + 1.4 * unit, ey + 1.0 * unit), 200, 340, fill=INK, width=eye_w)
+            draw.arc((ex - 1.4 * unit, ey - 1.0 * unit, ex + 1.4 * unit, ey + 1.0 * unit), 200, 340,
+                     fill=INK, width=eye_w)
         elif expression == "surprised":
-            draw.ellipse((ex - 1.2 * unit, ey - 1.5 * unit, ex + 1.2 * unit, ey + 1.5 * unit), fill=WHITE, outline=INK, width=eye_w)
+            draw.ellipse((ex - 1.2 * unit, ey - 1.5 * unit, ex + 1.2 * unit, ey + 1.5 * unit),
+                         fill=WHITE, outline=INK, width=eye_w)
             draw.ellipse((ex - 0.5 * unit, ey - 0.5 * unit, ex + 0.5 * unit, ey + 0.5 * unit), fill=INK)
         else:
             draw.ellipse((ex - 1.0 * unit, ey - 1.2 * unit, ex + 1.0 * unit, ey + 1.2 * unit), fill=(60, 120, 70))
@@ -130,7 +132,8 @@ def draw_face(draw: ImageDraw.ImageDraw, centre: Point, unit: float, expression:
         draw.line([outer, inner], fill=HAIR_DARK, width=eye_w)
     my = cy + 4.0 * unit
     if expression == "surprised":
-        draw.ellipse((cx - 1.0 * unit, my - 1.2 * unit, cx + 1.0 * unit, my + 1.2 * unit), fill=(120, 40, 40), outline=INK)
+        draw.ellipse((cx - 1.0 * unit, my - 1.2 * unit, cx + 1.0 * unit, my + 1.2 * unit),
+                     fill=(120, 40, 40), outline=INK)
     elif expression == "angry":
         draw.arc((cx - 2.0 * unit, my - 0.2 * unit, cx + 2.0 * unit, my + 2.2 * unit), 200, 340, fill=INK, width=eye_w)
     elif expression == "calm":
@@ -164,10 +167,12 @@ def draw_figure(image: Image.Image, origin: Point, height: float, pose_name: str
     cloak = [at((-11, 19)), at((11, 19)), at((19 + sway, hem)), at((4 + sway, hem + 4)), at((-19 + sway, hem))]
 
     def draw_cloak() -> None:
-        draw.polygon([tuple(map(round, p)) for p in cloak], fill=CLOAK, outline=CLOAK_LINE, width=max(2, int(unit * 0.5)))
+        draw.polygon([tuple(map(round, p)) for p in cloak], fill=CLOAK, outline=CLOAK_LINE,
+                     width=max(2, int(unit * 0.5)))
         if back:
             for dx in (-6, 0, 6):
-                draw.line([at((dx * 0.6, 24)), at((dx + sway * 0.5, hem))], fill=CLOAK_LINE, width=max(1, int(unit * 0.3)))
+                draw.line([at((dx * 0.6, 24)), at((dx + sway * 0.5, hem))], fill=CLOAK_LINE,
+                          width=max(1, int(unit * 0.3)))
 
     if not back:
         draw_cloak()
@@ -193,7 +198,8 @@ def draw_figure(image: Image.Image, origin: Point, height: float, pose_name: str
         hilt, tip = at(pose.sword[0]), at(pose.sword[1])
         draw.line([hilt, tip], fill=STEEL, width=max(2, int(1.8 * unit)))
         guard = _lerp(hilt, tip, 0.08)
-        draw.ellipse((guard[0] - 2 * unit, guard[1] - 2 * unit, guard[0] + 2 * unit, guard[1] + 2 * unit), fill=BRACER_LINE)
+        draw.ellipse((guard[0] - 2 * unit, guard[1] - 2 * unit, guard[0] + 2 * unit, guard[1] + 2 * unit),
+                     fill=BRACER_LINE)
     for name, limb in (("left", pose.left_arm), ("right", pose.right_arm)):
         points = [at(p) for p in limb]
         _limb(draw, points, 4.6 * unit, TUNIC, SKIN)
@@ -214,7 +220,8 @@ def draw_figure(image: Image.Image, origin: Point, height: float, pose_name: str
             draw.line([(head[0] + i * 2.4 * unit, head[1] - r * 0.6), (head[0] + i * 3.0 * unit, head[1] + r * 1.05)],
                       fill=HAIR_DARK, width=max(1, int(unit * 0.5)))
         return
-    draw.ellipse((head[0] - r, head[1] - r, head[0] + r, head[1] + r), fill=SKIN, outline=INK, width=max(1, int(unit * 0.3)))
+    draw.ellipse((head[0] - r, head[1] - r, head[0] + r, head[1] + r), fill=SKIN, outline=INK,
+                 width=max(1, int(unit * 0.3)))
     spikes = [(head[0] + dx * unit, head[1] + dy * unit) for dx, dy in
               ((-8.6, 1), (-9.6, -6), (-6, -4), (-5, -10), (-1, -6), (1.5, -11.5), (4, -6), (7.5, -9.5),
                (6.5, -3.5), (9.6, -4.5), (8.6, 1), (6, -2.5), (1, -3.8), (-4, -2.4))]

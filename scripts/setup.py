@@ -41,7 +41,7 @@ PROBE_TIMEOUT = 300
 
 def _git(*args: str, cwd: Path | None = None, timeout: float = 20) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+                          env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}, check=False)
 
 
 def find_superproject(sd_dir: Path) -> tuple[Path | None, str | None]:
@@ -94,7 +94,7 @@ def run_probe(python: Path, required: list[str]) -> Probe:
     modules = [m for m in required if m not in imports]
     argv = [str(python), str(PROBE_SCRIPT), "--modules", ",".join(modules), "--import", ",".join(imports), "--device"]
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT, check=False)
     except subprocess.TimeoutExpired:
         return Probe(error=f"the import probe ({PROBE_SCRIPT.name}) did not finish within {PROBE_TIMEOUT} s "
                            f"(an import hangs?)")
@@ -181,7 +181,8 @@ def gather(settings: Settings, options: argparse.Namespace, tried: set[str], sub
         submodule_url=url, kohya_python=python, venv_exists=python.exists(), requirements_hash=req_hash,
         requirements_stamp=stamp, required=tuple(required), probe=probe, pip_options=pip_options,
         torch_index=options.torch_index_url, accelerate_config=settings.accelerate_config,
-        accelerate_config_exists=settings.accelerate_config is None or settings.accelerate_config.expanduser().is_file(),
+        accelerate_config_exists=(settings.accelerate_config is None
+                                  or settings.accelerate_config.expanduser().is_file()),
         pretrained_model=model, model_source=model_source, model_exists=bool(model and model.is_file()),
         comfyui=None if options.skip_comfyui else comfyui_state(url0), comfyui_url=url0,
         loras_dir=None if options.skip_comfyui else loras,
@@ -198,13 +199,14 @@ def act(action: Action) -> str | None:
     git = action.argv[0] == "git"
     try:
         done = subprocess.run(action.argv, cwd=action.cwd, text=True, capture_output=git,
-                              env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}, timeout=3600)
+                              env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}, timeout=3600, check=False)
     except (OSError, subprocess.TimeoutExpired) as error:
         return str(error)
     if done.returncode != 0:
         if git:
             lines = [ln.strip() for ln in (done.stderr or "").splitlines() if ln.strip()]
-            reason = next((ln for ln in reversed(lines) if "fatal" in ln or "unable" in ln.lower()), lines[-1] if lines else "")
+            last = lines[-1] if lines else ""
+            reason = next((ln for ln in reversed(lines) if "fatal" in ln or "unable" in ln.lower()), last)
             return f"git exited {done.returncode} ({reason}); no network or the remote is unreachable"
         return f"exited {done.returncode}"
     if action.stamp:
@@ -276,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pip-option", action="append", default=None, metavar="OPT",
                         help="extra pip option, repeatable (e.g. --pip-option=--no-index "
                              "--pip-option=--find-links=DIR); default from LORA_PIP_OPTIONS")
-    parser.add_argument("--torch-index-url", default=None, help="pip index for torch/torchvision (default per platform)")
+    parser.add_argument("--torch-index-url", default=None,
+                        help="pip index for torch/torchvision (default per platform)")
     parser.add_argument("--skip-comfyui", action="store_true", help="do not check ComfyUI")
     add_settings_arguments(parser, "kohya_dir", "sd_scripts_dir", "kohya_python", "comfyui_urls", "comfyui_dir",
                            "dataset_root", "tokenizer_cache_dir", "accelerate_config")

@@ -71,7 +71,8 @@ def preflight(settings: Settings, args: TrainArgs) -> tuple[Path, Path]:
     script = settings.sd_scripts_dir.expanduser() / "train_network.py"
     if not script.is_file():
         problems.append(f"sd-scripts is missing ({script} does not exist): run `invoke setup` (it runs "
-                        f"`git submodule update --init --recursive`), or set kohya_dir / sd_scripts_dir to a kohya_ss checkout")
+                        f"`git submodule update --init --recursive`), or set kohya_dir / sd_scripts_dir to a "
+                        f"kohya_ss checkout")
     model = args.pretrained_model
     if model is None:
         problems.append('no base checkpoint is set: add pretrained_model = "/path/to/model.safetensors" to the '
@@ -89,7 +90,7 @@ def probe_device(python: Path, timeout: float = 300) -> str:
     import json
     try:
         done = subprocess.run([str(python), str(PROBE_SCRIPT), "--device"], capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise TrainError(f"the kohya venv's python did not report its device within {timeout:.0f} s (importing "
                          f"torch hangs?); pass --device cpu|mps|cuda|cuda-bf16 to skip the probe, or run "
@@ -307,16 +308,20 @@ def run(options: argparse.Namespace, settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train a character's LoRA with sd-scripts (or a 5-step smoke test).")
     parser.add_argument("--character", default="example", help="character folder under the dataset root")
-    parser.add_argument("--smoke", action="store_true", help="5 steps into build/<character>/smoke/, then check the LoRA")
+    parser.add_argument("--smoke", action="store_true",
+                        help="5 steps into build/<character>/smoke/, then check the LoRA")
     parser.add_argument("--dry-run", action="store_true", help="print the command and run nothing")
     parser.add_argument("--resume", action="store_true", help="continue from the newest saved state")
     parser.add_argument("--num-processes", type=positive_int, default=None,
-                        help="accelerate processes (GPUs); with an accelerate config file it overrides the file's value")
+                        help="accelerate processes (GPUs); with an accelerate config file it overrides the "
+                             "file's value")
     parser.add_argument("--cpu-threads", type=positive_int, default=None,
                         help="--num_cpu_threads_per_process (default: CPU count // processes)")
-    parser.add_argument("--device", choices=DEVICES, default="auto", help="precision flags for this device (default: probe)")
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help="precision flags for this device (default: probe)")
     parser.add_argument("--max-train-steps", type=positive_int, default=None, help="override the step count (full run)")
-    parser.add_argument("--train-config", default=None, help="locked arguments file (default: this repo's kohya/train.toml)")
+    parser.add_argument("--train-config", default=None,
+                        help="locked arguments file (default: this repo's kohya/train.toml)")
     parser.add_argument("--skip-validate", action="store_true", help="do not validate the dataset first")
     add_settings_arguments(parser, "dataset_root", "output_root", "build_root", "kohya_dir", "sd_scripts_dir",
                            "kohya_python", "tokenizer_cache_dir", "accelerate_config")

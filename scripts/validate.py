@@ -85,11 +85,14 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m scripts.validate",
         description="Check a character's train and reg folders against its table; exit 1 when a rule fails.")
     parser.add_argument("--character", required=True, help="character folder under the dataset root, e.g. example")
-    parser.add_argument("--min-train", type=int, help="fewest original train images (default: the table's [validation])")
+    parser.add_argument("--min-train", type=int,
+                        help="fewest original train images (default: the table's [validation])")
     parser.add_argument("--max-train", type=int, help="most original train images (default: the table's [validation])")
     parser.add_argument("--min-reg", type=int, help="fewest regularization images (default: the table's [validation])")
-    parser.add_argument("--tolerance", type=float, help="allowed gap between framing/pose shares and their targets, e.g. 0.15")
-    parser.add_argument("--duplicate-distance", type=int, help="dHash distance at or below which two images are near duplicates")
+    parser.add_argument("--tolerance", type=float,
+                        help="allowed gap between framing/pose shares and their targets, e.g. 0.15")
+    parser.add_argument("--duplicate-distance", type=int,
+                        help="dHash distance at or below which two images are near duplicates")
     parser.add_argument("--require-reg", action="store_true",
                         help="fail when there are no regularization images (used before training; without it "
                              "0 is allowed with a warning, for the time before gen-reg)")

@@ -13,12 +13,11 @@ from invoke import Config, MockContext, Result
 from PIL import Image
 
 import tasks
-from scripts import gen_reg
-from scripts import comfyui
+from scripts import comfyui, gen_reg
+from scripts.comfyui.workflow import seed_of
 from scripts.imaging.png import is_valid_file, png_problem
 from scripts.table.character import load_character
 from scripts.table.manifest import Manifest
-from scripts.comfyui.workflow import seed_of
 from tests.fakes.comfy_app import Faults
 
 SIZE = 64

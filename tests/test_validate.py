@@ -13,9 +13,9 @@ import tomli_w
 from PIL import Image, ImageDraw
 
 from scripts import validate
+from scripts.imaging.png import PNG_SIGNATURE, dhash, hamming, inspect_png
 from scripts.table import rules
 from scripts.table.character import Character, load_character, parse_character
-from scripts.imaging.png import PNG_SIGNATURE, dhash, hamming, inspect_png
 from scripts.table.rules import FAIL, OK, WARN, ImageInfo, Inventory
 from scripts.validate import read_image
 

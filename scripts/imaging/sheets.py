@@ -22,7 +22,7 @@ def decode_sheet(path: Path, background: tuple[int, int, int]) -> Image.Image:
         image.load()
         if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
             rgba = image.convert("RGBA")
-            flat = Image.new("RGBA", rgba.size, background + (255,))
+            flat = Image.new("RGBA", rgba.size, (*background, 255))
             flat.alpha_composite(rgba)
             return flat.convert("RGB")
         return image.convert("RGB")

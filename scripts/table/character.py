@@ -158,8 +158,10 @@ def default_test_prompts(trigger: str, details: tuple[str, ...]) -> tuple[TestPr
     """The seed notes' three checks: environment, a novel pose, a front view of the details."""
     detail_text = ", ".join(details) if details else "detailed costume"
     return (
-        TestPrompt("environment", f"{trigger}, standing in a forest, dramatic lighting, anime style, full body", "", 1001),
-        TestPrompt("novel_pose", f"{trigger}, crouching, looking up at the sky, urban environment, anime style", "", 1002),
+        TestPrompt("environment", f"{trigger}, standing in a forest, dramatic lighting, anime style, full body",
+                   "", 1001),
+        TestPrompt("novel_pose", f"{trigger}, crouching, looking up at the sky, urban environment, anime style",
+                   "", 1002),
         TestPrompt("details", f"{trigger}, full body, front view, {detail_text}, arms at sides, anime style", "", 1003),
     )
 
@@ -283,7 +285,8 @@ def load_character(folder: Path) -> Character:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise CharacterError(f"The character table {path} is not valid TOML ({error}). Fix the syntax and run again.") from None
+        raise CharacterError(f"The character table {path} is not valid TOML ({error}). Fix the syntax and "
+                             f"run again.") from None
     return parse_character(data, folder, path)
 
 
@@ -300,7 +303,8 @@ def parse_character(data: Mapping[str, Any], folder: Path, path: Path | None = N
 
     trigger = head["trigger"]
     if not re.fullmatch(r"[A-Za-z0-9_]+", trigger):
-        problems.add("[character]", f"key 'trigger' must be one word of letters, digits and underscores, not {trigger!r}")
+        problems.add("[character]", f"key 'trigger' must be one word of letters, digits and underscores, "
+                                    f"not {trigger!r}")
     for key in ("repeats", "resolution"):
         if head[key] < 1:
             problems.add("[character]", f"key {key!r} must be at least 1, not {head[key]}")
@@ -424,7 +428,8 @@ def _parse_validation(raw: Any, problems: _Problems) -> Validation:
     return Validation(**values)
 
 
-def _parse_test_prompts(raw: Any, trigger: str, details: tuple[str, ...], problems: _Problems) -> tuple[TestPrompt, ...]:
+def _parse_test_prompts(raw: Any, trigger: str, details: tuple[str, ...],
+                        problems: _Problems) -> tuple[TestPrompt, ...]:
     if raw is None:
         return default_test_prompts(trigger, details)
     prompts: list[TestPrompt] = []
@@ -435,5 +440,6 @@ def _parse_test_prompts(raw: Any, trigger: str, details: tuple[str, ...], proble
             continue
         if any(p.name == values["name"] for p in prompts):
             problems.add(where, f"key 'name' {values['name']!r} is used by an earlier test prompt")
-        prompts.append(TestPrompt(values["name"], with_trigger(values["prompt"], trigger), values["negative"], values["seed"]))
+        prompts.append(TestPrompt(values["name"], with_trigger(values["prompt"], trigger), values["negative"],
+                                  values["seed"]))
     return tuple(prompts)

@@ -219,7 +219,8 @@ def rule_expressions(inv: Inventory) -> RuleResult:
 def rule_asymmetric_flips(inv: Inventory) -> RuleResult:
     if not inv.character.asymmetric:
         return RuleResult("asymmetric flips", OK, "character is symmetric; mirrored copies are fine")
-    flipped = sorted({i.path.name for i in inv.flips} | {f"{c.name} (flip = true)" for c in inv.character.crops if c.flip})
+    flipped = sorted({i.path.name for i in inv.flips}
+                     | {f"{c.name} (flip = true)" for c in inv.character.crops if c.flip})
     if flipped:
         return RuleResult("asymmetric flips", FAIL, f"the character is asymmetric, so mirrored images teach the wrong "
                                                     f"side: {_names(flipped)} (set flip = false and re-run crop)")
@@ -249,7 +250,8 @@ def rule_duplicates(inv: Inventory) -> RuleResult:
     if not found:
         return RuleResult("near duplicates", OK, f"no pair within dHash distance {distance}")
     status = FAIL if exact else WARN
-    return RuleResult("near duplicates", status, f"{len(found)} pair{'s' if len(found) > 1 else ''} within dHash distance {distance}: {_names(found)}")
+    pairs = f"{len(found)} pair{'s' if len(found) > 1 else ''}"
+    return RuleResult("near duplicates", status, f"{pairs} within dHash distance {distance}: {_names(found)}")
 
 
 RULES: tuple[Callable[[Inventory], RuleResult], ...] = (

@@ -110,7 +110,8 @@ def failure(result: RunResult) -> str | None:
         errors = [e for e in scan.errors if not e.startswith("subprocess.CalledProcessError")]
         return f"train_network.py exited {result.returncode}" + (f": {errors[0]}" if errors else "")
     if not scan.started:
-        why = "sd-scripts found no images (\"No data found\")" if scan.no_data else "it never printed `running training`"
+        why = ("sd-scripts found no images (\"No data found\")" if scan.no_data
+               else "it never printed `running training`")
         return f"the run did not train: {why}; check the image_dir paths in the dataset TOML"
     if not scan.losses:
         return "no loss was logged"
@@ -128,7 +129,8 @@ def checkpoint_table(output_dir: Path, trigger: str, dim: int, alpha: float) -> 
         info = inspect_lora(checkpoint.path, expect_dim=dim, expect_alpha=alpha)
         all_ok &= info.ok
         size = f"{info.size / 1e6:.1f} MB"
-        rows.append((checkpoint.label, checkpoint.path.name, size, "valid" if info.ok else f"INVALID: {info.describe()}"))
+        verdict = "valid" if info.ok else f"INVALID: {info.describe()}"
+        rows.append((checkpoint.label, checkpoint.path.name, size, verdict))
     if not found:
         all_ok = False
         rows.append(("-", f"no checkpoints in {output_dir}", "-", "-"))

@@ -52,7 +52,8 @@ def _imports(tree: ast.Module) -> tuple[list[tuple[str, int]], list[str]]:
     return top, nested
 
 
-def required_modules(read: Callable[[str], str | None], local: Iterable[str], entry: str = "train_network") -> list[str]:
+def required_modules(read: Callable[[str], str | None], local: Iterable[str],
+                     entry: str = "train_network") -> list[str]:
     """Third-party top-level modules the entry script needs. `read("library.train_util")` returns
     the source of that local module (a .py file or a package __init__) or None when it is not local."""
     local = set(local)

@@ -136,14 +136,18 @@ def _sd_scripts(f: Facts) -> Item:
     if f.sd_scripts_ok:
         return Item(name, OK, f"{f.sd_scripts_dir} has train_network.py")
     if f.superproject is None:
-        return Item(name, FAIL, f"{f.sd_scripts_dir} has no train_network.py and is not a submodule of a git repository",
+        return Item(name, FAIL,
+                    f"{f.sd_scripts_dir} has no train_network.py and is not a submodule of a git repository",
                     fix=f"git clone https://github.com/kohya-ss/sd-scripts.git {f.sd_scripts_dir}, or set "
-                        f"kohya_dir / sd_scripts_dir (invoke.yaml lora:, LORA_KOHYA_DIR) to an existing kohya_ss checkout")
+                        f"kohya_dir / sd_scripts_dir (invoke.yaml lora:, LORA_KOHYA_DIR) to an existing "
+                        f"kohya_ss checkout")
     command = f"git -C {f.superproject} submodule update --init --recursive"
     if f.submodule_error:
         return Item(name, FAIL, f"{f.sd_scripts_dir} is empty and fetching it failed: {f.submodule_error}",
-                    fix=f"this needs network access to {f.submodule_url or 'the submodule URL'}; when online run: {command}")
-    rel = f.sd_scripts_dir.resolve().relative_to(f.superproject.resolve()) if f.sd_scripts_dir.resolve().is_relative_to(f.superproject.resolve()) else f.sd_scripts_dir
+                    fix=f"this needs network access to {f.submodule_url or 'the submodule URL'}; when online "
+                        f"run: {command}")
+    inside = f.sd_scripts_dir.resolve().is_relative_to(f.superproject.resolve())
+    rel = f.sd_scripts_dir.resolve().relative_to(f.superproject.resolve()) if inside else f.sd_scripts_dir
     return Item(name, FIX, f"{f.sd_scripts_dir} is an empty submodule", fix=command,
                 actions=(Action(f"fetch sd-scripts from {f.submodule_url}",
                                 ("git", "-C", str(f.superproject), "submodule", "update", "--init", "--recursive",
@@ -183,7 +187,8 @@ def _venv(f: Facts, system: str, has_nvidia: bool) -> Item:
     probe = f.probe
     if probe is not None and probe.error:
         return Item(name, FAIL, f"{f.kohya_python} does not run: {probe.error}",
-                    fix=f"delete {venv} and run `invoke setup` again to rebuild it, or set kohya_python to a working venv")
+                    fix=f"delete {venv} and run `invoke setup` again to rebuild it, or set kohya_python to a "
+                        f"working venv")
     torch_wanted = "torch" in f.required
     torch_bad = probe is not None and any(m in probe.missing or m in probe.broken for m in TORCH_PAIR)
     if torch_wanted and (not f.venv_exists or torch_bad):
@@ -206,7 +211,8 @@ def _venv(f: Facts, system: str, has_nvidia: bool) -> Item:
     if broken:
         notes.append("installed but failing on import: " + "; ".join(f"{m} ({e})" for m, e in broken.items()))
     if actions:
-        return Item(name, FIX, "; ".join(notes), fix=" && ".join(" ".join(a.argv) for a in actions), actions=tuple(actions))
+        return Item(name, FIX, "; ".join(notes), fix=" && ".join(" ".join(a.argv) for a in actions),
+                    actions=tuple(actions))
     if broken:
         packages = sorted({pip_name(m) for m in broken})
         return Item(name, FAIL, "; ".join(notes),
@@ -227,7 +233,8 @@ def _accelerate(f: Facts) -> Item:
     if not f.probe.accelerate:
         return Item(name, FIX if not f.sd_scripts_ok else FAIL, "no `accelerate` script in the kohya venv",
                     fix=" ".join(pip(f, "accelerate")))
-    how = f"config file {f.accelerate_config}" if f.accelerate_config else "explicit launch flags, no config file or prompt"
+    how = (f"config file {f.accelerate_config}" if f.accelerate_config
+           else "explicit launch flags, no config file or prompt")
     return Item(name, OK, f"{f.probe.accelerate} ({how})")
 
 
@@ -259,7 +266,8 @@ def _model(f: Facts) -> Item:
 def _tokenizer(f: Facts) -> Item:
     name = "CLIP tokenizer cache"
     if f.tokenizer_cache is None:
-        return Item(name, WARN, "no tokenizer cache configured; sd-scripts downloads it from the Hugging Face hub each run")
+        return Item(name, WARN,
+                    "no tokenizer cache configured; sd-scripts downloads it from the Hugging Face hub each run")
     if f.tokenizer_cached:
         return Item(name, OK, f"{f.tokenizer_cache} (runs work offline)")
     probe_ok = f.probe is not None and not f.probe.error
@@ -268,7 +276,8 @@ def _tokenizer(f: Facts) -> Item:
         target = f.tokenizer_cache / TOKENIZER_FOLDER
         code = (f"from transformers import CLIPTokenizer; "
                 f"CLIPTokenizer.from_pretrained({TOKENIZER_REPO!r}).save_pretrained({str(target)!r})")
-        return Item(name, FIX, f"{f.tokenizer_cache} is empty", fix=f"{f.kohya_python} -c \"{code}\" (needs network once)",
+        return Item(name, FIX, f"{f.tokenizer_cache} is empty",
+                    fix=f"{f.kohya_python} -c \"{code}\" (needs network once)",
                     actions=(Action(f"save the CLIP tokenizer to {target} (needs network once)",
                                     (str(f.kohya_python), "-c", code), optional=True),))
     return Item(name, WARN, f"{f.tokenizer_cache} is empty: the first training run needs the Hugging Face hub",

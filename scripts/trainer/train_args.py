@@ -17,7 +17,8 @@ from typing import Any
 
 from scripts.table.character import Character
 
-LOCKED_FILE = Path(__file__).resolve().parents[2] / "kohya" / "train.toml"  # this repo's, also with an external kohya_ss
+# this repo's locked arguments, also when kohya_ss itself is elsewhere
+LOCKED_FILE = Path(__file__).resolve().parents[2] / "kohya" / "train.toml"
 
 # sd-scripts flags we accept in train.toml / [training], with the type each takes.
 # "path" is a string that names a file; "number" accepts an int or a float.
@@ -143,8 +144,8 @@ def merge_args(locked: Mapping[str, Any], overrides: Mapping[str, Any], characte
         dataset["resolution"] = character.resolution
         sources["resolution"] = f"{character.table_path} [character]"
     for table, source in ((locked, locked_source), (overrides, override_source)):
-        for key, value in table.items():
-            section, name, value = _check(key, value, source)
+        for key, raw in table.items():
+            section, name, value = _check(key, raw, source)
             (dataset if section == "dataset" else flags)[name] = value
             sources[name] = source
     for required in ("network_module", "network_dim", "network_alpha", "max_train_steps"):

@@ -1,4 +1,4 @@
-"""trainer.train_args and trainer.launch: locked args + overrides, the dataset TOML and the launch command vs the recordings."""
+"""train_args and launch: locked args + overrides, the dataset TOML and the launch command vs the recordings."""
 from __future__ import annotations
 
 import shlex
@@ -7,12 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.paths import ROOT
 from scripts.table.character import parse_character
 from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
-from scripts.trainer.launch import (DATASET_TOML_KEYS, Launch, build_command, dataset_config, dataset_fingerprint,
-                                  dataset_toml, emitted_flags, format_value)
+from scripts.trainer.launch import (
+    DATASET_TOML_KEYS,
+    Launch,
+    build_command,
+    dataset_config,
+    dataset_fingerprint,
+    dataset_toml,
+    emitted_flags,
+    format_value,
+)
 from scripts.trainer.train_args import FLAG_TYPES, KohyaConfigError, character_args, merge_args
+from tests.paths import ROOT
 
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "sd-scripts"
 LOCKED = (ROOT / "kohya" / "train.toml").read_text()
