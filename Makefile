@@ -25,7 +25,7 @@ lint: $(STAMP) ## ruff (ruff.toml) and mypy (mypy.ini) on scripts/, tasks.py, be
 demo: $(STAMP) ## run the offline pipeline on the bundled example character
 	$(INV) demo
 
-test: $(STAMP) ## run the test suite
+test: lint ## lint, then run the test suite
 	$(INV) test
 
 bench: $(STAMP) ## run the benchmarks (ratios measured side by side)

@@ -1,11 +1,11 @@
 """`invoke setup`: make sd-scripts, the kohya venv, accelerate, the device and the model ready.
 
 Plan -> show -> act -> re-check: gather the facts (the sd-scripts folder, git, one probe
-subprocess in the kohya venv, the base checkpoint, ComfyUI), let `scripts.setup_plan.plan` turn
+subprocess in the kohya venv, the base checkpoint, ComfyUI), let `scripts.trainer.setup_plan.plan` turn
 them into checklist items with the commands that fix them, print the list, run the commands
 (each printed first), then gather and plan again until nothing is left to do. Idempotent: a run
 with nothing to fix runs no pip and no git, only the probe (once), and says so. It also checks
-that every flag scripts/kohya_config.py can pass, and every dataset TOML key it writes, is
+that every flag scripts/trainer/launch.py can pass, and every dataset TOML key it writes, is
 defined in the sd-scripts checkout's source (argparse `"--flag"` strings, config_util schema). Exit 0 when every
 required item is OK (warnings allowed), 1 when something needs you (the fix is printed).
 pip's index options are configurable (--pip-option, or LORA_PIP_OPTIONS) for offline mirrors.
@@ -26,6 +26,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from scripts.comfyui.timeouts import DEFAULT_TIMEOUTS
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import CharacterError, load_character
 from scripts.trainer import sd_scripts_source, setup_plan
@@ -112,7 +113,7 @@ def run_probe(python: Path, required: list[str]) -> Probe:
         return Probe(error=f"the probe printed no report it could read (last line: {shown!r})")
 
 
-def comfyui_state(url: str, timeout: float = 1.5) -> str | None:
+def comfyui_state(url: str, timeout: float = DEFAULT_TIMEOUTS.probe) -> str | None:
     try:
         with urllib.request.urlopen(f"{url}/system_stats", timeout=timeout) as response:
             json.loads(response.read() or b"{}")

@@ -161,7 +161,7 @@ def _interface(f: Facts) -> Item:
     problems = []
     if f.flags_missing:
         problems.append(f"it defines no {', '.join('--' + x for x in f.flags_missing)} (no `\"--flag\"` "
-                        f"add_argument in train_network.py or library/*.py), which scripts/kohya_config.py can pass")
+                        f"add_argument in train_network.py or library/*.py), which scripts/trainer/launch.py can pass")
     if f.dataset_keys_missing:
         problems.append(f"its dataset schema (library/config_util.py) has no {', '.join(f.dataset_keys_missing)}, "
                         f"which the generated dataset TOML uses")
@@ -169,7 +169,7 @@ def _interface(f: Facts) -> Item:
         return Item(name, FAIL, f"{f.sd_scripts_dir}: " + "; ".join(problems),
                     fix=f"check out the pinned sd-scripts commit {PINNED_COMMIT[:7]} (git submodule update), or when "
                         f"you move the pin, drop those keys from kohya/train.toml / [training] and from "
-                        f"scripts/kohya_config.py")
+                        f"scripts/trainer/train_args.py")
     return Item(name, OK, "every flag and dataset key this project writes is defined in the checkout")
 
 

@@ -1,4 +1,4 @@
-"""train_log on the recorded sd-scripts output; failure rules and the checkpoint table of train.py."""
+"""The log reader (scripts.trainer.log) on the recorded sd-scripts output; failure rules and the checkpoint table of train.py."""
 from __future__ import annotations
 
 import json
