@@ -19,10 +19,18 @@ lora_switch_time, faults, history_max). The returned object is the started FakeC
 
 `fixtures_dir` — the recorded ComfyUI transcripts (../shared/fixtures/comfyui beside the repo).
 
-No fixture here is autouse.
+One fixture is autouse: `_no_developer_environment` removes every `LORA_*` and `INVOKE_*` variable
+from the environment for each test (and so for the scripts a test runs), so a developer's
+`LORA_COMFYUI_URLS` or `INVOKE_LORA_CONCURRENCY` cannot change a result. A test that wants one
+sets it itself with `monkeypatch.setenv`.
+
+`../shared/` beside the checkout is required: the recordings in it are what the stand-ins are
+checked against, so a run without it stops at start-up with one message naming the folder
+(`pytest_configure` below) instead of skipping or failing tests one by one.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +42,23 @@ from tests.fakes.comfy_app import FakeComfy
 from tests.paths import SHARED_FIXTURES
 
 COMFY_FIXTURES = SHARED_FIXTURES / "comfyui"
+ISOLATED_PREFIXES = ("LORA_", "INVOKE_")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not SHARED_FIXTURES.is_dir():
+        raise pytest.UsageError(
+            f"The tests need the recordings in ../shared/fixtures beside the checkout ({SHARED_FIXTURES} "
+            "is missing). Put the shared folder (fixtures/comfyui, fixtures/sd-scripts, ...) next to this "
+            "repository, as CI does, and run the tests again."
+        )
+
+
+@pytest.fixture(autouse=True)
+def _no_developer_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(ISOLATED_PREFIXES):
+            monkeypatch.delenv(name)
 
 
 @pytest_asyncio.fixture
