@@ -6,6 +6,7 @@ the real sd-scripts key names (from the recorded key list), small rank, and the 
 from __future__ import annotations
 
 import array
+import hashlib
 import json
 import socket
 from pathlib import Path
@@ -95,6 +96,11 @@ def make_run(output: Path, steps: tuple[int, ...] = (100, 200, 300), final: bool
     return files
 
 
+def sha256_hex(path: Path) -> str:
+    """The expected hash, computed here with hashlib on the bytes the test wrote (not with deploy's own code)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def dead_url() -> str:
     """A URL on which nothing listens (a port the OS just handed out and we released)."""
     with socket.socket() as sock:
@@ -150,7 +156,7 @@ def test_deploy_copies_the_step_writes_the_record_and_cleans_only_our_staging(pr
     assert not (loras / f"{TRIGGER}.safetensors.previous").exists()  # nothing was live before
     record = json.loads((settings.character_output("zara") / "deployed.json").read_text())
     assert record["step"] == 200 and record["source"] == str(files[200].resolve())
-    assert record["sha256"] == deploy.sha256_of(files[200]) and record["target"] == str(production)
+    assert record["sha256"] == sha256_hex(files[200]) and record["target"] == str(production)
     assert record["dim"] == 4 and record["alpha"] == 2.0 and record["trained_steps"] == 200
     assert record["deployed_at"].endswith("+00:00") and record["previous"] is None and record["backup"] is None
     assert list(record["servers"].values()) == ["unreachable"]
@@ -172,7 +178,7 @@ def test_second_deploy_keeps_a_backup_hidden_from_the_picker_and_rollback_swaps(
     assert backup.suffix not in {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
     record = json.loads(record_path.read_text())
     assert record["step"] == "final" and record["trained_steps"] == 920
-    assert record["previous"]["step"] == 100 and record["previous"]["sha256"] == deploy.sha256_of(files[100])
+    assert record["previous"]["step"] == 100 and record["previous"]["sha256"] == sha256_hex(files[100])
 
     assert deploy.main(cli(settings, "--rollback")) == 0
     assert production.read_bytes() == files[100].read_bytes()
@@ -321,7 +327,7 @@ async def test_deploy_is_confirmed_by_a_running_comfyui(project, comfy_server) -
     assert problem is None and record["servers"] == {server.url: "confirmed"}
     assert server.state.frees and server.state.frees[-1].get("unload_models") is True  # stale same-name LoRA dropped
     saved = json.loads((settings.character_output("zara") / "deployed.json").read_text())
-    assert saved["servers"] == {server.url: "confirmed"} and saved["sha256"] == deploy.sha256_of(files[200])
+    assert saved["servers"] == {server.url: "confirmed"} and saved["sha256"] == sha256_hex(files[200])
 
 
 async def test_a_server_reading_another_folder_is_reported(project, comfy_server, tmp_path: Path) -> None:
@@ -350,3 +356,30 @@ async def test_a_listed_file_whose_metadata_comfyui_cannot_read_is_not_a_failure
     assert record["servers"] == {server.url: "listed; metadata not readable"}
     assert "metadata is not readable" in capsys.readouterr().out
     assert (settings.loras_dir / f"{TRIGGER}.safetensors").is_file()
+
+
+def test_a_checkpoint_that_changes_between_check_and_copy_is_refused(project, monkeypatch, capsys) -> None:
+    """The bytes that land in production must hash to what was checked: a file rewritten in between
+    (a trainer still saving, a sync tool) is refused and production keeps the old file."""
+    settings, _ = project
+    files = make_run(settings.character_output("zara"))
+    production = settings.loras_dir / f"{TRIGGER}.safetensors"
+    old = write_lora(production, trigger=TRIGGER, fill=0.123).read_bytes()
+    checked = files[300].read_bytes()
+    real = deploy._read_blocks
+
+    def rewritten_before_copy(path: Path):
+        if path == files[300]:
+            write_lora(files[300], step=300, fill=0.31)  # same shape, other values: another file
+        yield from real(path)
+
+    monkeypatch.setattr(deploy, "_read_blocks", rewritten_before_copy)
+    assert deploy.main(cli(settings, "--step", "300")) == 1
+    assert files[300].read_bytes() != checked  # the source really changed under the deploy
+    err = capsys.readouterr().err
+    assert "changed while it was being copied" in err and str(production) in err
+    assert production.read_bytes() == old
+    assert not (settings.loras_dir / f"{TRIGGER}.safetensors.previous").exists() or \
+        (settings.loras_dir / f"{TRIGGER}.safetensors.previous").read_bytes() == old
+    assert not list(settings.loras_dir.glob(".*.tmp"))
+    assert not (settings.character_output("zara") / "deployed.json").exists()
