@@ -122,7 +122,8 @@ async def test_grid_rows_are_checkpoints_columns_prompts_each_cell_its_own_image
     assert user_lora.is_file() and all(p.is_file() for p in files.values())
     manifest = json.loads((folder / "cells.json").read_text())["cells"]
     entry = manifest["cells/final__environment__s1.00.png"]
-    assert entry["sha256"] == hashlib.sha256(files["final"].read_bytes()).hexdigest() and entry["seed"] == prompts["environment"].seed
+    assert entry["sha256"] == hashlib.sha256(files["final"].read_bytes()).hexdigest()
+    assert entry["seed"] == prompts["environment"].seed
     text = compare.summary_text(summary, character)
     assert text.splitlines()[-2] == f"Grid: {summary.grid}" and "invoke deploy --character zara --step N" in text and "100, 200, final" in text
 
