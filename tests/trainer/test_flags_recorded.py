@@ -109,7 +109,7 @@ def test_every_emitted_flag_is_in_a_recording_or_named_as_read_from_source(tmp_p
     recorded = recorded_train_network_flags()
     emitted: set[str] = set()
     for device in ("cpu", "cuda", "cuda-bf16", "mps"):
-        before, after = _split_at_script(shlex.join(_every_option_command(tmp_path, device)))
+        _before, after = _split_at_script(shlex.join(_every_option_command(tmp_path, device)))
         emitted |= _flags(after)
     unproven = emitted - recorded - set(READ_FROM_SOURCE)
     assert not unproven, f"flags with no recording and no source reference: {sorted(unproven)}"
