@@ -2,7 +2,9 @@
 
 It owns nothing in the product: it replays, message for message, what the recordings in
 `../shared/fixtures/comfyui/` show a real ComfyUI 0.3.64 doing, with a serial execution queue,
-a configurable service time and fault switches. Images are real PNGs kept in memory.
+a configurable service time and fault switches. Images are real PNGs kept in memory. A few
+endpoints come from reading ComfyUI's source instead, and the fault switches are inventions:
+see "Where each behaviour comes from" at the end of this docstring.
 
 Interface (stable; other helpers code against it)
 ------------------------------------------------
@@ -84,6 +86,28 @@ status broadcasts; execution_success before /history is stored, then status, the
 prompt lists every node and replays the same filename); validation 400 bodies; run-time
 execution_error for an unreadable LoRA; interrupt at the next node boundary; queue delete/clear;
 /view, /history, /queue, /object_info, /models, /system_stats, /view_metadata, /free, /features.
+
+Where each behaviour comes from (three kinds; only the first is "replayed")
+    Recorded: everything in the paragraph above except the three items below, checked against
+        ../shared/fixtures/comfyui/ by tests/comfyui/test_fake_comfy.py and
+        tests/comfyui/test_fake_recordings.py: message order and addressing, caching, the 400
+        bodies, execution_error, interrupt at a node boundary, queue delete, reconnect and the
+        same-clientId overlap quirk, /view, /history, /queue, /object_info, /models, /system_stats,
+        /features. The previews of txt2img_previews_latent2rgb.json are NOT reproduced (no binary
+        frames are sent; the product never asks for previews).
+    Read from ComfyUI's source (server.py at a125cd84), no recording exists:
+        - POST /prompt answering 200 with a non-empty `node_errors` (some outputs fail validation,
+          others pass: `{"prompt_id", "number", "node_errors": valid[3]}`);
+        - GET /view_metadata/{folder}?filename=: the `__metadata__` JSON, 404 for a name not
+          ending in .safetensors, a missing file, a header over 1024*1024 bytes or no metadata;
+        - POST /free {"unload_models", "free_memory"}: 200 with an empty body; here it also
+          drops the node cache (ComfyUI sets a queue flag that unloads models before the next run).
+        Also from source: the history cap (MAXIMUM_HISTORY_SIZE), and node definitions beyond the
+        recorded /object_info answers.
+    Invented (no real server has them): every `Faults` switch (socket drops, failing runs and
+        seeds, a 500 on the k-th POST, hang, die_after, lose_outputs: real ComfyUI answers 500 only
+        for malformed JSON, c_validation_errors.json), the pacing (`service_time`,
+        `lora_switch_time`), the pictures' content and the test-only `fake_comfy` PNG chunk.
 """
 from __future__ import annotations
 
