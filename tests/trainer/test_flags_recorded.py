@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from scripts.table.character import parse_character
-from scripts.trainer.config import FLAG_TYPES, Launch, build_command, character_args
+from scripts.trainer.launch import Launch, build_command
+from scripts.trainer.train_args import FLAG_TYPES, character_args
 from tests.paths import ROOT, SHARED_FIXTURES
 
 SD15 = SHARED_FIXTURES / "sd-scripts"
