@@ -185,9 +185,12 @@ class _Batch:
         prompt_id = ""
         cancelled = False
         try:
-            prompt_id = await server.submit(workflow)
+            # known to the cancel path before the request leaves: a cancel while the POST is
+            # unanswered (the server may have queued it already) still deletes or interrupts it
+            prompt_id = str(uuid.uuid4())
             work.prompt_id = prompt_id
             self.posted[prompt_id] = (server, work)
+            await server.submit(workflow, prompt_id)
             entry = await server.wait(prompt_id, self.timeout)
             outcome, message = run_error(entry)
             if outcome == "success":
