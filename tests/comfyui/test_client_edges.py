@@ -17,7 +17,7 @@ from scripts import comfyui as comfy
 from tests.comfyui.test_client import assert_images, jobs, seeds_run, workflow
 from tests.fakes.comfy_app import FakeComfy, Faults
 
-LONG_QUIET = dict(quiet=30.0, http_timeout=1.0, dead_after=5.0)
+LONG_QUIET = comfy.Timeouts(quiet=30.0, request=1.0, dead_after=5.0)
 
 
 async def started(fake: FakeComfy) -> FakeComfy:
@@ -87,7 +87,7 @@ async def test_only_executing_with_node_null_ends_a_prompt(comfy_server: Any) ->
     session, counts = counting_session()
     async with session:
         results = await asyncio.wait_for(
-            comfy.run_jobs(jobs(4), [fake.url], concurrency=2, session=session, **LONG_QUIET), 10)
+            comfy.run_jobs(jobs(4), [fake.url], concurrency=2, session=session, timeouts=LONG_QUIET), 10)
     assert_images(results)
     node_messages = 6  # the txt2img workflow's nodes each get an `executing` message
     assert len(workflow(1)) >= node_messages
@@ -99,7 +99,7 @@ async def test_only_executing_with_node_null_ends_a_prompt(comfy_server: Any) ->
 async def per_prompt_messages(comfy_server: Any) -> int:
     """How many client-addressed messages one txt2img prompt gets from the stand-in."""
     fake = await comfy_server()
-    await comfy.run_jobs(jobs(1), [fake.url], **LONG_QUIET)
+    await comfy.run_jobs(jobs(1), [fake.url], timeouts=LONG_QUIET)
     return fake._client_messages
 
 
@@ -111,7 +111,7 @@ async def test_a_socket_dropped_at_any_message_still_completes_the_job_at_once(c
     assert total >= 8
     for k in range(1, total + 1):
         fake = await comfy_server(service_time=0.01, faults=Faults(drop_ws_at_message=k))
-        results = await asyncio.wait_for(comfy.run_jobs(jobs(1), [fake.url], **LONG_QUIET), 5)
+        results = await asyncio.wait_for(comfy.run_jobs(jobs(1), [fake.url], timeouts=LONG_QUIET), 5)
         assert_images(results)
         assert len(fake.state.ws_connects) >= 2, k  # dropped, reopened
         assert seeds_run(fake) == Counter({1000: 1}), k
