@@ -31,10 +31,10 @@ def slow_post_answers(fake: FakeComfy, seconds: float, count: int) -> list[str]:
     original = fake._post_prompt
     held: list[str] = []
 
-    async def post(request: web.Request) -> web.StreamResponse:
+    async def post(request: web.Request) -> web.Response:
         response = await original(request)
         if len(held) < count:
-            held.append(fake.state.posts[-1].get("prompt_id"))
+            held.append(str(fake.state.posts[-1].get("prompt_id")))
             await asyncio.sleep(seconds)
         return response
 
