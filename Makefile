@@ -6,7 +6,7 @@ VENV := .venv
 INV := $(VENV)/bin/invoke
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lint demo test bench setup crop validate gen-reg smoke train compare deploy clean
+.PHONY: help venv lint demo test bench mutants setup crop validate gen-reg smoke train compare deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -18,8 +18,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP) ## create .venv and install requirements.txt and requirements-dev.txt
 
-lint: $(STAMP) ## ruff (ruff.toml) and mypy (mypy.ini) on scripts/, tasks.py, bench/
-	$(VENV)/bin/ruff check scripts tasks.py bench
+lint: $(STAMP) ## ruff (ruff.toml) and mypy (mypy.ini) on scripts/, tasks.py, bench/, tools/
+	$(VENV)/bin/ruff check scripts tasks.py bench tools
 	$(VENV)/bin/mypy
 
 demo: $(STAMP) ## run the offline pipeline on the bundled example character
@@ -30,6 +30,9 @@ test: lint ## lint, then run the test suite
 
 bench: $(STAMP) ## run the benchmarks (ratios measured side by side)
 	$(INV) bench
+
+mutants: $(STAMP) ## mutation run: a fixed list of plausible bugs, kill ratio and survivors (minutes)
+	$(VENV)/bin/python -m tools.mutants
 
 setup: $(STAMP) ## init sd-scripts, build the kohya venv, check device and model
 	$(INV) setup

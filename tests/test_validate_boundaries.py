@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import tomli_w
+from PIL import Image
 
 from scripts import validate
 
@@ -39,14 +40,15 @@ def report(root: Path, *flags: str, **columns: list[Any]) -> dict[str, str]:
         validate.main(["--character", "tess", "--dataset-root", str(root), *flags])
     statuses = {}
     for line in out.getvalue().splitlines():
-        for rule in ("framing mix", "pose mix", "details shown", "expressions"):
+        for rule in ("framing mix", "pose mix", "details shown", "expressions", "near duplicates"):
             if line.startswith(rule + " "):
                 statuses[rule] = line[len(rule):].split()[0]
     return statuses
 
 
 def test_the_base_table_is_inside_every_limit(tmp_path: Path) -> None:
-    assert report(tmp_path) == {"framing mix": "OK", "pose mix": "OK", "details shown": "OK", "expressions": "OK"}
+    assert report(tmp_path) == {"framing mix": "OK", "pose mix": "OK", "details shown": "OK", "expressions": "OK",
+                                "near duplicates": "OK"}
 
 
 @pytest.mark.parametrize(("full_body", "status"), [(17, "OK"), (18, "FAIL"), (11, "OK"), (10, "FAIL")])
@@ -88,3 +90,26 @@ def test_expression_count_exactly_at_the_minimum_passes(tmp_path: Path, kinds: i
     names = ["neutral", "angry", "calm"][:kinds]
     expression = [names[i % kinds] for i in range(COUNT)]
     assert report(tmp_path, expression=expression)["expressions"] == status
+
+
+def ramp_image(path: Path, swapped_rows: int) -> None:
+    """36x32 grey blocks (a 9x8 grid of 4x4 cells): each row brightens left to right, except the
+    first `swapped_rows` rows, whose first two cells are swapped. Between the plain image and one
+    with k swapped rows exactly k of the 64 left/right comparisons differ: a dHash distance of k."""
+    image = Image.new("L", (36, 32))
+    for row in range(8):
+        values = [20 + 25 * col for col in range(9)]
+        if row < swapped_rows:
+            values[0], values[1] = values[1], values[0]
+        for col, value in enumerate(values):
+            image.paste(value, (col * 4, row * 4, col * 4 + 4, row * 4 + 4))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.convert("RGB").save(path)
+
+
+@pytest.mark.parametrize(("distance", "status"), [("3", "WARN"), ("2", "OK")])
+def test_near_duplicates_exactly_at_the_distance_are_found(tmp_path: Path, distance: str, status: str) -> None:
+    train = tmp_path / "tess" / "train" / "10_tess_v1"
+    ramp_image(train / "c00.png", 0)
+    ramp_image(train / "c01.png", 3)  # 3 bits apart by construction
+    assert report(tmp_path, "--duplicate-distance", distance)["near duplicates"] == status

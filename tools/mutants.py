@@ -38,8 +38,12 @@ CLIENT_TESTS = ("tests/comfyui/test_client.py", "tests/comfyui/test_client_edges
 GEN_REG_TESTS = ("tests/test_gen_reg.py", "tests/test_gen_reg_images.py")
 VALIDATE_TESTS = ("tests/test_validate.py", "tests/test_validate_boundaries.py")
 CROP_TESTS = ("tests/test_crop.py", "tests/test_crop_fingerprint.py")
-TRAINER_TESTS = ("tests/trainer/test_config.py", "tests/trainer/test_flags_recorded.py", "tests/test_train.py")
-CHARACTER_TESTS = ("tests/table/test_character.py", "tests/test_validate.py", "tests/test_crop.py")
+TRAINER_TESTS = ("tests/trainer/test_config.py", "tests/trainer/test_flags_recorded.py",
+                 "tests/trainer/test_launch_defaults.py", "tests/test_train.py")
+REGISTER = "            self.posted[prompt_id] = (server, work)\n"
+SUBMIT = "            await server.submit(workflow, prompt_id)\n"
+CHARACTER_TESTS = ("tests/table/test_character.py", "tests/table/test_character_edges.py", "tests/test_validate.py",
+                   "tests/test_crop.py")
 
 
 @dataclass(frozen=True)
@@ -96,8 +100,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       "step=step or None))", ("tests/test_tasks_flags.py",), named=True),
     Mutation("the prompt id reaches the cancel path only after the POST returns (the flaky race)",
              "scripts/comfyui/batch.py",
-             (("            self.posted[prompt_id] = (server, work)\n            await server.submit(workflow, prompt_id)\n",
-               "            await server.submit(workflow, prompt_id)\n            self.posted[prompt_id] = (server, work)\n"),),
+             ((REGISTER + SUBMIT, SUBMIT + REGISTER),),
              CLIENT_TESTS, named=True),
     # --- geometry ------------------------------------------------------------------------------
     m("clamp keeps a box that overflows on the right", "scripts/imaging/geometry.py",
@@ -122,8 +125,8 @@ MUTATIONS: tuple[Mutation, ...] = (
       "if abs(sum(shares.values()) - 1.0) > 0.01:", "if abs(sum(shares.values()) - 1.0) > 0.5:", CHARACTER_TESTS),
     m("min_train above max_train is accepted", "scripts/table/character.py",
       'if values["min_train"] > values["max_train"]:', "if False:", CHARACTER_TESTS),
-    m("a caption starting with the trigger gets it twice", "scripts/table/character.py",
-      "    if tokens and tokens[0] == trigger:\n        return", "    if False:\n        return", CHARACTER_TESTS),
+    m("a trigger later in the caption is kept there as well as put first", "scripts/table/character.py",
+      "[trigger] + [t for t in tokens if t != trigger]", "[trigger] + tokens", CHARACTER_TESTS),
     # --- validation rules and PNG checks -------------------------------------------------------
     m("exactly min_train originals fail", "scripts/table/rules.py", "if count < v.min_train:",
       "if count <= v.min_train:", VALIDATE_TESTS),
