@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from invoke import Config, MockContext, Result
+
+import tasks
 from tests.paths import ROOT
 
 GEN_REG_TASK_TEST = "tests/test_gen_reg.py::test_task_runs_the_script_with_every_server"
@@ -20,12 +25,18 @@ def _pytest(args: list[str], cwd: Path, extra_env: dict[str, str]) -> subprocess
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
+def test_the_scenario_reads_the_environment_when_it_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    # what the autouse fixture protects against: a set variable changes the task's command
+    for name, value in DEVELOPER_ENV.items():
+        monkeypatch.setenv(name, value)
+    c = MockContext(run={re.compile(".*"): Result("")}, repeat=True, config=Config(overrides={"lora": {}}))
+    tasks.gen_reg(c, character="spyke")
+    command = c.run.call_args_list[0].args[0]
+    assert "--server http://developer-box:8188" in command and "--concurrency 7" in command
+
+
 def test_lora_and_invoke_variables_do_not_reach_the_tests() -> None:
-    # Without the conftest's autouse fixture the developer's LORA_* values win over the test's own
-    # config (the scenario fails); with it, the same test in the same environment passes.
-    bare = _pytest(["--noconftest", GEN_REG_TASK_TEST], ROOT, DEVELOPER_ENV)
-    assert bare.returncode == 1, bare.stdout + bare.stderr
-    assert "developer-box" in bare.stdout or "--concurrency 7" in bare.stdout, bare.stdout
+    # the same variables in the environment of a whole pytest run: the conftest fixture removes them
     isolated = _pytest([GEN_REG_TASK_TEST, f"{__file__}::test_a_test_sees_no_lora_or_invoke_variable"], ROOT,
                        DEVELOPER_ENV)
     assert isolated.returncode == 0 and "2 passed" in isolated.stdout, isolated.stdout + isolated.stderr
