@@ -139,7 +139,7 @@ def setup(c: Context, character: str = "example", pip_option: list[str] | None =
 
 @task(help={
     "character": CHARACTER_HELP,
-    "dry_run": "print the training command without running it",
+    "dry_run": "write the dataset TOML and print the exact training command; train nothing",
     "device": "precision flags for this device: auto (probe the kohya venv), cpu, mps, cuda, cuda-bf16",
     "skip_validate": "do not validate the dataset first",
 })
@@ -153,7 +153,7 @@ def smoke(c: Context, character: str = "example", dry_run: bool = False, device:
 
 @task(help={
     "character": CHARACTER_HELP,
-    "dry_run": "print the training command without running it",
+    "dry_run": "write the dataset TOML and print the exact training command; train nothing",
     "resume": "continue from the newest saved state in output/<character>/",
     "num_processes": "accelerate processes, e.g. one per GPU (default: the num_processes setting, 1)",
     "accelerate_config": "accelerate config file for several GPUs or machines (default: none, explicit flags)",

@@ -8,12 +8,14 @@ loss, speed and ETA, and stop the run (its whole process group) on a NaN/inf los
 sd-scripts itself keeps training on NaN. A run that never printed `running training` failed,
 whatever its exit status (sd-scripts exits 0 on "No data found").
 
---smoke: 5 steps into build/<character>/smoke/; passes when the exit status is 0, every loss is
-finite and the written LoRA's header shows unet and text-encoder LoRA tensors with the configured
-dim and alpha. Full run: output/<character>/, named after the trigger, with --save_state so
---resume continues from the newest saved state (the log is appended to, after a separator line);
-ends with a table of checkpoints (step, file, size, valid LoRA or not). --dry-run prints the
-command and runs nothing. Validation before a run uses --require-reg (no regularization images
+--smoke: 5 steps into build/<character>/smoke-try/, moved to build/<character>/smoke/ only when
+it passed (scripts.trainer.smoke_folder: a failed smoke keeps the last good smoke LoRA); passes
+when the exit status is 0, every loss is finite and the written LoRA's header shows unet and
+text-encoder LoRA tensors with the configured dim and alpha. --dry-run writes the dataset TOML and
+prints the exact command, and trains nothing. Full run: output/<character>/, named after the
+trigger, with --save_state so --resume continues from the newest saved state (the log is appended
+to, after a separator line); ends with a table of checkpoints (step, file, size, valid LoRA or
+not). Validation before a run uses --require-reg (no regularization images
 fail). Several processes share the CPUs: --num_cpu_threads_per_process = CPUs // processes.
 
 UNVERIFIED: the state folder names `<name>-step%08d-state` / `<name>-state` that --resume looks
@@ -48,6 +50,7 @@ from scripts.trainer.launch import (
 )
 from scripts.trainer.lora_file import inspect_lora
 from scripts.trainer.run import RunResult, checkpoint_table, cpu_threads, failure, latest_state, stream
+from scripts.trainer.smoke_folder import promote, smoke_dir, try_dir
 from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, TrainArgs, character_args
 from scripts.trainer.venv_probe import PROBE_SCRIPT
 
@@ -218,7 +221,7 @@ def plan_run(options: argparse.Namespace, settings: Settings) -> RunPlan:
     if device == "auto":
         device = probe_device(python) if python.exists() else "cpu"
     if options.smoke:
-        output_dir = (settings.build_root / character.slug / "smoke").absolute()
+        output_dir = try_dir(settings.build_root / character.slug).absolute()
     else:
         output_dir = settings.character_output(character.slug).absolute()
     resume = resume_state(output_dir, character.trigger) if options.resume else None
@@ -272,9 +275,13 @@ def check_smoke(plan: RunPlan, problem: str | None) -> int:
         if not info.ok:
             problem = f"the smoke LoRA {final} is not valid: {info.describe()}"
         else:
+            final = promote(plan.output_dir) / final.name
             print(f"smoke LoRA: {final} ({info.describe()})")
     if problem:
+        kept = smoke_dir(plan.output_dir.parent) / final.name
         print(f"smoke test FAILED: {problem}. Full output: {plan.log_path}", file=sys.stderr)
+        if kept.is_file():
+            print(f"the last smoke LoRA that passed is kept: {kept}", file=sys.stderr)
         return 1
     print("smoke test passed")
     return 0
@@ -297,10 +304,10 @@ def check_training(plan: RunPlan, problem: str | None) -> int:
 def run(options: argparse.Namespace, settings: Settings) -> int:
     """Plan -> show -> act -> check; --dry-run stops after showing the command."""
     plan = plan_run(options, settings)
-    if not plan.dry_run:
-        prepare(plan.character, plan.args, settings)
+    dataset_path = prepare(plan.character, plan.args, settings)  # a dry run writes it too, to be read
     show_plan(plan)
     if plan.dry_run:
+        print(f"dry run: nothing was trained; the dataset TOML the command reads is {dataset_path}")
         return 0
     return check_result(plan, execute(plan))
 
@@ -310,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--character", default="example", help="character folder under the dataset root")
     parser.add_argument("--smoke", action="store_true",
                         help="5 steps into build/<character>/smoke/, then check the LoRA")
-    parser.add_argument("--dry-run", action="store_true", help="print the command and run nothing")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="write the dataset TOML and print the exact command; train nothing")
     parser.add_argument("--resume", action="store_true", help="continue from the newest saved state")
     parser.add_argument("--num-processes", type=positive_int, default=None,
                         help="accelerate processes (GPUs); with an accelerate config file it overrides the "

@@ -193,3 +193,34 @@ def test_import_error_is_reported(world: dict[str, Path], first_setup: str, tmp_
     _, err = capsys.readouterr()
     assert "No module named 'imagesize'" in err and "exited 1" in err
     assert os.environ["STANDIN_FAIL"] == "import"
+
+
+def test_a_failed_smoke_keeps_the_last_good_smoke_lora(world: dict[str, Path], first_setup: str, tmp_path: Path,
+                                                       capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """issue 10: a smoke run writes beside build/<character>/smoke/ and replaces it only once it passed."""
+    assert train_main(world, tmp_path, "--character", "hero", "--smoke") == 0
+    good = tmp_path / "build/hero/smoke/hero_v1.safetensors"
+    good_bytes = good.read_bytes()
+    capsys.readouterr()
+    monkeypatch.setenv("STANDIN_FAIL", "crash:2")
+    assert train_main(world, tmp_path, "--character", "hero", "--smoke") == 1
+    _, err = capsys.readouterr()
+    assert "smoke test FAILED" in err and f"the last smoke LoRA that passed is kept: {good}" in err
+    assert good.read_bytes() == good_bytes
+    assert "RuntimeError: stand-in crash" in (tmp_path / "build/hero/smoke-try/train.log").read_text()
+    monkeypatch.delenv("STANDIN_FAIL")
+    assert train_main(world, tmp_path, "--character", "hero", "--smoke") == 0
+    out, _ = capsys.readouterr()
+    assert f"smoke LoRA: {good} " in out
+    assert sorted(p.name for p in (tmp_path / "build/hero").iterdir()) == ["dataset.toml", "smoke"]
+    assert "RuntimeError" not in (tmp_path / "build/hero/smoke/train.log").read_text()
+
+
+def test_smoke_dry_run_writes_the_dataset_toml_and_trains_nothing(world: dict[str, Path], first_setup: str,
+                                                                  tmp_path: Path, capsys) -> None:
+    assert train_main(world, tmp_path, "--character", "hero", "--smoke", "--dry-run") == 0
+    out, _ = capsys.readouterr()
+    dataset = tmp_path / "build/hero/dataset.toml"
+    assert f"--dataset_config={dataset}" in out.splitlines()[0] and dataset.is_file()
+    assert sorted(p.name for p in (tmp_path / "build/hero").iterdir()) == ["dataset.toml"]
+    assert "running training" not in out and not (tmp_path / "output").exists()
