@@ -97,7 +97,8 @@ def test_dry_run_previews_the_table_drops_go_to_the_trash_too(tess: Path) -> Non
     assert (dated / "train" / "10_tess_v1" / "preview" / "b.png").read_bytes() == b_png
 
 
-def test_a_hand_edited_caption_is_kept_and_the_way_back_is_named(tess: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_hand_edited_caption_is_kept_and_the_way_back_is_named(tess: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     assert run(tess) == 0
     caption = load_character(tess).train_dir / "a.txt"
     caption.write_text("tess_v1, 1girl, red sleeve, smiling\n")  # what a tag editor writes

@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from scripts.common import atomic
 from scripts.table.character import Character, Crop
+from scripts.table.rules import FAIL, OK, WARN, RuleResult
 
 RECORD_NAME = "crop_record.json"
 RECORD_VERSION = 1
@@ -122,24 +123,29 @@ def _sheet_problems(character: Character) -> tuple[dict[Path, str], dict[Path, s
                 image.load()  # decoding finds truncation that the header alone hides
             hashes[source] = file_sha256(path)
         except FileNotFoundError:
-            problems[source] = f"its sheet {path} is missing"
+            continue  # the outputs are still good; status's "reference sheets" line names missing sheets
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
             problems[source] = f"its sheet {path} is damaged ({error})"
     return hashes, problems
 
 
 def check_outputs(character: Character, crop_command: str) -> list[Finding]:
-    """Every training output that is missing, damaged, or stale against the table (empty list: all match)."""
+    """Every training output that is missing, damaged, or stale against the table (empty list: all match).
+
+    Without a record (a folder crop never wrote, or one from before the record existed) only what
+    needs no record is judged: a missing, empty or unreadable PNG. A missing sheet is not a finding
+    (the outputs are still good; status names missing sheets on their own line)."""
+    has_record = record_path(character).is_file()
     record = load_record(record_path(character))
     hashes, sheet_problems = _sheet_problems(character)
     findings: list[Finding] = []
     for crop in character.crops:
         for stem in output_stems(crop):
-            if crop.source in sheet_problems:
+            if has_record and crop.source in sheet_problems:
                 findings.append(Finding(stem, sheet_problems[crop.source],
                                         f"re-export the sheet {character.folder / crop.source}, then {crop_command}"))
                 continue
-            found = _check_one(character, crop, stem, record.get(stem), hashes)
+            found = _check_one(character, crop, stem, record.get(stem), hashes, full=has_record)
             if found and found.endswith("caption changed in the table since the last crop"):
                 findings.append(Finding(stem, found, f"{crop_command} (a caption you edited by hand is kept: add "
                                                      f"--adopt-captions to take it into the table, or "
@@ -150,7 +156,7 @@ def check_outputs(character: Character, crop_command: str) -> list[Finding]:
 
 
 def _check_one(character: Character, crop: Crop, stem: str, entry: Entry | None,
-               hashes: Mapping[Path, str]) -> str | None:
+               hashes: Mapping[Path, str], *, full: bool) -> str | None:
     png = character.train_dir / f"{stem}.png"
     if not png.is_file():
         return f"{png.name} is missing"
@@ -163,6 +169,8 @@ def _check_one(character: Character, crop: Crop, stem: str, entry: Entry | None,
             dims = image.size
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         return f"{png.name} cannot be read ({error})"
+    if not full:
+        return None
     want = (character.resolution, character.resolution)
     if dims != want:
         return f"{png.name} is {dims[0]}x{dims[1]}, the table's resolution is {want[0]}x{want[1]}"
@@ -177,7 +185,7 @@ def _check_one(character: Character, crop: Crop, stem: str, entry: Entry | None,
         changed.append(f"resolution {entry.get('resolution')} -> {character.resolution}")
     if entry.get("source") != crop.source.as_posix():
         changed.append(f"source {entry.get('source')} -> {crop.source.as_posix()}")
-    elif entry.get("sheet_sha256") != hashes.get(crop.source):
+    elif crop.source in hashes and entry.get("sheet_sha256") != hashes[crop.source]:
         changed.append(f"the sheet {crop.source.as_posix()} changed since it was cropped")
     if entry.get("caption") != crop.caption + "\n":
         changed.append("caption changed in the table")
@@ -186,3 +194,15 @@ def _check_one(character: Character, crop: Crop, stem: str, entry: Entry | None,
     if entry.get("png_bytes") not in (None, size):
         return f"{png.name} is not the file crop wrote ({size} bytes, crop wrote {entry.get('png_bytes')})"
     return None
+
+
+def table_match_rule(character: Character) -> RuleResult:
+    """validate's rule "matches table": FAIL naming each stale or damaged output and the fixing command."""
+    findings = check_outputs(character, f"invoke crop --character {character.slug}")
+    if not findings:
+        how = "each output matches crop's record" if record_path(character).is_file() else \
+            f"no {RECORD_NAME} yet: only damage was checked (run `invoke crop` to record what made each file)"
+        return RuleResult("matches table", OK if record_path(character).is_file() else WARN, how)
+    shown = "; ".join(finding.describe() for finding in findings[:5])
+    more = f"; and {len(findings) - 5} more" if len(findings) > 5 else ""
+    return RuleResult("matches table", FAIL, f"{len(findings)} output(s) do not match the table: {shown}{more}")
