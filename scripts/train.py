@@ -49,11 +49,13 @@ from scripts.trainer.launch import (
     dataset_toml,
 )
 from scripts.trainer.lora_file import inspect_lora
+from scripts.trainer.resume import choose_state, keep_old_log
 from scripts.trainer.run import RunResult, checkpoint_table, cpu_threads, failure, latest_state, stream
 from scripts.trainer.smoke_folder import promote, smoke_dir, try_dir
 from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, TrainArgs, character_args
 from scripts.trainer.venv_probe import PROBE_SCRIPT
 
+__all__ = ["latest_state"]  # re-exported: tests and older callers import it from here
 DEVICES = ("auto", "cpu", "mps", "cuda", "cuda-bf16")
 
 
@@ -178,13 +180,21 @@ def ready_launcher(options: argparse.Namespace, settings: Settings, args: TrainA
     return python, accelerate
 
 
-def resume_state(output_dir: Path, trigger: str) -> Path:
-    """The saved state --resume continues from; a clear error when there is none."""
-    resume = latest_state(output_dir, trigger)
-    if resume is None:
-        raise TrainError(f"--resume: no saved state ({trigger}-step*-state) in {output_dir}; "
-                         f"run without --resume to start over")
-    return resume
+class NothingToDo(Exception):  # not an error: the message says why, and the exit status is 0
+    """The run's target is already reached; the message says so."""
+
+
+def resume_state(output_dir: Path, trigger: str, target: int) -> Path:
+    """The newest written saved state (its step read from inside) --resume continues from; says which.
+
+    TrainError when there is none; NothingToDo when it already reaches the target (scripts.trainer.resume)."""
+    choice = choose_state(output_dir, trigger, target)
+    if choice.done:
+        raise NothingToDo(choice.message)
+    if choice.state is None:
+        raise TrainError(choice.message)
+    print(choice.message, flush=True)
+    return choice.state.path
 
 
 def launch_for(options: argparse.Namespace, settings: Settings, character: Character, accelerate: Path,
@@ -224,7 +234,8 @@ def plan_run(options: argparse.Namespace, settings: Settings) -> RunPlan:
         output_dir = try_dir(settings.build_root / character.slug).absolute()
     else:
         output_dir = settings.character_output(character.slug).absolute()
-    resume = resume_state(output_dir, character.trigger) if options.resume else None
+    target = SMOKE_STEPS if options.smoke else (options.max_train_steps or args.max_train_steps)
+    resume = resume_state(output_dir, character.trigger, target) if options.resume else None
     launch, note = launch_for(options, settings, character, accelerate, device, output_dir, resume)
     return RunPlan(character=character, args=args, launch=launch, argv=tuple(build_command(args, launch)),
                    log_path=output_dir / "train.log", smoke=options.smoke, dry_run=options.dry_run,
@@ -245,6 +256,8 @@ def execute(plan: RunPlan) -> RunResult:
     plan.output_dir.mkdir(parents=True, exist_ok=True)
     line = ProgressLine()
     separator = None
+    if plan.resume is None and (kept := keep_old_log(plan.log_path)) is not None:
+        print(f"the previous run's log is kept as {kept}")
     if plan.resume is not None:
         separator = f"===== resumed from {plan.resume} at {time.strftime('%Y-%m-%d %H:%M:%S')} ====="
     result = stream(list(plan.argv), plan.log_path, line.update, cwd=plan.launch.sd_scripts_dir, separator=separator)
@@ -340,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, CharacterError, KohyaConfigError, TrainError) as error:
         print(error, file=sys.stderr)
         return 2
+    except NothingToDo as done:
+        print(done)
+        return 0
     except KeyboardInterrupt:
         return 130
 
