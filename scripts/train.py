@@ -49,7 +49,7 @@ from scripts.trainer.launch import (
     dataset_toml,
 )
 from scripts.trainer.lora_file import inspect_lora
-from scripts.trainer.resume import choose_state, keep_old_log
+from scripts.trainer.resume import choose_state, keep_old_log, prune_step_states
 from scripts.trainer.run import RunResult, checkpoint_table, cpu_threads, failure, latest_state, stream
 from scripts.trainer.smoke_folder import promote, smoke_dir, try_dir
 from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, TrainArgs, character_args
@@ -311,6 +311,10 @@ def check_training(plan: RunPlan, problem: str | None) -> int:
         print("training finished but some checkpoints are not valid LoRA files (see the table)", file=sys.stderr)
         return 1
     print(f"training done: checkpoints in {plan.output_dir}")
+    removed, freed = prune_step_states(plan.output_dir, plan.character.trigger)
+    if removed:
+        print(f"pruned {removed} step optimizer state(s), freed {freed / 1e6:.1f} MB; kept "
+              f"{plan.output_dir / (plan.character.trigger + '-state')} for a later --resume")
     return 0
 
 

@@ -260,3 +260,13 @@ def test_resume_after_a_rerun_takes_the_newest_state_and_ends_at_the_target(
     log = (output / "train.log").read_text()
     assert "skipping 4 steps" in log and "AssertionError" not in log
     assert json.loads((output / "hero_v1-state/train_state.json").read_text())["current_step"] == 12
+
+
+def test_a_finished_run_prunes_its_step_states_and_says_how_much(world: dict[str, Path], first_setup: str,
+                                                                 tmp_path: Path, capsys) -> None:
+    assert train_main(world, tmp_path, "--character", "hero") == 0
+    out, _ = capsys.readouterr()
+    output = tmp_path / "output/hero"
+    assert sorted(p.name for p in output.iterdir() if p.is_dir()) == ["hero_v1-state"]
+    assert "pruned 2 step optimizer state(s), freed " in out  # the states of steps 4 and 8
+    assert f"kept {output / 'hero_v1-state'} for a later --resume" in out

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,3 +81,25 @@ def keep_old_log(log_path: Path) -> Path | None:
         target = log_path.with_name(f"{log_path.stem}.{stamp}-{counter}{log_path.suffix}")
     log_path.rename(target)
     return target
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def prune_step_states(output_dir: Path, trigger: str) -> tuple[int, int]:
+    """After a run that finished: remove its step states, keep `<trigger>-state`; (folders removed, bytes freed).
+
+    Each step state holds a full optimizer state (214 MB for the locked SD1.5 run); once the run has
+    finished, the final state is all a later `--resume` (with a higher target) needs. Does nothing
+    when there is no final state."""
+    final = output_dir / f"{trigger}{STATE_SUFFIX}"
+    if not (final / STATE_FILE).is_file():
+        return 0, 0
+    removed = freed = 0
+    for folder in sorted(output_dir.glob(f"{trigger}-step*{STATE_SUFFIX}")):
+        if folder.is_dir():
+            freed += _size(folder)
+            shutil.rmtree(folder)
+            removed += 1
+    return removed, freed
