@@ -146,3 +146,20 @@ def test_overwrite_captions_replaces_on_purpose_and_keeps_the_edit_in_the_trash(
     assert caption.read_text() == "tess_v1, a pose, plain\n"
     [dated] = trash_folders(tess)
     assert (dated / "train" / "10_tess_v1" / "a.txt").read_text() == "tess_v1, my tags\n"
+
+
+def test_an_adopted_caption_without_the_trigger_gets_it_first_and_then_matches(
+        tess: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from scripts import status
+    assert run(tess) == 0
+    caption = load_character(tess).train_dir / "a.txt"
+    caption.write_text("1girl, my tags\n")  # a tag editor that drops the trigger
+    assert run(tess, "--adopt-captions") == 0
+    assert 'caption = "1girl, my tags"  # first draft' in (tess / "character.toml").read_text()
+    assert caption.read_text() == "tess_v1, 1girl, my tags\n"
+    [dated] = trash_folders(tess)
+    assert (dated / "train" / "10_tess_v1" / "a.txt").read_text() == "1girl, my tags\n"
+    capsys.readouterr()
+    status.main(["--character", "tess", "--dataset-root", str(tess.parent), "--offline",
+                 "--output-root", str(tess.parent / "output")])
+    assert "[done] training images" in capsys.readouterr().out

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from scripts.common import atomic
 from scripts.common.trash import Trash
-from scripts.table.character import Character, Crop
+from scripts.table.character import Character, Crop, with_trigger
 from scripts.table.crop_record import (
     Entry,
     caption_state,
@@ -40,6 +40,7 @@ class CaptionOutcome:
     problems: list[str] = field(default_factory=list)
     recorded: dict[str, str | None] = field(default_factory=dict)
     table_backup: Path | None = None
+    trigger_added: list[str] = field(default_factory=list)
 
     def report(self) -> list[str]:
         lines = []
@@ -50,6 +51,9 @@ class CaptionOutcome:
         if self.adopted:
             lines.append(f"Adopted {len(self.adopted)} hand-edited caption(s) into the table "
                          f"({', '.join(self.adopted)}); the previous character.toml is in {self.table_backup}.")
+        if self.trigger_added:
+            lines.append(f"Put the trigger first in {', '.join(f'{s}.txt' for s in self.trigger_added)} (as in "
+                         f"every caption crop writes); the edited files are in the trash folder named above.")
         if self.overwritten:
             lines.append(f"Overwrote {len(self.overwritten)} hand-edited caption(s) ({', '.join(self.overwritten)}); "
                          f"the edited files are in the trash folder named above.")
@@ -115,7 +119,14 @@ def _adopt(character: Character, adoptions: dict[str, tuple[str, str]], trash: T
             outcome.kept.append(stem)
             continue
         outcome.adopted.append(stem)
-        outcome.recorded[stem] = on_disk
+        effective = with_trigger(_table_caption(on_disk, character.trigger), character.trigger) + "\n"
+        if effective != on_disk:  # the trigger goes first, as crop writes every caption; the edit goes to trash
+            path = character.train_dir / f"{stem}.txt"
+            trash.move(path)
+            atomic.write_text(path, effective)
+            outcome.written.append(path)
+            outcome.trigger_added.append(stem)
+        outcome.recorded[stem] = effective
     if text != old_text:
         backup = trash.folder / character.table_path.name
         shutil.copy2(character.table_path, backup)
