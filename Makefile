@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 INV := $(VENV)/bin/invoke
 STAMP := $(VENV)/.installed
+# Quoted in every recipe, so CHARACTER="my char" stays one word; names with a double quote are not supported.
+CHARACTER_ARG = $(or $(CHARACTER),example)
 
 .PHONY: help venv lint demo test bench mutants setup crop validate gen-reg smoke train compare deploy clean
 
@@ -38,25 +40,26 @@ setup: $(STAMP) ## init sd-scripts, build the kohya venv, check device and model
 	$(INV) setup
 
 crop: $(STAMP) ## crop the example character (CHARACTER=name to pick another)
-	$(INV) crop --character $(or $(CHARACTER),example)
+	$(INV) crop --character "$(CHARACTER_ARG)"
 
 validate: $(STAMP) ## validate a character's dataset
-	$(INV) validate --character $(or $(CHARACTER),example)
+	$(INV) validate --character "$(CHARACTER_ARG)"
 
 gen-reg: $(STAMP) ## make regularization images on ComfyUI
-	$(INV) gen-reg --character $(or $(CHARACTER),example)
+	$(INV) gen-reg --character "$(CHARACTER_ARG)"
 
 smoke: $(STAMP) ## 5-step training smoke test
-	$(INV) smoke --character $(or $(CHARACTER),example)
+	$(INV) smoke --character "$(CHARACTER_ARG)"
 
 train: $(STAMP) ## full training run
-	$(INV) train --character $(or $(CHARACTER),example)
+	$(INV) train --character "$(CHARACTER_ARG)"
 
 compare: $(STAMP) ## render the checkpoint x prompt grid on ComfyUI
-	$(INV) compare --character $(or $(CHARACTER),example)
+	$(INV) compare --character "$(CHARACTER_ARG)"
 
 deploy: $(STAMP) ## deploy a checkpoint: make deploy STEP=600
-	$(INV) deploy --character $(or $(CHARACTER),example) --step $(STEP)
+	$(if $(strip $(STEP)),,$(error make deploy needs the checkpoint step to deploy: make deploy STEP=600 (the steps are listed by `invoke status` or the compare page)))
+	$(INV) deploy --character "$(CHARACTER_ARG)" --step "$(strip $(STEP))"
 
 clean: ## remove build/ and output/ (never dataset tables or captions)
 	rm -rf build output

@@ -61,13 +61,16 @@ def servers(values: Iterable[str] | None, base: Settings) -> list[str]:
     "dry_run": "write previews and contact_sheet.png to the preview folder instead of the training set",
     "clamp": "move boxes that overflow their sheet to the nearest valid box (with a warning) instead of failing",
     "allow_asymmetric_flip": "write flip = true crops even though the character is asymmetric",
+    "adopt_captions": "copy captions you edited by hand into character.toml (text edit, comments kept)",
+    "overwrite_captions": "replace captions you edited by hand with the table's (old ones go to the trash)",
 })
 def crop(c: Context, character: str = "example", dry_run: bool = False, clamp: bool = False,
-         allow_asymmetric_flip: bool = False) -> None:
+         allow_asymmetric_flip: bool = False, adopt_captions: bool = False, overwrite_captions: bool = False) -> None:
     """Crop reference sheets into the captioned training set."""
     base = settings(c)
     script(c, "crop", "--character", character, "--dataset-root", base.dataset_root,
-           *flag_pairs(dry_run=dry_run, clamp=clamp, allow_asymmetric_flip=allow_asymmetric_flip))
+           *flag_pairs(dry_run=dry_run, clamp=clamp, allow_asymmetric_flip=allow_asymmetric_flip,
+                       adopt_captions=adopt_captions, overwrite_captions=overwrite_captions))
 
 
 @task(help={
@@ -136,7 +139,7 @@ def setup(c: Context, character: str = "example", pip_option: list[str] | None =
 
 @task(help={
     "character": CHARACTER_HELP,
-    "dry_run": "print the training command without running it",
+    "dry_run": "write the dataset TOML and print the exact training command; train nothing",
     "device": "precision flags for this device: auto (probe the kohya venv), cpu, mps, cuda, cuda-bf16",
     "skip_validate": "do not validate the dataset first",
 })
@@ -150,7 +153,7 @@ def smoke(c: Context, character: str = "example", dry_run: bool = False, device:
 
 @task(help={
     "character": CHARACTER_HELP,
-    "dry_run": "print the training command without running it",
+    "dry_run": "write the dataset TOML and print the exact training command; train nothing",
     "resume": "continue from the newest saved state in output/<character>/",
     "num_processes": "accelerate processes, e.g. one per GPU (default: the num_processes setting, 1)",
     "accelerate_config": "accelerate config file for several GPUs or machines (default: none, explicit flags)",

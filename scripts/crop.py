@@ -11,7 +11,11 @@ previews plus `contact_sheet.png` into the preview folder; the final mode writes
 `<name>.txt` (caption, trigger first). Writes are atomic. Each PNG we write carries a fingerprint
 (source size and mtime, box, resolution, background, flip) in a `lora-crop` text chunk, so re-runs
 skip up-to-date outputs, and PNGs that carry our fingerprint but are no longer in the table are
-removed with their caption; files we did not write are never touched.
+moved with their caption into `dataset/<character>/trash/<timestamp>/` (never deleted); files we did
+not write are never touched. A table with no [[crop]] entries is an error (it would empty the set).
+Captions: `crop_record.json` (scripts.table.crop_record) remembers what crop wrote, so a caption the
+person edited is kept and reported (`--adopt-captions` copies it into the table's text, comments
+kept; `--overwrite-captions` replaces it, the old one going to the trash).
 """
 from __future__ import annotations
 
@@ -29,10 +33,12 @@ from PIL import Image, UnidentifiedImageError
 from scripts.common import atomic
 from scripts.common.progress import ProgressLine
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
+from scripts.common.trash import TRASH_NAME, Trash
 from scripts.imaging.contact import contact_sheet
 from scripts.imaging.geometry import Box, Size, check_box, format_box
 from scripts.imaging.sheets import decode_sheet, png_bytes, read_marker, render
 from scripts.table.character import Character, CharacterError, Crop, load_character
+from scripts.table.crop_captions import CaptionOutcome, settle_captions, update_record
 
 FINGERPRINT_VERSION = 1
 CONTACT_SHEET = "contact_sheet.png"
@@ -85,6 +91,8 @@ class CropResult:
     files_written: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     contact_sheet: Path | None = None
+    captions: CaptionOutcome | None = None
+    trash: Trash | None = None
 
 
 # --- pure planning --------------------------------------------------------------------------------
@@ -200,8 +208,8 @@ def collect_sources(character: Character) -> dict[Path, SourceInfo]:
     return {source: read_source(character.folder / source) for source in sources}
 
 
-def remove_stale(folder: Path, keep: Iterable[str], *, captions: bool) -> list[str]:
-    """Remove PNGs carrying our marker whose stem is not in `keep` (and their captions)."""
+def remove_stale(folder: Path, keep: Iterable[str], *, captions: bool, trash: Trash) -> list[str]:
+    """Move PNGs carrying our marker whose stem is not in `keep` (and their captions) to the trash."""
     keep = set(keep)
     removed: list[str] = []
     if not folder.is_dir():
@@ -209,25 +217,31 @@ def remove_stale(folder: Path, keep: Iterable[str], *, captions: bool) -> list[s
     for png in sorted(folder.glob("*.png")):
         if png.stem in keep or png.name == CONTACT_SHEET or read_marker(png) is None:
             continue
-        png.unlink()
+        trash.move(png)
         caption = png.with_suffix(".txt")
         if captions and caption.is_file():
-            caption.unlink()
+            trash.move(caption)
         removed.append(png.stem)
     return removed
 
 
 def run_crop(character: Character, *, dry_run: bool = False, clamp: bool = False,
              allow_asymmetric_flip: bool = False, out: TextIO | None = None,
-             progress: ProgressLine | None = None) -> CropResult:
-    """Plan, then write what is out of date, then remove stale outputs. Raises CropError."""
+             progress: ProgressLine | None = None, adopt_captions: bool = False,
+             overwrite_captions: bool = False) -> CropResult:
+    """Plan, then write what is out of date, then move stale outputs to the trash. Raises CropError."""
     out = out or sys.stdout
+    if not character.crops:
+        raise CropError(f"{character.table_path} has no [[crop]] entries (none written, or all commented out), so "
+                        f"there is nothing to crop; nothing was written or removed. Add at least one [[crop]] "
+                        f"entry (see dataset/example/character.toml)")
     sources = collect_sources(character)
     plan = plan_crops(character, sources, clamp=clamp, allow_asymmetric_flip=allow_asymmetric_flip, dry_run=dry_run)
     if plan.problems:
         raise CropError(problems_paragraph(character, plan.problems))
     target = character.preview_dir if dry_run else character.train_dir
-    result = CropResult(target_dir=target, warnings=list(plan.warnings))
+    result = CropResult(target_dir=target, warnings=list(plan.warnings),
+                        trash=Trash(character.folder / TRASH_NAME, character.folder))
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     atomic.remove_stale_temps(target)
@@ -257,17 +271,18 @@ def run_crop(character: Character, *, dry_run: bool = False, clamp: bool = False
     written = set(result.written)
     result.up_to_date = [job.stem for job in plan.jobs if job.stem not in written]
 
+    assert result.trash is not None
     if not dry_run:
-        for job in plan.jobs:
-            path = target / f"{job.stem}.txt"
-            text = job.crop.caption + "\n"
-            if not path.is_file() or path.read_text(encoding="utf-8") != text:
-                atomic.write_text(path, text)
-                result.files_written.append(path)
-                if job.stem not in written:
-                    result.written.append(job.stem)
-                    result.up_to_date.remove(job.stem)
-    result.removed = remove_stale(target, (job.stem for job in plan.jobs), captions=not dry_run)
+        result.captions = settle_captions(character, [(job.stem, job.crop) for job in plan.jobs], result.trash,
+                                          adopt=adopt_captions, overwrite=overwrite_captions)
+        for path in result.captions.written:
+            result.files_written.append(path)
+            if path.stem not in written:
+                result.written.append(path.stem)
+                result.up_to_date.remove(path.stem)
+        update_record(character, [(job.stem, job.crop, job.box, job.flip, fingerprints[job.stem])
+                                  for job in plan.jobs], result.captions)
+    result.removed = remove_stale(target, (job.stem for job in plan.jobs), captions=not dry_run, trash=result.trash)
     if dry_run:
         result.contact_sheet = write_contact_sheet(target, plan.jobs, fingerprints, images, character, result)
     print_summary(plan, sources, result, character, out)
@@ -314,6 +329,11 @@ def print_summary(plan: Plan, sources: Mapping[Path, SourceInfo], result: CropRe
     print(f"{len(plan.jobs)} {mode} in {result.target_dir}: {len(result.written)} written, "
           f"{len(result.up_to_date)} up to date, {len(result.removed)} stale removed, "
           f"{len(result.warnings)} warnings.", file=out)
+    if result.trash is not None and result.trash.moved:
+        print(f"Stale outputs: {result.trash.describe()}.", file=out)
+    if result.captions is not None:
+        for line in result.captions.report():
+            print(line, file=out)
     if result.contact_sheet:
         print(f"Review {result.contact_sheet}, then run without --dry-run to write the training set.", file=out)
 
@@ -331,12 +351,19 @@ def main(argv: list[str] | None = None) -> int:
                              "instead of failing")
     parser.add_argument("--allow-asymmetric-flip", action="store_true",
                         help="write flip = true crops even though the character is asymmetric")
+    captions = parser.add_mutually_exclusive_group()
+    captions.add_argument("--adopt-captions", action="store_true",
+                          help="copy captions you edited by hand (the .txt files) into character.toml (a text edit "
+                               "that keeps comments; the old table goes to the trash)")
+    captions.add_argument("--overwrite-captions", action="store_true",
+                          help="replace captions you edited by hand with the table's (the old ones go to the trash)")
     add_settings_arguments(parser, "dataset_root")
     args = parser.parse_args(argv)
     try:
         settings = settings_from_args(args)
         character = load_character(settings.character_dir(args.character))
-        run_crop(character, dry_run=args.dry_run, clamp=args.clamp, allow_asymmetric_flip=args.allow_asymmetric_flip)
+        run_crop(character, dry_run=args.dry_run, clamp=args.clamp, allow_asymmetric_flip=args.allow_asymmetric_flip,
+                 adopt_captions=args.adopt_captions, overwrite_captions=args.overwrite_captions)
     except (CharacterError, CropError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_from_args(args)
         if args.count is not None and args.count < 1:
             raise Fail(f"--count must be at least 1, not {args.count}.", 2)
-        character = load_character(settings.dataset_root / args.character)
+        character = load_character(settings.character_dir(args.character))
         cfg = Config(character=character, count=args.count or character.regularization.count,
                      servers=settings.comfyui_urls, concurrency=settings.concurrency,
                      timeout=args.timeout, retries=args.retries, quiet=args.quiet_seconds,

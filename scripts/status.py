@@ -20,6 +20,7 @@ import aiohttp
 from scripts.comfyui.timeouts import DEFAULT_TIMEOUTS
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import Character, CharacterError, load_character
+from scripts.table.crop_record import check_outputs
 
 STEP_FILE = re.compile(r"-step(\d+)\.safetensors$")
 
@@ -44,15 +45,21 @@ def dataset_stages(character: Character) -> list[Stage]:
     previews = _count(character.preview_dir, "*.png")
     reg = _count(character.reg_dir, "*.png")
     wanted = character.regularization.count
+    fix = f"invoke crop --character {character.slug}"
+    findings = check_outputs(character, fix) if images else []
+    if findings:
+        shown = "; ".join(finding.describe() for finding in findings[:3])
+        more = f"; and {len(findings) - 3} more" if len(findings) > 3 else ""
+        fix = findings[0].fix
     return [
         Stage("reference sheets", not missing, f"{len(sources) - len(missing)}/{len(sources)} present",
               "python -m scripts.example_art" if character.slug == "example" else
               f"put the sheets named in {character.table_path} into {character.folder}"),
         Stage("crop preview", previews > 0, f"{previews} previews in {character.preview_dir}",
               f"invoke crop --character {character.slug} --dry-run"),
-        Stage("training images", images >= len(character.crops) > 0,
-              f"{images} images, {captions} captions for {len(character.crops)} table entries",
-              f"invoke crop --character {character.slug}"),
+        Stage("training images", images >= len(character.crops) > 0 and not findings,
+              f"{images} images, {captions} captions for {len(character.crops)} table entries"
+              + (f"; {len(findings)} stale or damaged: {shown}{more}" if findings else ""), fix),
         Stage("regularization", reg >= wanted, f"{reg}/{wanted} images in {character.reg_dir}",
               f"invoke gen-reg --character {character.slug} (needs a running ComfyUI with "
               f"{character.regularization.checkpoint or 'a checkpoint set in [regularization]'})"),

@@ -8,12 +8,14 @@ loss, speed and ETA, and stop the run (its whole process group) on a NaN/inf los
 sd-scripts itself keeps training on NaN. A run that never printed `running training` failed,
 whatever its exit status (sd-scripts exits 0 on "No data found").
 
---smoke: 5 steps into build/<character>/smoke/; passes when the exit status is 0, every loss is
-finite and the written LoRA's header shows unet and text-encoder LoRA tensors with the configured
-dim and alpha. Full run: output/<character>/, named after the trigger, with --save_state so
---resume continues from the newest saved state (the log is appended to, after a separator line);
-ends with a table of checkpoints (step, file, size, valid LoRA or not). --dry-run prints the
-command and runs nothing. Validation before a run uses --require-reg (no regularization images
+--smoke: 5 steps into build/<character>/smoke-try/, moved to build/<character>/smoke/ only when
+it passed (scripts.trainer.smoke_folder: a failed smoke keeps the last good smoke LoRA); passes
+when the exit status is 0, every loss is finite and the written LoRA's header shows unet and
+text-encoder LoRA tensors with the configured dim and alpha. --dry-run writes the dataset TOML and
+prints the exact command, and trains nothing. Full run: output/<character>/, named after the
+trigger, with --save_state so --resume continues from the newest saved state (the log is appended
+to, after a separator line); ends with a table of checkpoints (step, file, size, valid LoRA or
+not). Validation before a run uses --require-reg (no regularization images
 fail). Several processes share the CPUs: --num_cpu_threads_per_process = CPUs // processes.
 
 UNVERIFIED: the state folder names `<name>-step%08d-state` / `<name>-state` that --resume looks
@@ -47,10 +49,13 @@ from scripts.trainer.launch import (
     dataset_toml,
 )
 from scripts.trainer.lora_file import inspect_lora
+from scripts.trainer.resume import choose_state, keep_old_log, prune_step_states
 from scripts.trainer.run import RunResult, checkpoint_table, cpu_threads, failure, latest_state, stream
+from scripts.trainer.smoke_folder import promote, smoke_dir, try_dir
 from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, TrainArgs, character_args
 from scripts.trainer.venv_probe import PROBE_SCRIPT
 
+__all__ = ["latest_state"]  # re-exported: tests and older callers import it from here
 DEVICES = ("auto", "cpu", "mps", "cuda", "cuda-bf16")
 
 
@@ -175,13 +180,21 @@ def ready_launcher(options: argparse.Namespace, settings: Settings, args: TrainA
     return python, accelerate
 
 
-def resume_state(output_dir: Path, trigger: str) -> Path:
-    """The saved state --resume continues from; a clear error when there is none."""
-    resume = latest_state(output_dir, trigger)
-    if resume is None:
-        raise TrainError(f"--resume: no saved state ({trigger}-step*-state) in {output_dir}; "
-                         f"run without --resume to start over")
-    return resume
+class NothingToDo(Exception):  # not an error: the message says why, and the exit status is 0
+    """The run's target is already reached; the message says so."""
+
+
+def resume_state(output_dir: Path, trigger: str, target: int) -> Path:
+    """The newest written saved state (its step read from inside) --resume continues from; says which.
+
+    TrainError when there is none; NothingToDo when it already reaches the target (scripts.trainer.resume)."""
+    choice = choose_state(output_dir, trigger, target)
+    if choice.done:
+        raise NothingToDo(choice.message)
+    if choice.state is None:
+        raise TrainError(choice.message)
+    print(choice.message, flush=True)
+    return choice.state.path
 
 
 def launch_for(options: argparse.Namespace, settings: Settings, character: Character, accelerate: Path,
@@ -218,10 +231,11 @@ def plan_run(options: argparse.Namespace, settings: Settings) -> RunPlan:
     if device == "auto":
         device = probe_device(python) if python.exists() else "cpu"
     if options.smoke:
-        output_dir = (settings.build_root / character.slug / "smoke").absolute()
+        output_dir = try_dir(settings.build_root / character.slug).absolute()
     else:
         output_dir = settings.character_output(character.slug).absolute()
-    resume = resume_state(output_dir, character.trigger) if options.resume else None
+    target = SMOKE_STEPS if options.smoke else (options.max_train_steps or args.max_train_steps)
+    resume = resume_state(output_dir, character.trigger, target) if options.resume else None
     launch, note = launch_for(options, settings, character, accelerate, device, output_dir, resume)
     return RunPlan(character=character, args=args, launch=launch, argv=tuple(build_command(args, launch)),
                    log_path=output_dir / "train.log", smoke=options.smoke, dry_run=options.dry_run,
@@ -242,6 +256,8 @@ def execute(plan: RunPlan) -> RunResult:
     plan.output_dir.mkdir(parents=True, exist_ok=True)
     line = ProgressLine()
     separator = None
+    if plan.resume is None and (kept := keep_old_log(plan.log_path)) is not None:
+        print(f"the previous run's log is kept as {kept}")
     if plan.resume is not None:
         separator = f"===== resumed from {plan.resume} at {time.strftime('%Y-%m-%d %H:%M:%S')} ====="
     result = stream(list(plan.argv), plan.log_path, line.update, cwd=plan.launch.sd_scripts_dir, separator=separator)
@@ -272,9 +288,13 @@ def check_smoke(plan: RunPlan, problem: str | None) -> int:
         if not info.ok:
             problem = f"the smoke LoRA {final} is not valid: {info.describe()}"
         else:
+            final = promote(plan.output_dir) / final.name
             print(f"smoke LoRA: {final} ({info.describe()})")
     if problem:
+        kept = smoke_dir(plan.output_dir.parent) / final.name
         print(f"smoke test FAILED: {problem}. Full output: {plan.log_path}", file=sys.stderr)
+        if kept.is_file():
+            print(f"the last smoke LoRA that passed is kept: {kept}", file=sys.stderr)
         return 1
     print("smoke test passed")
     return 0
@@ -291,16 +311,20 @@ def check_training(plan: RunPlan, problem: str | None) -> int:
         print("training finished but some checkpoints are not valid LoRA files (see the table)", file=sys.stderr)
         return 1
     print(f"training done: checkpoints in {plan.output_dir}")
+    removed, freed = prune_step_states(plan.output_dir, plan.character.trigger)
+    if removed:
+        print(f"pruned {removed} step optimizer state(s), freed {freed / 1e6:.1f} MB; kept "
+              f"{plan.output_dir / (plan.character.trigger + '-state')} for a later --resume")
     return 0
 
 
 def run(options: argparse.Namespace, settings: Settings) -> int:
     """Plan -> show -> act -> check; --dry-run stops after showing the command."""
     plan = plan_run(options, settings)
-    if not plan.dry_run:
-        prepare(plan.character, plan.args, settings)
+    dataset_path = prepare(plan.character, plan.args, settings)  # a dry run writes it too, to be read
     show_plan(plan)
     if plan.dry_run:
+        print(f"dry run: nothing was trained; the dataset TOML the command reads is {dataset_path}")
         return 0
     return check_result(plan, execute(plan))
 
@@ -310,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--character", default="example", help="character folder under the dataset root")
     parser.add_argument("--smoke", action="store_true",
                         help="5 steps into build/<character>/smoke/, then check the LoRA")
-    parser.add_argument("--dry-run", action="store_true", help="print the command and run nothing")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="write the dataset TOML and print the exact command; train nothing")
     parser.add_argument("--resume", action="store_true", help="continue from the newest saved state")
     parser.add_argument("--num-processes", type=positive_int, default=None,
                         help="accelerate processes (GPUs); with an accelerate config file it overrides the "
@@ -332,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, CharacterError, KohyaConfigError, TrainError) as error:
         print(error, file=sys.stderr)
         return 2
+    except NothingToDo as done:
+        print(done)
+        return 0
     except KeyboardInterrupt:
         return 130
 

@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
 from scripts.imaging.png import dhash, inspect_png
 from scripts.table.character import Character, CharacterError, Validation, load_character
+from scripts.table.crop_record import table_match_rule
 from scripts.table.rules import FAIL, WARN, ImageInfo, Inventory, format_report, run_rules
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -70,7 +71,7 @@ def validate(character: Character, validation: Validation | None = None, out: Te
              require_reg: bool = False) -> bool:
     """Collect, run every rule, print the report; True when no rule failed."""
     out = out or sys.stdout
-    results = run_rules(collect_inventory(character, validation, require_reg))
+    results = [*run_rules(collect_inventory(character, validation, require_reg)), table_match_rule(character)]
     fails = sum(r.status == FAIL for r in results)
     warns = sum(r.status == WARN for r in results)
     print(f"Validating {character.name} ({character.trigger}): {character.train_dir} and {character.reg_dir}", file=out)

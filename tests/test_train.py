@@ -55,7 +55,13 @@ def test_dry_run_prints_the_command_and_runs_nothing(place: dict[str, Path], cap
     assert argv[argv.index("--num_processes") + 1] == "2"
     assert "--mixed_precision=no" in argv and "--no_half_vae" in argv and "--max_train_steps=920" in argv
     assert f"--output_dir={place['root'] / 'output/hero'}" in argv and "--output_name=hero_v1" in argv
-    assert not (place["root"] / "output").exists() and not (place["root"] / "build").exists()
+    assert not (place["root"] / "output").exists()  # nothing trained
+    # issue 10: the dataset TOML the command reads is written, so a person can read both before a long run
+    dataset = place["root"] / "build/hero/dataset.toml"
+    assert f"--dataset_config={dataset}" in argv and dataset.is_file()
+    assert f'image_dir = "{place["root"] / "dataset/hero/train/10_hero_v1"}"' in dataset.read_text()
+    assert sorted(p.name for p in (place["root"] / "build/hero").iterdir()) == ["dataset.toml"]
+    assert f"dry run: nothing was trained; the dataset TOML the command reads is {dataset}" in out
 
 
 def test_validation_runs_first_and_stops_a_bad_dataset(place: dict[str, Path], capsys,

@@ -193,3 +193,80 @@ def test_import_error_is_reported(world: dict[str, Path], first_setup: str, tmp_
     _, err = capsys.readouterr()
     assert "No module named 'imagesize'" in err and "exited 1" in err
     assert os.environ["STANDIN_FAIL"] == "import"
+
+
+def test_a_failed_smoke_keeps_the_last_good_smoke_lora(world: dict[str, Path], first_setup: str, tmp_path: Path,
+                                                       capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """issue 10: a smoke run writes beside build/<character>/smoke/ and replaces it only once it passed."""
+    assert train_main(world, tmp_path, "--character", "hero", "--smoke") == 0
+    good = tmp_path / "build/hero/smoke/hero_v1.safetensors"
+    good_bytes = good.read_bytes()
+    capsys.readouterr()
+    monkeypatch.setenv("STANDIN_FAIL", "crash:2")
+    assert train_main(world, tmp_path, "--character", "hero", "--smoke") == 1
+    _, err = capsys.readouterr()
+    assert "smoke test FAILED" in err and f"the last smoke LoRA that passed is kept: {good}" in err
+    assert good.read_bytes() == good_bytes
+    assert "RuntimeError: stand-in crash" in (tmp_path / "build/hero/smoke-try/train.log").read_text()
+    monkeypatch.delenv("STANDIN_FAIL")
+    assert train_main(world, tmp_path, "--character", "hero", "--smoke") == 0
+    out, _ = capsys.readouterr()
+    assert f"smoke LoRA: {good} " in out
+    assert sorted(p.name for p in (tmp_path / "build/hero").iterdir()) == ["dataset.toml", "smoke"]
+    assert "RuntimeError" not in (tmp_path / "build/hero/smoke/train.log").read_text()
+
+
+def test_smoke_dry_run_writes_the_dataset_toml_and_trains_nothing(world: dict[str, Path], first_setup: str,
+                                                                  tmp_path: Path, capsys) -> None:
+    assert train_main(world, tmp_path, "--character", "hero", "--smoke", "--dry-run") == 0
+    out, _ = capsys.readouterr()
+    dataset = tmp_path / "build/hero/dataset.toml"
+    assert f"--dataset_config={dataset}" in out.splitlines()[0] and dataset.is_file()
+    assert sorted(p.name for p in (tmp_path / "build/hero").iterdir()) == ["dataset.toml"]
+    assert "running training" not in out and not (tmp_path / "output").exists()
+
+
+def test_resume_when_the_target_is_reached_says_so_and_exits_0(world: dict[str, Path], first_setup: str,
+                                                               tmp_path: Path, capsys) -> None:
+    assert train_main(world, tmp_path, "--character", "hero") == 0
+    log = (tmp_path / "output/hero/train.log").read_text()
+    capsys.readouterr()
+    assert train_main(world, tmp_path, "--character", "hero", "--resume") == 0
+    out, _ = capsys.readouterr()
+    assert f"the newest saved state {tmp_path / 'output/hero/hero_v1-state'}" in out
+    assert "is at step 12, which already reaches the target of 12 steps: nothing to resume" in out
+    assert "accelerate launch" not in out and (tmp_path / "output/hero/train.log").read_text() == log
+
+
+def test_resume_after_a_rerun_takes_the_newest_state_and_ends_at_the_target(
+        world: dict[str, Path], first_setup: str, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """issue 10: a finished run, then an interrupted re-run in the same folder; --resume must continue the
+    re-run (its step-4 state, written last), not the finished run's final state, and stop at step 12."""
+    output = tmp_path / "output/hero"
+    assert train_main(world, tmp_path, "--character", "hero") == 0
+    first_log = (output / "train.log").read_text()
+    monkeypatch.setenv("STANDIN_FAIL", "crash:6")
+    assert train_main(world, tmp_path, "--character", "hero") == 1
+    out, _ = capsys.readouterr()
+    kept = list(output.glob("train.*.log"))
+    assert len(kept) == 1 and kept[0].read_text() == first_log  # the finished run's log is not truncated
+    assert f"the previous run's log is kept as {kept[0]}" in out
+    monkeypatch.delenv("STANDIN_FAIL")
+    assert train_main(world, tmp_path, "--character", "hero", "--resume") == 0
+    out, _ = capsys.readouterr()
+    state = output / "hero_v1-step00000004-state"
+    assert f"resuming from {state} (step 4 of 12" in out
+    assert f"--resume={state}" in out and "--skip_until_initial_step" in out
+    log = (output / "train.log").read_text()
+    assert "skipping 4 steps" in log and "AssertionError" not in log
+    assert json.loads((output / "hero_v1-state/train_state.json").read_text())["current_step"] == 12
+
+
+def test_a_finished_run_prunes_its_step_states_and_says_how_much(world: dict[str, Path], first_setup: str,
+                                                                 tmp_path: Path, capsys) -> None:
+    assert train_main(world, tmp_path, "--character", "hero") == 0
+    out, _ = capsys.readouterr()
+    output = tmp_path / "output/hero"
+    assert sorted(p.name for p in output.iterdir() if p.is_dir()) == ["hero_v1-state"]
+    assert "pruned 2 step optimizer state(s), freed " in out  # the states of steps 4 and 8
+    assert f"kept {output / 'hero_v1-state'} for a later --resume" in out

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from scripts.common.names import check_character_name
+
 ENV_PREFIX = "LORA_"
 INVOKE_ENV_PREFIX = "INVOKE_LORA_"  # alias: invoke's own spelling of the same variables
 
@@ -52,13 +54,21 @@ class Settings:
         return self.comfyui_dir.expanduser() / "models" / "loras"
 
     def character_dir(self, character: str) -> Path:
-        return self.dataset_root / character
+        return self.dataset_root / _plain_name(character, self.dataset_root)
 
     def character_output(self, character: str) -> Path:
-        return self.output_root / character
+        return self.output_root / _plain_name(character, self.dataset_root)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _plain_name(character: str, root: Path) -> str:
+    """The character name, checked to be one folder under the roots (scripts.common.names); SettingsError if not."""
+    try:
+        return check_character_name(character, root)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
 
 
 DERIVED = {"sd_scripts_dir"}  # follows kohya_dir unless set explicitly

@@ -28,7 +28,7 @@ SMOKE_STEPS = 5
 # Flags build_command writes besides FLAG_TYPES (per run); with FLAG_TYPES and the precision
 # extras, every flag it can emit. `invoke setup` checks each exists in the sd-scripts checkout.
 LAUNCH_FLAGS = ("dataset_config", "output_dir", "output_name", "tokenizer_cache_dir", "metadata_trigger_phrase",
-                "training_comment", "console_log_simple", "save_state", "resume")
+                "training_comment", "console_log_simple", "save_state", "resume", "skip_until_initial_step")
 # Every key dataset_config() can write into a [general] table or a subset.
 DATASET_TOML_KEYS = ("enable_bucket", "resolution", "min_bucket_reso", "max_bucket_reso", "image_dir",
                      "num_repeats", "keep_tokens", "caption_extension", "shuffle_caption", "flip_aug", "is_reg",
@@ -204,6 +204,6 @@ def build_command(args: TrainArgs, launch: Launch) -> list[str]:
     argv.append("--console_log_simple")
     if launch.save_state:
         argv.append("--save_state")
-    if launch.resume is not None:
-        argv.append(f"--resume={launch.resume}")
+    if launch.resume is not None:  # without the skip flag sd-scripts restarts at step 0 (scripts.trainer.resume)
+        argv += [f"--resume={launch.resume}", "--skip_until_initial_step"]
     return argv

@@ -24,7 +24,14 @@ The file is written by hand in the safetensors format (8-byte header length, JSO
 because the test venv has no `safetensors` package; the tests read it back with `safetensors`.
 
 --save_state writes `<name>-step%08d-state/` folders (and `<name>-state/` at the end) holding
-train_state.json; --resume=<state folder> continues after the step recorded there.
+train_state.json ({"current_step", "current_epoch"}). --resume=<state folder> follows sd-scripts'
+train_network.py as READ FROM SOURCE (no recording has a resume; issue 10 reports the same from
+real runs): the step in train_state.json becomes initial_step; `max_train_steps > initial_step` is
+asserted (AssertionError "max_train_steps should be greater than initial step / ...: 20 vs 20",
+exit 1); with --skip_until_initial_step it logs "skipping N steps" and continues at step N+1, and
+without it the step count restarts at 0 and it trains max_train_steps steps again ("initial_step = 0
+# do not skip"), naming checkpoints from step 1. The "resume training from step N" log line is this
+stand-in's own, not sd-scripts'.
 
 Faults, through the STANDIN_FAIL environment variable:
   import          ModuleNotFoundError for imagesize at start-up, as fail_import_error.log
@@ -226,8 +233,17 @@ def main(argv=None):
     first = 1
     if args.resume:
         state = json.loads((Path(args.resume) / "train_state.json").read_text())
-        first = int(state["current_step"]) + 1
-        log("INFO", f"resume training from step {first - 1}", "train_network.py:1260")
+        initial_step = int(state["current_step"])
+        log("INFO", f"resume training from step {initial_step}", "train_network.py:1260")
+        if initial_step > 0 and not total > initial_step:
+            sys.stderr.write("Traceback (most recent call last):\n  File \"train_network.py\", line 1290\n"
+                             "AssertionError: max_train_steps should be greater than initial step / "
+                             "max_train_stepsは初期ステップより大きい必要があります: "
+                             f"{total} vs {initial_step}\n")
+            return 1
+        if args.skip_until_initial_step:
+            log("INFO", f"skipping {initial_step} steps / {initial_step}ステップをスキップします", "train_network.py:1309")
+            first = initial_step + 1
     print("running training / 学習開始", flush=True)
     print(f"  num train images * repeats / 学習画像の数×繰り返し回数: {train_images}", flush=True)
     print(f"  num reg images / 正則化画像の数: {reg_images}", flush=True)

@@ -48,6 +48,7 @@ def add_training_arguments(parser):
     parser.add_argument("--no_half_vae", action="store_true")
     parser.add_argument("--console_log_simple", action="store_true")
     parser.add_argument("--save_state", action="store_true")
+    parser.add_argument("--skip_until_initial_step", action="store_true")
     parser.add_argument("--sdpa", action="store_true")
     parser.add_argument("--xformers", action="store_true")
     parser.add_argument("--cache_latents", action="store_true")

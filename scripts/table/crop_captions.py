@@ -1,0 +1,158 @@
+"""Caption files are the person's once they edit them: decide, per output, write / keep / adopt / overwrite.
+
+Illustrators tag in caption editors that write the `.txt` beside each image. `settle_captions`
+compares each caption file with the table and with what crop last wrote (`crop_record.json`):
+missing or only-the-table-changed captions are (re)written; a caption the person edited is kept and
+reported, unless `adopt` (its text goes into character.toml by a text edit that keeps comments; the
+old table is copied to the trash first) or `overwrite` (the edited file goes to the trash, the
+table's caption is written). `update_record` then stores what made each output.
+"""
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scripts.common import atomic
+from scripts.common.trash import Trash
+from scripts.table.character import Character, Crop, with_trigger
+from scripts.table.crop_record import (
+    Entry,
+    caption_state,
+    file_sha256,
+    load_record,
+    make_entry,
+    record_path,
+    save_record,
+)
+from scripts.table.toml_edit import TomlEditError, set_crop_caption
+
+
+@dataclass
+class CaptionOutcome:
+    """What happened to the captions; `recorded` is stem -> the caption text crop now stands behind."""
+
+    written: list[Path] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
+    overwritten: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    recorded: dict[str, str | None] = field(default_factory=dict)
+    table_backup: Path | None = None
+    trigger_added: list[str] = field(default_factory=list)
+
+    def report(self) -> list[str]:
+        lines = []
+        if self.kept:
+            lines.append(f"Kept {len(self.kept)} caption(s) you edited by hand ({', '.join(self.kept)}): they differ "
+                         f"from the table. To take them into character.toml run `invoke crop --adopt-captions`; to "
+                         f"replace them with the table's run `invoke crop --overwrite-captions`.")
+        if self.adopted:
+            lines.append(f"Adopted {len(self.adopted)} hand-edited caption(s) into the table "
+                         f"({', '.join(self.adopted)}); the previous character.toml is in {self.table_backup}.")
+        if self.trigger_added:
+            lines.append(f"Put the trigger first in {', '.join(f'{s}.txt' for s in self.trigger_added)} (as in "
+                         f"every caption crop writes); the edited files are in the trash folder named above.")
+        if self.overwritten:
+            lines.append(f"Overwrote {len(self.overwritten)} hand-edited caption(s) ({', '.join(self.overwritten)}); "
+                         f"the edited files are in the trash folder named above.")
+        lines += [f"warning: {problem}" for problem in self.problems]
+        return lines
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def _table_caption(text: str, trigger: str) -> str:
+    """A caption file's text as a table value (the trigger that crop puts first is left to crop)."""
+    body = text.rstrip("\n")
+    prefix = f"{trigger}, "
+    return body[len(prefix):] if body.startswith(prefix) else body
+
+
+def settle_captions(character: Character, items: Sequence[tuple[str, Crop]], trash: Trash, *,
+                    adopt: bool = False, overwrite: bool = False) -> CaptionOutcome:
+    record = load_record(record_path(character))
+    outcome = CaptionOutcome()
+    adoptions: dict[str, tuple[str, str]] = {}  # crop name -> (stem, file text)
+    for stem, crop in items:
+        path = character.train_dir / f"{stem}.txt"
+        table = crop.caption + "\n"
+        on_disk = _read(path)
+        last = record.get(stem, {}).get("caption")
+        state = caption_state(on_disk, table, last if isinstance(last, str) else None)
+        if state in ("missing", "table-changed") or (state == "hand-edited" and overwrite):
+            if state == "hand-edited":
+                trash.move(path)
+                outcome.overwritten.append(stem)
+            atomic.write_text(path, table)
+            outcome.written.append(path)
+            outcome.recorded[stem] = table
+        elif state == "same":
+            outcome.recorded[stem] = table
+        elif adopt and stem == crop.name and on_disk is not None:
+            adoptions[crop.name] = (stem, on_disk)
+        else:
+            if adopt:
+                outcome.problems.append(f"{stem}.txt is a mirrored copy's caption; edit the caption of "
+                                        f"{crop.name!r} in the table (or its {crop.name}.txt) instead")
+            outcome.kept.append(stem)
+            outcome.recorded[stem] = last if isinstance(last, str) else None
+    if adoptions:
+        _adopt(character, adoptions, trash, outcome)
+    return outcome
+
+
+def _adopt(character: Character, adoptions: dict[str, tuple[str, str]], trash: Trash, outcome: CaptionOutcome) -> None:
+    old_text = character.table_path.read_text(encoding="utf-8")
+    text = old_text
+    for name, (stem, on_disk) in adoptions.items():
+        try:
+            text = set_crop_caption(text, name, _table_caption(on_disk, character.trigger))
+        except TomlEditError as error:
+            outcome.problems.append(f"{stem}.txt kept but not adopted: {error}")
+            outcome.kept.append(stem)
+            continue
+        outcome.adopted.append(stem)
+        effective = with_trigger(_table_caption(on_disk, character.trigger), character.trigger) + "\n"
+        if effective != on_disk:  # the trigger goes first, as crop writes every caption; the edit goes to trash
+            path = character.train_dir / f"{stem}.txt"
+            trash.move(path)
+            atomic.write_text(path, effective)
+            outcome.written.append(path)
+            outcome.trigger_added.append(stem)
+        outcome.recorded[stem] = effective
+    if text != old_text:
+        backup = trash.folder / character.table_path.name
+        shutil.copy2(character.table_path, backup)
+        outcome.table_backup = backup
+        atomic.write_text(character.table_path, text)
+
+
+def update_record(character: Character, outputs: Sequence[tuple[str, Crop, tuple[int, int, int, int], bool, str]],
+                  captions: CaptionOutcome) -> None:
+    """Store what made each training output now in the table (entries of removed outputs are dropped)."""
+    path = record_path(character)
+    old = load_record(path)
+    hashes: dict[Path, str] = {}
+    entries: dict[str, Entry] = {}
+    for stem, crop, box, flip, fingerprint in outputs:
+        png = character.train_dir / f"{stem}.png"
+        previous = old.get(stem)
+        if previous and previous.get("fingerprint") == fingerprint and previous.get("box") == list(crop.box):
+            entry = dict(previous)
+        else:
+            if crop.source not in hashes:
+                hashes[crop.source] = file_sha256(character.folder / crop.source)
+            entry = make_entry(crop=crop, sheet_sha256=hashes[crop.source], box_used=box, flip=flip,
+                               character=character, caption="", png_bytes=png.stat().st_size,
+                               fingerprint=fingerprint)
+        entry["caption"] = captions.recorded.get(stem)
+        entries[stem] = entry
+    if entries != old:
+        save_record(path, entries)
