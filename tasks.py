@@ -14,6 +14,7 @@ from typing import Any
 from invoke import Collection, Context, Exit, task
 
 from scripts.common.settings import Settings, SettingsError, load_settings
+from scripts.common.task_runner import ScriptRunner
 
 PY = shlex.quote(sys.executable)
 CHARACTER_HELP = "character folder under the dataset root (default: example)"
@@ -249,3 +250,5 @@ def bench(c: Context) -> None:
 
 # No ns.configure defaults: every machine-setting default lives once, in scripts/common/settings.py.
 ns = Collection.from_module(sys.modules[__name__])
+# Stop signals (Ctrl-C, SIGTERM, SIGHUP) reach each script once and end it cleanly: see task_runner.py.
+ns.configure({"runners": {"local": ScriptRunner}})

@@ -32,6 +32,7 @@ import aiohttp
 from scripts import comfyui
 from scripts.comfyui.loras import STAGING_ROOT, checkpoint_key, remove_staged, stage, staged_name, staging_dir
 from scripts.comfyui.workflow import WorkflowError, fill_txt2img, load_template
+from scripts.common import interrupts
 from scripts.common.atomic import write_bytes, write_text
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
@@ -375,6 +376,7 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
                     row: Row = result.job.meta["row"]
                     if result.status == "done" and result.images:
                         write_bytes(folder / cell.file, result.images[0])
+                        interrupts.note_done()
                         manifest[cell.file] = {
                             "key": cell.key, "row": row.key, "label": row.label,
                             "checkpoint": str(row.checkpoint.path) if row.checkpoint else None,
@@ -487,12 +489,10 @@ def main(argv: list[str] | None = None) -> int:
               f"copies were removed. Fix the cause and run again: only missing cells are rendered.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("Interrupted: our queued prompts were cancelled and the staged copies removed; cells already "
-              "rendered are kept, so running again finishes the grid.", file=sys.stderr)
-        return 130
+        return interrupts.stopped("compare")  # queued prompts were cancelled, staged copies removed
     print(summary_text(summary, character))
     return 1 if summary.failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interrupts.run_main("compare", main))

@@ -26,7 +26,7 @@ from typing import TextIO
 
 from PIL import Image, UnidentifiedImageError
 
-from scripts.common import atomic
+from scripts.common import atomic, interrupts
 from scripts.common.progress import ProgressLine
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
 from scripts.imaging.contact import contact_sheet
@@ -247,6 +247,7 @@ def run_crop(character: Character, *, dry_run: bool = False, clamp: bool = False
             image = render(sheet, job.box, character.resolution, character.background, job.flip)
             path = target / f"{job.stem}.png"
             atomic.write_bytes(path, png_bytes(image, fingerprints[job.stem]))
+            interrupts.note_done()
             result.files_written.append(path)
             result.written.append(job.stem)
             images[job.stem] = image
@@ -348,4 +349,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interrupts.run_main("crop", main))

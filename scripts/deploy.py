@@ -31,6 +31,7 @@ import aiohttp
 
 from scripts import comfyui
 from scripts.comfyui.loras import remove_staged
+from scripts.common import interrupts
 from scripts.common.atomic import atomic_path, write_text
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import Character, CharacterError, load_character
@@ -374,8 +375,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(files appear only by rename). Fix the cause and run again.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("Interrupted; the production file is either the old or the new one, never partial.", file=sys.stderr)
-        return 130
+        return interrupts.stopped("deploy")  # the production file is the old or the new one, never partial
     if problem:
         print(problem, file=sys.stderr)
         return 1
@@ -383,4 +383,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interrupts.run_main("deploy", main))

@@ -28,6 +28,7 @@ import aiohttp
 
 from scripts import comfyui
 from scripts.comfyui.workflow import fill_txt2img, load_template
+from scripts.common import interrupts
 from scripts.common.atomic import remove_stale_temps, write_bytes
 from scripts.common.cli import non_negative_int, positive_float, positive_int
 from scripts.common.progress import ProgressLine, format_duration
@@ -204,6 +205,7 @@ class Keeper:
                 self.tally.rejected += 1
             else:
                 write_bytes(self.plan.out_dir / item.file, result.images[0])
+                interrupts.note_done()
         self.manifest.add(make_record(file=item.file, index=item.index, seed=item.seed,
                                       prompt_hash=self.plan.prompt_hash, server=result.server,
                                       prompt_id=result.prompt_id, seconds=result.seconds, status=status,
@@ -346,8 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gen-reg: {os_error_message(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        return 130
+        return interrupts.stopped("gen-reg")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interrupts.run_main("gen-reg", main))

@@ -27,6 +27,7 @@ import urllib.request
 from pathlib import Path
 
 from scripts.comfyui.timeouts import DEFAULT_TIMEOUTS
+from scripts.common import interrupts
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import CharacterError, load_character
 from scripts.trainer import sd_scripts_source, setup_plan
@@ -294,4 +295,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interrupts.run_main("setup", main))

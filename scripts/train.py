@@ -32,11 +32,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.common import atomic
+from scripts.common import atomic, interrupts
 from scripts.common.cli import positive_int
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import Character, CharacterError, load_character
+from scripts.trainer.checkpoints import list_checkpoints
 from scripts.trainer.launch import (
     SMOKE_STEPS,
     Launch,
@@ -258,8 +259,8 @@ def execute(plan: RunPlan) -> RunResult:
 def check_result(plan: RunPlan, result: RunResult) -> int:
     """Check: the exit code of the run (0 passed, 1 failed, 130 interrupted), with what failed printed."""
     if result.stopped and result.stopped.startswith("interrupted"):
-        print(f"training interrupted; saved checkpoints stay in {plan.output_dir}", file=sys.stderr)
-        return 130
+        return interrupts.stopped("smoke" if plan.smoke else "train",
+                                  len(list_checkpoints(plan.output_dir, plan.character.trigger)))
     problem = failure(result)
     return check_smoke(plan, problem) if plan.smoke else check_training(plan, problem)
 
@@ -333,8 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        return 130
+        return interrupts.stopped("train")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interrupts.run_main("train", main))

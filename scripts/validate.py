@@ -20,6 +20,7 @@ from typing import TextIO
 
 from PIL import Image, UnidentifiedImageError
 
+from scripts.common import interrupts
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
 from scripts.imaging.png import dhash, inspect_png
 from scripts.table.character import Character, CharacterError, Validation, load_character
@@ -115,4 +116,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interrupts.run_main("validate", main))
