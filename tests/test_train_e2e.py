@@ -193,3 +193,34 @@ def test_import_error_is_reported(world: dict[str, Path], first_setup: str, tmp_
     _, err = capsys.readouterr()
     assert "No module named 'imagesize'" in err and "exited 1" in err
     assert os.environ["STANDIN_FAIL"] == "import"
+
+
+@pytest.mark.parametrize("through_invoke", [False, True])
+def test_a_stop_signal_stops_the_trainer_and_says_so_once(world: dict[str, Path], first_setup: str,
+                                                          tmp_path: Path, through_invoke: bool) -> None:
+    """Ctrl-C (a real SIGINT to the process group) directly, SIGTERM through invoke without stdin."""
+    import signal
+
+    from tests import launch
+    from tests.test_interrupts import assert_clean_stop
+    roots = ["--build-root", str(tmp_path / "build"), "--output-root", str(tmp_path / "output")]
+    if through_invoke:
+        project = world["project"]
+        env = {"LORA_KOHYA_DIR": str(project / "kohya"), "LORA_KOHYA_PYTHON": str(project / "kohya/.venv/bin/python"),
+               "LORA_TOKENIZER_CACHE_DIR": str(world["root"] / "tok"), "LORA_DATASET_ROOT": str(world["dataset"]),
+               "LORA_BUILD_ROOT": roots[1], "LORA_OUTPUT_ROOT": roots[3]}
+        argv, signum = launch.invoke("train", "--character", "hero", "--skip-validate"), signal.SIGTERM
+    else:
+        env = {}
+        argv = launch.python_module("scripts.train", *settings_flags(world), *roots, "--skip-validate",
+                                    "--character", "hero")
+        signum = signal.SIGINT
+    process = launch.start(argv, env={**env, "STANDIN_STEP_SECONDS": "0.15"})
+    output = tmp_path / "output/hero"
+    launch.wait_for(lambda: len(list_checkpoints(output, "hero_v1")) >= 1, process, timeout=60)
+    code, out, err = launch.stop(process, signum)
+    done = assert_clean_stop(code, out, err, "train")
+    kept = list_checkpoints(output, "hero_v1")
+    assert done == len(kept) and [c.step for c in kept][:1] == [4], err
+    time.sleep(0.5)  # the trainer is gone: no checkpoint appears after the stop (the next is due 0.6 s on)
+    assert list_checkpoints(output, "hero_v1") == kept
