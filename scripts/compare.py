@@ -481,7 +481,10 @@ def main(argv: list[str] | None = None) -> int:
         options = Options(character, settings, strengths=args.strength or [1.0], steps=parse_steps(args.steps),
                           extra_prompts=args.prompt, keep_staged=args.keep_staged, timeout=args.timeout)
         summary = asyncio.run(run(options))
-    except (CompareError, CharacterError, SettingsError, WorkflowError, comfyui.ComfyError) as error:
+    except (CharacterError, SettingsError) as error:
+        print(str(error), file=sys.stderr)
+        return 2  # bad input or configuration (the exit-code table in the README)
+    except (CompareError, WorkflowError, comfyui.ComfyError) as error:
         print(str(error), file=sys.stderr)
         return 1
     except OSError as error:

@@ -367,7 +367,10 @@ def main(argv: list[str] | None = None) -> int:
             _, problem = asyncio.run(rollback(settings, character))
         else:
             _, problem = asyncio.run(deploy(settings, character, args.step))
-    except (DeployError, CharacterError, SettingsError) as error:
+    except (CharacterError, SettingsError) as error:
+        print(str(error), file=sys.stderr)
+        return 2  # bad input or configuration (the exit-code table in the README)
+    except DeployError as error:
         print(str(error), file=sys.stderr)
         return 1
     except OSError as error:
