@@ -2,10 +2,12 @@
 script's own `--help`, and numbers typed wrong are refused by the script in one plain line."""
 from __future__ import annotations
 
+import contextlib
+import importlib
 import inspect
+import io
 import re
 import subprocess
-import sys
 
 import pytest
 
@@ -31,8 +33,12 @@ TASK_SETTING_FLAGS = {"setup": {"--kohya-dir", "--sd-scripts-dir", "--kohya-pyth
 
 
 def script_options(module: str) -> set[str]:
-    text = subprocess.run([sys.executable, "-m", f"scripts.{module}", "--help"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, check=True).stdout
+    """The options `python -m scripts.MODULE --help` lists (run in-process: argparse prints, then exits 0)."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), pytest.raises(SystemExit) as exit_:
+        importlib.import_module(f"scripts.{module}").main(["--help"])
+    assert exit_.value.code == 0
+    text = buffer.getvalue()
     options = text.split("options:", 1)[1]
     return set(re.findall(r"^ {2}(?:-\w, )?(--[a-z][a-z0-9-]*)", options, re.MULTILINE))
 
@@ -51,12 +57,10 @@ def test_every_user_option_of_the_script_is_a_task_flag(task: str) -> None:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["gen-reg", "--count", "abc"], "'abc' is not a whole number"),
-    (["gen-reg", "--count", "0"], "must be 1 or more, not 0"),
     (["train", "--max-train-steps", "0", "--dry-run"], "must be 1 or more, not 0"),
-    (["gen-reg", "--concurrency", "0"], "'concurrency' has the value '0'"),
 ])
 def test_numbers_are_checked_with_a_plain_message(argv: list[str], message: str) -> None:
-    result = subprocess.run([INVOKE, *argv], cwd=ROOT, capture_output=True, text=True, timeout=60,
+    result = subprocess.run([INVOKE, *argv], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60,
                             stdin=subprocess.DEVNULL)
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
