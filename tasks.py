@@ -11,13 +11,19 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from invoke import Collection, Context, Exit, task
+from invoke import Collection, Context, Exit
+from invoke import task as invoke_task
 
 from scripts.common.settings import Settings, SettingsError, load_settings
-from scripts.common.task_runner import ScriptRunner
+from scripts.common.task_runner import ScriptRunner, ScriptTask
 
 PY = shlex.quote(sys.executable)
 CHARACTER_HELP = "character folder under the dataset root (default: example)"
+
+
+def task(*args: Any, **kwargs: Any) -> Any:
+    """invoke's `@task`; short flags mean one thing in every task (-c, -d, -s: see ScriptTask)."""
+    return invoke_task(*args, klass=ScriptTask, **kwargs)
 
 
 def settings(c: Context, **flags: Any) -> Settings:

@@ -3,6 +3,7 @@ script's own `--help`, and numbers typed wrong are refused by the script in one 
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib
 import inspect
 import io
@@ -64,3 +65,17 @@ def test_numbers_are_checked_with_a_plain_message(argv: list[str], message: str)
                             stdin=subprocess.DEVNULL)
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_short_flag_means_one_thing_in_every_task() -> None:
+    meaning: dict[str, set[str]] = {}
+    for name in tasks.ns.task_names:
+        task = copy.copy(tasks.ns[name])
+        task.help = dict(task.help)  # get_arguments() pops the help texts it uses
+        for argument in task.get_arguments():
+            long_names = [n for n in argument.names if len(n) > 1] or list(argument.names)
+            for short in (n for n in argument.names if len(n) == 1):
+                meaning.setdefault(short, set()).add(long_names[0])
+    mixed = {short: sorted(longs) for short, longs in meaning.items() if len(longs) > 1}
+    assert not mixed, f"short flags with several meanings: {mixed}"
+    assert meaning["c"] == {"character"} and meaning["s"] == {"server"}

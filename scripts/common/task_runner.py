@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 from invoke.runners import Local
+from invoke.tasks import Task
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -90,3 +91,23 @@ class ScriptRunner(Local):
                 signal.signal(signum, previous)
             self._saved = {}
             super().stop()
+
+
+# The only short flags, each meaning one thing in every task (invoke would otherwise give each task
+# the first free letter of each flag: `-s` was --server, --skip-validate or --step depending on the task).
+SHORT_FLAGS = {"character": "c", "dry_run": "d", "server": "s"}
+
+
+class ScriptTask(Task[Any]):
+    """An invoke task whose short flags are SHORT_FLAGS only (one-letter parameters stay as they are)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["auto_shortflags"] = False
+        super().__init__(*args, **kwargs)
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        opts = super().arg_opts(name, default, taken_names)
+        short = SHORT_FLAGS.get(name)
+        if short is not None and short not in taken_names:
+            opts["names"].append(short)
+        return opts
