@@ -168,18 +168,19 @@ def smoke(c: Context, character: str = "example", dry_run: bool = False, device:
     "num_processes": "accelerate processes, e.g. one per GPU (default: the num_processes setting, 1)",
     "accelerate_config": "accelerate config file for several GPUs or machines (default: none, explicit flags)",
     "max_train_steps": "override the locked step count (default: kohya/train.toml, 920)",
+    "save_every_n_steps": "save a checkpoint every N steps (default: kohya/train.toml or [training], 230)",
     "device": "precision flags for this device: auto (probe the kohya venv), cpu, mps, cuda, cuda-bf16",
     "skip_validate": "do not validate the dataset first",
 })
 def train(c: Context, character: str = "example", dry_run: bool = False, resume: bool = False,
           num_processes: str | None = None, accelerate_config: str = "", max_train_steps: str | None = None,
-          device: str = "auto", skip_validate: bool = False) -> None:
+          device: str = "auto", skip_validate: bool = False, save_every_n_steps: str | None = None) -> None:
     """Train the LoRA, then list and verify its checkpoints."""
     base = settings(c, accelerate_config=accelerate_config or None, num_processes=num_processes)
     script(c, "train", "--character", character, *_kohya_flags(base), "--build-root", base.build_root,
            "--output-root", base.output_root, "--num-processes", base.num_processes,
            *flag_pairs(dry_run=dry_run, resume=resume, max_train_steps=max_train_steps, device=device,
-                       skip_validate=skip_validate))
+                       skip_validate=skip_validate, save_every_n_steps=save_every_n_steps))
 
 
 # --- checkpoint selection and deploy (compare, deploy) ------------------------------------------

@@ -23,6 +23,7 @@ for come from sd-scripts' source, not from the recordings (none of them ran --sa
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import shutil
@@ -161,7 +162,11 @@ def load_training(options: argparse.Namespace, settings: Settings) -> tuple[Char
     except UnicodeDecodeError:
         raise TrainError(f"the training config {locked_path} is not UTF-8 text; point --train-config at a "
                          f"TOML file") from None
-    return character, character_args(character, locked_text, str(locked_path))
+    args = character_args(character, locked_text, str(locked_path))
+    if getattr(options, "save_every_n_steps", None):  # the checkpoint frequency, for this run only
+        args = dataclasses.replace(args, flags={**args.flags, "save_every_n_steps": options.save_every_n_steps},
+                                   sources={**args.sources, "save_every_n_steps": "--save-every-n-steps"})
+    return character, args
 
 
 def ready_launcher(options: argparse.Namespace, settings: Settings, args: TrainArgs) -> tuple[Path, Path]:
@@ -321,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="precision flags for this device (default: probe)")
     parser.add_argument("--max-train-steps", type=positive_int, default=None, help="override the step count (full run)")
+    parser.add_argument("--save-every-n-steps", type=positive_int, default=None,
+                        help="save a checkpoint every N steps (default: kohya/train.toml or [training], 230)")
     parser.add_argument("--train-config", default=None,
                         help="locked arguments file (default: this repo's kohya/train.toml)")
     parser.add_argument("--skip-validate", action="store_true", help="do not validate the dataset first")
