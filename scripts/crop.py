@@ -29,6 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from scripts.common import atomic, interrupts
 from scripts.common.progress import ProgressLine
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
+from scripts.imaging.box_quality import box_findings, resolution_warning
 from scripts.imaging.contact import contact_sheet
 from scripts.imaging.geometry import Box, Size, check_box, format_box
 from scripts.imaging.sheets import decode_sheet, png_bytes, read_marker, render
@@ -93,7 +94,7 @@ def plan_crops(character: Character, sources: Mapping[Path, SourceInfo], *, clam
                allow_asymmetric_flip: bool = False, dry_run: bool = False) -> Plan:
     """Check every crop against its source; return the jobs, or the problems that forbid writing."""
     problems: list[str] = []
-    warnings: list[str] = []
+    warnings: list[str] = [w for w in [resolution_warning(character.resolution)] if w]
     jobs: list[Job] = []
     for crop in character.crops:
         info = sources[crop.source]
@@ -111,6 +112,11 @@ def plan_crops(character: Character, sources: Mapping[Path, SourceInfo], *, clam
             else:
                 problems.append(f"{where} (fix the box in the table, or pass --clamp to use the nearest box)")
                 continue
+        quality_warnings, quality_problems = box_findings(crop.name, box, character.resolution)
+        warnings += quality_warnings
+        if quality_problems:
+            problems += quality_problems
+            continue
         jobs.append(Job(crop, box, flip=False))
         if crop.flip:
             if character.asymmetric and not allow_asymmetric_flip:
