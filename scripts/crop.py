@@ -96,10 +96,11 @@ def plan_crops(character: Character, sources: Mapping[Path, SourceInfo], *, clam
     problems: list[str] = []
     warnings: list[str] = [w for w in [resolution_warning(character.resolution)] if w]
     jobs: list[Job] = []
+    unreadable: dict[Path, list[str]] = {}  # one problem per sheet, naming the crops it feeds
     for crop in character.crops:
         info = sources[crop.source]
         if info.error or info.size is None:
-            problems.append(f"crop {crop.name!r}: {info.error}")
+            unreadable.setdefault(crop.source, []).append(crop.name)
             continue
         bounds = check_box(crop.box, info.size)
         box = crop.box
@@ -130,6 +131,7 @@ def plan_crops(character: Character, sources: Mapping[Path, SourceInfo], *, clam
                 warnings.append(f"crop {crop.name!r}: mirrored although the character is asymmetric "
                                 f"(--allow-asymmetric-flip)")
             jobs.append(Job(crop, box, flip=True))
+    problems[:0] = source_problems(character, sources, unreadable)
     stems = [job.stem for job in jobs]
     for stem in sorted({s for s in stems if stems.count(s) > 1}):
         problems.append(f"output name {stem!r} is produced twice (a crop named {stem!r} and the mirrored "
@@ -137,6 +139,18 @@ def plan_crops(character: Character, sources: Mapping[Path, SourceInfo], *, clam
     if dry_run and CONTACT_SHEET.removesuffix(".png") in stems:
         problems.append(f"crop name {CONTACT_SHEET.removesuffix('.png')!r} is reserved for the preview contact sheet")
     return Plan(tuple(jobs), tuple(problems), tuple(warnings))
+
+
+def source_problems(character: Character, sources: Mapping[Path, SourceInfo],
+                    unreadable: Mapping[Path, Sequence[str]]) -> list[str]:
+    """One problem per unreadable sheet; the bundled example's undrawn sheets say how to draw them."""
+    if unreadable and character.slug == "example" and len(unreadable) == len(sources) and all(
+            "does not exist" in (sources[s].error or "") for s in unreadable):
+        return [f"the example's reference sheets are not drawn yet ({len(unreadable)} missing in "
+                f"{character.folder}); run `make demo` (or `python -m scripts.example_art --out "
+                f"{character.folder}`) first"]
+    return [f"{sources[source].error} (it feeds crop{'s' if len(names) > 1 else ''} "
+            f"{', '.join(repr(n) for n in names)})" for source, names in unreadable.items()]
 
 
 def fingerprint(job: Job, source: SourceInfo, character: Character) -> str:
