@@ -138,9 +138,11 @@ async def check_servers(session: aiohttp.ClientSession, cfg: Config) -> list[str
             if not isinstance(outcome, comfyui.ComfyError):
                 raise outcome
             problems.append(str(outcome))
-            log.warning("left out: %s", outcome)
         else:
             alive.append(url)
+    if alive:  # with none alive, the one error below says it all (not twice)
+        for problem in problems:
+            log.warning("left out: %s", problem)
     if not alive:
         raise Fail(comfyui.no_server_message(cfg.servers, problems))
     return alive

@@ -406,7 +406,7 @@ def _check_image_size(values: Mapping[str, Any], where: str, problems: _Problems
     """ComfyUI renders sizes in steps of 8 (the latent is 1/8): another size is rendered, then refused."""
     for key in ("width", "height"):
         value = values.get(key)
-        if _is_int(value) and value >= 1 and (value % 8 or value > MAX_SIZE):
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1 and (value % 8 or value > MAX_SIZE):
             lower = max(8, value // 8 * 8)
             problems.add(where, f"key {key!r} must be a multiple of 8 and at most {MAX_SIZE} (ComfyUI renders in "
                                 f"steps of 8), not {value}; use {min(lower, MAX_SIZE)}")
