@@ -23,7 +23,6 @@ for come from sd-scripts' source, not from the recordings (none of them ran --sa
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import shlex
 import shutil
@@ -38,6 +37,7 @@ from scripts.common.cli import positive_int
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import Character, CharacterError, load_character
+from scripts.trainer.checkout_flags import read_flag_kinds
 from scripts.trainer.checkpoints import list_checkpoints
 from scripts.trainer.launch import (
     SMOKE_STEPS,
@@ -162,16 +162,19 @@ def load_training(options: argparse.Namespace, settings: Settings) -> tuple[Char
     except UnicodeDecodeError:
         raise TrainError(f"the training config {locked_path} is not UTF-8 text; point --train-config at a "
                          f"TOML file") from None
-    args = character_args(character, locked_text, str(locked_path))
-    if getattr(options, "save_every_n_steps", None):  # the checkpoint frequency, for this run only
-        args = dataclasses.replace(args, flags={**args.flags, "save_every_n_steps": options.save_every_n_steps},
-                                   sources={**args.sources, "save_every_n_steps": "--save-every-n-steps"})
+    defined = read_flag_kinds(settings.sd_scripts_dir.expanduser())  # None before setup: the built-in list
+    args = character_args(character, locked_text, str(locked_path), defined)
     return character, args
 
 
 def ready_launcher(options: argparse.Namespace, settings: Settings, args: TrainArgs) -> tuple[Path, Path]:
     """(kohya python, accelerate script), after checking what a real run needs and validating the dataset."""
     if options.dry_run:
+        model = args.pretrained_model  # a model that is not there fails the dry run too: the command would fail
+        if model is not None and not model.is_file():
+            source = args.sources.get("pretrained_model_name_or_path", "the configuration")
+            raise TrainError(f"the base checkpoint {model} does not exist (set in {source}): download it there or "
+                             f"change pretrained_model")
         python = settings.kohya_python.expanduser().absolute()
         return python, python.parent / "accelerate"
     python, accelerate = preflight(settings, args)
@@ -211,6 +214,7 @@ def launch_for(options: argparse.Namespace, settings: Settings, character: Chara
         accelerate_config=accelerate_config,
         training_comment=f"character={character.slug} dataset={fingerprint}", trigger_phrase=character.trigger,
         max_train_steps=SMOKE_STEPS if options.smoke else options.max_train_steps,
+        save_every_n_steps=None if options.smoke else options.save_every_n_steps,
         save_state=not options.smoke, resume=resume,
     )
     return launch, note
