@@ -46,6 +46,7 @@ from scripts.table.character import (
     slugify,
     with_trigger,
 )
+from scripts.trainer.checkout_flags import read_flag_kinds
 from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
 from scripts.trainer.lora_checks import configured_network, verification_problems
 from scripts.trainer.lora_file import inspect_lora
@@ -234,7 +235,7 @@ def find_checkpoints(character: Character, settings: Settings,
     # the same checks deploy makes (scripts.trainer.lora_checks), against every checkpoint of the run, so
     # the grid never shows a checkpoint deploy would refuse
     infos = {c.path: inspect_lora(c.path) for c in list_checkpoints(output_dir, character.trigger)}
-    expected, expected_from = configured_network(character)
+    expected, expected_from = configured_network(character, read_flag_kinds(settings.sd_scripts_dir.expanduser()))
     usable, skipped = [], []
     for checkpoint in found:
         info = infos.get(checkpoint.path) or inspect_lora(checkpoint.path)

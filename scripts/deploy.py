@@ -35,6 +35,7 @@ from scripts.common import interrupts
 from scripts.common.atomic import atomic_path, write_text
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import Character, CharacterError, load_character
+from scripts.trainer.checkout_flags import read_flag_kinds
 from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
 from scripts.trainer.lora_checks import configured_network, verification_problems
 from scripts.trainer.lora_file import LoraInfo, inspect_lora
@@ -239,7 +240,7 @@ async def deploy(settings: Settings, character: Character, step: str, now: datet
     infos = {c.path: inspect_lora(c.path) for c in checkpoints}
     chosen = choose_checkpoint(checkpoints, step, infos, output_dir, character.slug)
     others = [infos[c.path] for c in checkpoints if c != chosen]
-    expected, expected_from = configured_network(character)
+    expected, expected_from = configured_network(character, read_flag_kinds(settings.sd_scripts_dir.expanduser()))
     problems = verification_problems(infos[chosen.path], others, character.trigger, expected, expected_from)
     if problems:
         raise DeployError(

@@ -31,6 +31,7 @@ from scripts.common import interrupts
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import CharacterError, load_character
 from scripts.trainer import sd_scripts_source, setup_plan
+from scripts.trainer.checkout_flags import read_flag_kinds
 from scripts.trainer.launch import DATASET_TOML_KEYS, emitted_flags
 from scripts.trainer.setup_plan import Action, Facts, Item, Probe
 from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, character_args, load_locked, merge_args
@@ -131,7 +132,8 @@ def model_setting(settings: Settings, character: str | None) -> tuple[Path | Non
         if character:
             folder = settings.character_dir(character)
             if (folder / "character.toml").is_file():
-                args = character_args(load_character(folder), text, str(locked_path))
+                args = character_args(load_character(folder), text, str(locked_path),
+                                      read_flag_kinds(settings.sd_scripts_dir.expanduser()))
                 source = args.sources.get("pretrained_model_name_or_path", "")
                 return args.pretrained_model, source, None
         args = merge_args(load_locked(text, str(locked_path)), {}, None, str(locked_path))

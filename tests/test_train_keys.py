@@ -72,3 +72,19 @@ def test_a_missing_base_model_fails_the_dry_run(place: Path, capsys) -> None:
     assert dry_run(place, {}) == 2
     err = capsys.readouterr().err
     assert f"the base checkpoint {place / 'model.safetensors'} does not exist" in err
+
+
+def test_setup_compare_and_deploy_read_the_same_keys(place: Path) -> None:
+    from scripts import setup
+    from scripts.common.settings import load_settings
+    from scripts.table.character import load_character
+    from scripts.trainer.checkout_flags import read_flag_kinds
+    from scripts.trainer.lora_checks import configured_network
+    write_character(place / "dataset", "hero", "hero_v1", {"pretrained_model": str(place / "model.safetensors"),
+                                                           "network_args": ["conv_dim=4"], "network_dim": 8})
+    settings = load_settings(environ={}, flags={"kohya_dir": place / "kohya", "dataset_root": place / "dataset"})
+    assert setup.model_setting(settings, "hero") == (place / "model.safetensors",
+                                                     f"{place / 'dataset/hero/character.toml'} [training]", None)
+    defined = read_flag_kinds(settings.sd_scripts_dir)
+    expected, _ = configured_network(load_character(place / "dataset/hero"), defined)
+    assert expected == (8, 16.0)  # dim from [training], alpha from kohya/train.toml
