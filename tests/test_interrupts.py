@@ -37,11 +37,10 @@ def assert_clean_stop(code: int, out: str, err: str, verb: str) -> int:
     return int(lines[0][1])
 
 
-@pytest.fixture(scope="module")
-def comfy() -> Iterator[str]:
-    """The ComfyUI stand-in as its own process, 0.25 s a prompt (the tests measure relative to their start)."""
-    server = subprocess.Popen([sys.executable, "-m", "tests.fakes.comfy_app", "--port", "0", "--service-time", "0.25"],
-                              cwd=launch.ROOT, stdout=subprocess.PIPE, text=True)
+def comfy_process(*options: str) -> Iterator[str]:
+    """The ComfyUI stand-in as its own process, 0.25 s a prompt; yields its URL."""
+    server = subprocess.Popen([sys.executable, "-m", "tests.fakes.comfy_app", "--port", "0", "--service-time", "0.25",
+                               *options], cwd=launch.ROOT, stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None
     line = server.stdout.readline()
     url = line.rsplit(" ", 1)[-1].strip()
@@ -49,6 +48,12 @@ def comfy() -> Iterator[str]:
     yield url
     server.terminate()
     server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def comfy() -> Iterator[str]:
+    """One stand-in for the gen-reg tests (they measure relative to their own start)."""
+    yield from comfy_process()
 
 
 def server_state(url: str) -> tuple[int, int, int]:
@@ -127,3 +132,31 @@ def test_crop_stops_cleanly_and_a_rerun_finishes(tmp_path: Path, through_invoke:
     for path in written:  # every file left is whole
         with Image.open(path) as image:
             image.load()
+
+
+def test_compare_stops_cleanly_cancels_and_unstages(tmp_path: Path) -> None:
+    """SIGTERM through invoke with no stdin: cells kept, queued prompts gone, staged LoRA copies removed."""
+    from scripts.comfyui.loras import staging_dir
+    from tests.test_compare import table
+    from tests.test_deploy import make_run
+    folder = tmp_path / "dataset" / "zara"
+    folder.mkdir(parents=True)
+    (folder / "character.toml").write_text(table())
+    loras = tmp_path / "ComfyUI" / "models" / "loras"
+    loras.mkdir(parents=True)
+    make_run(tmp_path / "output" / "zara", steps=(100, 200))
+    server = comfy_process("--loras-dir", str(loras))
+    url = next(server)
+    try:
+        env = {"LORA_DATASET_ROOT": str(tmp_path / "dataset"), "LORA_OUTPUT_ROOT": str(tmp_path / "output"),
+               "LORA_COMFYUI_DIR": str(tmp_path / "ComfyUI"), "LORA_COMFYUI_URLS": url}
+        process = launch.start(launch.invoke("compare", "--character", "zara"), env=env)
+        cells = tmp_path / "output" / "zara"
+        launch.wait_for(lambda: len(pngs(cells)) >= 1, process)
+        code, out, err = launch.stop(process, signal.SIGTERM)
+        done = assert_clean_stop(code, out, err, "compare")
+        assert 1 <= done == len(pngs(cells)) < 12, err
+        assert not list(staging_dir(loras, "zara").glob("*.safetensors")), "staged copies left behind"
+        assert_nothing_left_on(url)
+    finally:
+        next(server, None)
