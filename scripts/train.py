@@ -50,6 +50,7 @@ from scripts.trainer.launch import (
 )
 from scripts.trainer.lora_file import inspect_lora
 from scripts.trainer.run import RunResult, checkpoint_table, cpu_threads, failure, latest_state, stream
+from scripts.trainer.run_checks import trained_as_meant
 from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, TrainArgs, character_args
 from scripts.trainer.venv_probe import PROBE_SCRIPT
 
@@ -281,6 +282,8 @@ def check_smoke(plan: RunPlan, problem: str | None) -> int:
         info = inspect_lora(final, expect_dim=plan.args.dim, expect_alpha=plan.args.alpha)
         if not info.ok:
             problem = f"the smoke LoRA {final} is not valid: {info.describe()}"
+        elif meant := trained_as_meant(info.metadata, plan.character.train_dir, plan.character.reg_dir):
+            problem = meant
         else:
             print(f"smoke LoRA: {final} ({info.describe()})")
     if problem:
@@ -294,6 +297,9 @@ def check_training(plan: RunPlan, problem: str | None) -> int:
     """A full run passes when it trained cleanly and every checkpoint in the table is a valid LoRA."""
     table, all_ok = checkpoint_table(plan.output_dir, plan.character.trigger, plan.args.dim, plan.args.alpha)
     print(table)
+    final = plan.output_dir / f"{plan.character.trigger}.safetensors"
+    if problem is None and final.is_file():
+        problem = trained_as_meant(inspect_lora(final).metadata, plan.character.train_dir, plan.character.reg_dir)
     if problem:
         print(f"training FAILED: {problem}. Full output: {plan.log_path}", file=sys.stderr)
         return 1

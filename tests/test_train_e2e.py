@@ -224,3 +224,15 @@ def test_a_stop_signal_stops_the_trainer_and_says_so_once(world: dict[str, Path]
     assert done == len(kept) and [c.step for c in kept][:1] == [4], err
     time.sleep(0.5)  # the trainer is gone: no checkpoint appears after the stop (the next is due 0.6 s on)
     assert list_checkpoints(output, "hero_v1") == kept
+
+
+def test_smoke_fails_when_sd_scripts_trained_without_regularization(world: dict[str, Path], first_setup: str,
+                                                                     tmp_path: Path, capsys) -> None:
+    """An empty reg folder with --skip-validate: sd-scripts ignores the subset and trains on; smoke says so."""
+    write_character(world["dataset"], "noreg", "noreg_v1", {"pretrained_model": str(world["model"])})
+    reg = world["dataset"] / "noreg" / "reg" / "1_anime_character"
+    for image in reg.glob("*.png"):
+        image.unlink()
+    assert train_main(world, tmp_path, "--character", "noreg", "--smoke") == 1
+    err = capsys.readouterr().err
+    assert "smoke test FAILED" in err and "ss_num_reg_images = 0" in err and str(reg.parent) in err
