@@ -30,7 +30,7 @@ from scripts.comfyui.timeouts import DEFAULT_TIMEOUTS
 from scripts.common import interrupts
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import CharacterError, load_character
-from scripts.trainer import sd_scripts_source, setup_plan
+from scripts.trainer import sd_scripts_source, setup_plan, tokenizer_seed
 from scripts.trainer.checkout_flags import read_flag_kinds
 from scripts.trainer.launch import DATASET_TOML_KEYS, emitted_flags
 from scripts.trainer.setup_plan import Action, Facts, Item, Probe
@@ -178,6 +178,9 @@ def gather(settings: Settings, options: argparse.Namespace, tried: set[str], sub
     url0 = settings.comfyui_urls[0]
     loras = settings.loras_dir
     cache = settings.tokenizer_cache_dir.expanduser().absolute()
+    seeded = tokenizer_seed.fill_from_comfyui(settings.comfyui_dir, cache / setup_plan.TOKENIZER_FOLDER)
+    if seeded:
+        print(seeded)
     cached = (cache / setup_plan.TOKENIZER_FOLDER).is_dir() and any((cache / setup_plan.TOKENIZER_FOLDER).iterdir())
     pip_options = tuple(options.pip_option or shlex.split(os.environ.get("LORA_PIP_OPTIONS", "")))
     return Facts(

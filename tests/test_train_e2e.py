@@ -236,3 +236,25 @@ def test_smoke_fails_when_sd_scripts_trained_without_regularization(world: dict[
     assert train_main(world, tmp_path, "--character", "noreg", "--smoke") == 1
     err = capsys.readouterr().err
     assert "smoke test FAILED" in err and "ss_num_reg_images = 0" in err and str(reg.parent) in err
+
+
+def test_setup_fills_the_tokenizer_cache_from_comfyui_once(world: dict[str, Path], first_setup: str,
+                                                           tmp_path: Path, capsys) -> None:
+    """ComfyUI's comfy/sd1_tokenizer (here four small stand-in files of the same names) fills the cache."""
+    tokenizer = tmp_path / "ComfyUI" / "comfy" / "sd1_tokenizer"
+    tokenizer.mkdir(parents=True)
+    files = {"vocab.json": '{"a": 0}', "merges.txt": "#version: 0.2\n", "tokenizer_config.json": "{}",
+             "special_tokens_map.json": "{}"}
+    for name, text in files.items():
+        (tokenizer / name).write_text(text)
+    cache = tmp_path / "tok"
+    argv = [*settings_flags(world), "--character", "hero", "--skip-comfyui", "--pip-option=--no-index",
+            f"--pip-option=--find-links={world['wheels']}", "--tokenizer-cache-dir", str(cache),
+            "--comfyui-dir", str(tmp_path / "ComfyUI")]
+    setup.main(argv)
+    out, _ = capsys.readouterr()
+    target = cache / "openai_clip-vit-large-patch14"
+    assert {p.name: p.read_text() for p in target.iterdir()} == files
+    assert "CLIP tokenizer: copied" in out and "CLIP tokenizer cache" in out and "(runs work offline)" in out
+    setup.main(argv)
+    assert "CLIP tokenizer: copied" not in capsys.readouterr().out  # the second run changes nothing
