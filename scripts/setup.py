@@ -205,7 +205,8 @@ def act(action: Action) -> str | None:
     print("$ " + shlex.join(action.argv) + (f"    (in {action.cwd})" if action.cwd else ""), flush=True)
     git = action.argv[0] == "git"
     try:
-        done = subprocess.run(action.argv, cwd=action.cwd, text=True, capture_output=git,
+        # an optional step (the tokenizer download) offline would print a full traceback: keep its last line
+        done = subprocess.run(action.argv, cwd=action.cwd, text=True, capture_output=git or action.optional,
                               env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}, timeout=3600, check=False)
     except (OSError, subprocess.TimeoutExpired) as error:
         return str(error)
@@ -215,6 +216,9 @@ def act(action: Action) -> str | None:
             last = lines[-1] if lines else ""
             reason = next((ln for ln in reversed(lines) if "fatal" in ln or "unable" in ln.lower()), last)
             return f"git exited {done.returncode} ({reason}); no network or the remote is unreachable"
+        if action.optional:
+            lines = [ln.strip() for ln in f"{done.stdout or ''}\n{done.stderr or ''}".splitlines() if ln.strip()]
+            return f"exited {done.returncode}" + (f" ({lines[-1]})" if lines else "")
         return f"exited {done.returncode}"
     if action.stamp:
         path, text = action.stamp
