@@ -160,3 +160,13 @@ def test_compare_stops_cleanly_cancels_and_unstages(tmp_path: Path) -> None:
         assert_nothing_left_on(url)
     finally:
         next(server, None)
+
+
+def test_a_signal_inherited_ignored_stays_ignored() -> None:
+    """`nohup python -m scripts.train ...` keeps running when the terminal closes."""
+    code = ("import signal; from scripts.common import interrupts; interrupts.install(); "
+            "print(signal.getsignal(signal.SIGHUP) is signal.SIG_IGN, "
+            "signal.getsignal(signal.SIGTERM) is interrupts._as_interrupt)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=launch.ROOT, capture_output=True, text=True, check=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # noqa: PLW1509
+    assert result.stdout.split() == ["True", "True"]

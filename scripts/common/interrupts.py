@@ -8,9 +8,9 @@ command to continue`, and exits 130, with no traceback.
 
 While an asyncio loop runs, `asyncio.run` owns SIGINT (its first one cancels the main task so
 `finally` blocks and the cancel paths run); SIGTERM/SIGHUP call whatever SIGINT handler is
-installed, so they take that same path. SIGINT is set back to Python's default handler first: a
-background job of a non-interactive shell (and a child started by `invoke`, see
-scripts/common/task_runner.py) inherits it ignored.
+installed, so they take that same path. A signal inherited ignored stays ignored (`nohup`; a
+background job of a non-interactive shell starts with SIGINT ignored, so tests/launch.py restores
+it in the child, as an interactive shell does for a foreground job).
 
 `note_done()` is called once per finished item (crop written, image saved, grid cell rendered);
 the count is what the stop line reports.
@@ -60,10 +60,11 @@ def _as_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def install() -> None:
-    """SIGINT raises KeyboardInterrupt again (even if inherited ignored); SIGTERM/SIGHUP follow it."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    """SIGTERM/SIGHUP behave like SIGINT (KeyboardInterrupt). A signal this process inherited ignored
+    stays ignored: `nohup` (SIGHUP) and a background job of a non-interactive shell (SIGINT) mean it."""
     for signum in STOP_SIGNALS:
-        signal.signal(signum, _as_interrupt)
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _as_interrupt)
 
 
 def run_main(verb: str, main: Callable[[], int]) -> int:
