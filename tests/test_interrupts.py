@@ -168,5 +168,5 @@ def test_a_signal_inherited_ignored_stays_ignored() -> None:
             "print(signal.getsignal(signal.SIGHUP) is signal.SIG_IGN, "
             "signal.getsignal(signal.SIGTERM) is interrupts._as_interrupt)")
     result = subprocess.run([sys.executable, "-c", code], cwd=launch.ROOT, capture_output=True, text=True, check=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # noqa: PLW1509
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
     assert result.stdout.split() == ["True", "True"]
