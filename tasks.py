@@ -11,12 +11,19 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from invoke import Collection, Context, Exit, task
+from invoke import Collection, Context, Exit
+from invoke import task as invoke_task
 
 from scripts.common.settings import Settings, SettingsError, load_settings
+from scripts.common.task_runner import ScriptRunner, ScriptTask
 
 PY = shlex.quote(sys.executable)
 CHARACTER_HELP = "character folder under the dataset root (default: example)"
+
+
+def task(*args: Any, **kwargs: Any) -> Any:
+    """invoke's `@task`; short flags mean one thing in every task (-c, -d, -s: see ScriptTask)."""
+    return invoke_task(*args, klass=ScriptTask, **kwargs)
 
 
 def settings(c: Context, **flags: Any) -> Settings:
@@ -80,15 +87,16 @@ def crop(c: Context, character: str = "example", dry_run: bool = False, clamp: b
     "min_reg": "fewest regularization images (default: the table's [validation], 100)",
     "tolerance": "allowed gap between framing/pose shares and targets (default: 0.15)",
     "duplicate_distance": "dHash distance at or below which images count as near duplicates (default: 4)",
+    "require_reg": "fail (not warn) when there are no regularization images, as before training",
 })
-def validate(c: Context, character: str = "example", min_train: int | None = None, max_train: int | None = None,
-             min_reg: int | None = None, tolerance: float | None = None,
-             duplicate_distance: int | None = None) -> None:
+def validate(c: Context, character: str = "example", min_train: str | None = None, max_train: str | None = None,
+             min_reg: str | None = None, tolerance: str | None = None,
+             duplicate_distance: str | None = None, require_reg: bool = False) -> None:
     """Check a character's dataset and print the report."""
     base = settings(c)
     script(c, "validate", "--character", character, "--dataset-root", base.dataset_root,
            *flag_pairs(min_train=min_train, max_train=max_train, min_reg=min_reg, tolerance=tolerance,
-                       duplicate_distance=duplicate_distance))
+                       duplicate_distance=duplicate_distance, require_reg=require_reg))
 
 
 # --- regularization (gen-reg) -------------------------------------------------------------------
@@ -99,14 +107,13 @@ def validate(c: Context, character: str = "example", min_train: int | None = Non
     "server": "ComfyUI server URL; repeat for several (default: the configured comfyui_urls)",
     "concurrency": "prompts kept queued per server (default: the configured concurrency)",
 })
-def gen_reg(c: Context, character: str = "example", count: int = 0, server: list[str] | None = None,
-            concurrency: int = 0) -> None:
+def gen_reg(c: Context, character: str = "example", count: str | None = None, server: list[str] | None = None,
+            concurrency: str | None = None) -> None:
     """Generate regularization images on ComfyUI."""
-    if count < 0 or concurrency < 0:
-        raise Exit("--count and --concurrency must be positive; leave them out for the defaults.", code=2)
-    base = settings(c, comfyui_urls=server or None, concurrency=concurrency or None)
+    # Numbers stay text here: the script checks them (a whole number, 1 or more) with a plain message.
+    base = settings(c, comfyui_urls=server or None, concurrency=concurrency)
     script(c, "gen_reg", "--character", character, "--dataset-root", base.dataset_root,
-           "--concurrency", base.concurrency, *flag_pairs(count=count or None, server=servers(server, base)))
+           "--concurrency", base.concurrency, *flag_pairs(count=count, server=servers(server, base)))
 
 
 # --- training (setup, smoke, train) -------------------------------------------------------------
@@ -126,11 +133,17 @@ def _kohya_flags(base: Settings) -> list[Any]:
     "pip_option": "extra pip option for the kohya venv, repeatable (e.g. --pip-option=--no-index)",
     "torch_index_url": "pip index for the torch/torchvision pair (default: chosen per platform)",
     "skip_comfyui": "do not check that ComfyUI answers",
+    "kohya_dir": "folder of the kohya venv and sd-scripts checkout (default: the kohya_dir setting)",
+    "sd_scripts_dir": "the sd-scripts checkout (default: the sd_scripts_dir setting, <kohya_dir>/sd-scripts)",
+    "kohya_python": "python of the kohya venv, e.g. an existing kohya_ss one (default: the kohya_python setting)",
+    "comfyui_dir": "the ComfyUI folder (default: the comfyui_dir setting)",
 })
 def setup(c: Context, character: str = "example", pip_option: list[str] | None = None, torch_index_url: str = "",
-          skip_comfyui: bool = False) -> None:
+          skip_comfyui: bool = False, kohya_dir: str | None = None, sd_scripts_dir: str | None = None,
+          kohya_python: str | None = None, comfyui_dir: str | None = None) -> None:
     """Fetch sd-scripts, build the kohya venv, check the model."""
-    base = settings(c)
+    base = settings(c, kohya_dir=kohya_dir, sd_scripts_dir=sd_scripts_dir, kohya_python=kohya_python,
+                    comfyui_dir=comfyui_dir)
     servers_flags = [w for url in base.comfyui_urls for w in ("--server", url)]
     script(c, "setup", *_kohya_flags(base), "--comfyui-dir", base.comfyui_dir, *servers_flags,
            *[f"--pip-option={o}" for o in (pip_option or [])],
@@ -158,18 +171,19 @@ def smoke(c: Context, character: str = "example", dry_run: bool = False, device:
     "num_processes": "accelerate processes, e.g. one per GPU (default: the num_processes setting, 1)",
     "accelerate_config": "accelerate config file for several GPUs or machines (default: none, explicit flags)",
     "max_train_steps": "override the locked step count (default: kohya/train.toml, 920)",
+    "save_every_n_steps": "save a checkpoint every N steps (default: kohya/train.toml or [training], 230)",
     "device": "precision flags for this device: auto (probe the kohya venv), cpu, mps, cuda, cuda-bf16",
     "skip_validate": "do not validate the dataset first",
 })
 def train(c: Context, character: str = "example", dry_run: bool = False, resume: bool = False,
-          num_processes: int = 0, accelerate_config: str = "", max_train_steps: int = 0, device: str = "auto",
-          skip_validate: bool = False) -> None:
+          num_processes: str | None = None, accelerate_config: str = "", max_train_steps: str | None = None,
+          device: str = "auto", skip_validate: bool = False, save_every_n_steps: str | None = None) -> None:
     """Train the LoRA, then list and verify its checkpoints."""
-    base = settings(c, accelerate_config=accelerate_config or None, num_processes=num_processes or None)
+    base = settings(c, accelerate_config=accelerate_config or None, num_processes=num_processes)
     script(c, "train", "--character", character, *_kohya_flags(base), "--build-root", base.build_root,
            "--output-root", base.output_root, "--num-processes", base.num_processes,
-           *flag_pairs(dry_run=dry_run, resume=resume, max_train_steps=max_train_steps or None, device=device,
-                       skip_validate=skip_validate))
+           *flag_pairs(dry_run=dry_run, resume=resume, max_train_steps=max_train_steps, device=device,
+                       skip_validate=skip_validate, save_every_n_steps=save_every_n_steps))
 
 
 # --- checkpoint selection and deploy (compare, deploy) ------------------------------------------
@@ -198,9 +212,10 @@ def compare(c: Context, character: str = "example", server: list[str] | None = N
     "step": "checkpoint to put live: a step number from the grid, or 'final'",
     "rollback": "swap the live LoRA with the backup kept by the last deploy",
     "server": "ComfyUI server to confirm the deploy on; repeatable (default: the configured comfyui_urls)",
+    "comfyui_dir": "the ComfyUI folder whose models/loras/ gets the LoRA (default: the comfyui_dir setting)",
 })
 def deploy(c: Context, character: str = "example", step: str = "", rollback: bool = False,
-           server: list[str] | None = None) -> None:
+           server: list[str] | None = None, comfyui_dir: str | None = None) -> None:
     """Put one checkpoint live in ComfyUI, verified."""
     if not step and not rollback:
         raise Exit("Say which checkpoint to deploy with --step N (a step from the grid, or final), "
@@ -208,17 +223,20 @@ def deploy(c: Context, character: str = "example", step: str = "", rollback: boo
     if step and rollback:
         raise Exit("--step and --rollback do not go together: --rollback restores the backup, whatever its step.",
                    code=2)
-    base = settings(c, comfyui_urls=server or None)
+    base = settings(c, comfyui_urls=server or None, comfyui_dir=comfyui_dir)
     script(c, "deploy", "--character", character, "--dataset-root", base.dataset_root,
            "--output-root", base.output_root, "--comfyui-dir", base.comfyui_dir,
            *flag_pairs(server=servers(server, base), step=step or None, rollback=rollback))
 
 
 # --- project chores -----------------------------------------------------------------------------
-@task(help={"character": CHARACTER_HELP, "offline": "skip asking the ComfyUI servers whether they are up"})
-def status(c: Context, character: str = "example", offline: bool = False) -> None:
+@task(iterable=["server"], help={
+    "character": CHARACTER_HELP, "offline": "skip asking the ComfyUI servers whether they are up",
+    "server": "ComfyUI server URL to ask; repeat for several (default: the configured comfyui_urls)",
+})
+def status(c: Context, character: str = "example", offline: bool = False, server: list[str] | None = None) -> None:
     """Show where a character stands and the next step."""
-    base = settings(c)
+    base = settings(c, comfyui_urls=server or None)
     script(c, "status", "--character", character, *(["--offline"] if offline else []),
            "--dataset-root", base.dataset_root, "--output-root", base.output_root,
            "--sd-scripts-dir", base.sd_scripts_dir, "--kohya-python", base.kohya_python,
@@ -252,3 +270,5 @@ def bench(c: Context) -> None:
 
 # No ns.configure defaults: every machine-setting default lives once, in scripts/common/settings.py.
 ns = Collection.from_module(sys.modules[__name__])
+# Stop signals (Ctrl-C, SIGTERM, SIGHUP) reach each script once and end it cleanly: see task_runner.py.
+ns.configure({"runners": {"local": ScriptRunner}})

@@ -32,6 +32,7 @@ import aiohttp
 from scripts import comfyui
 from scripts.comfyui.loras import STAGING_ROOT, checkpoint_key, remove_staged, stage, staged_name, staging_dir
 from scripts.comfyui.workflow import WorkflowError, fill_txt2img, load_template
+from scripts.common import interrupts
 from scripts.common.atomic import write_bytes, write_text
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
@@ -45,6 +46,7 @@ from scripts.table.character import (
     slugify,
     with_trigger,
 )
+from scripts.trainer.checkout_flags import read_flag_kinds
 from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
 from scripts.trainer.lora_checks import configured_network, verification_problems
 from scripts.trainer.lora_file import inspect_lora
@@ -233,7 +235,7 @@ def find_checkpoints(character: Character, settings: Settings,
     # the same checks deploy makes (scripts.trainer.lora_checks), against every checkpoint of the run, so
     # the grid never shows a checkpoint deploy would refuse
     infos = {c.path: inspect_lora(c.path) for c in list_checkpoints(output_dir, character.trigger)}
-    expected, expected_from = configured_network(character)
+    expected, expected_from = configured_network(character, read_flag_kinds(settings.sd_scripts_dir.expanduser()))
     usable, skipped = [], []
     for checkpoint in found:
         info = infos.get(checkpoint.path) or inspect_lora(checkpoint.path)
@@ -375,6 +377,7 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
                     row: Row = result.job.meta["row"]
                     if result.status == "done" and result.images:
                         write_bytes(folder / cell.file, result.images[0])
+                        interrupts.note_done()
                         manifest[cell.file] = {
                             "key": cell.key, "row": row.key, "label": row.label,
                             "checkpoint": str(row.checkpoint.path) if row.checkpoint else None,
@@ -479,7 +482,10 @@ def main(argv: list[str] | None = None) -> int:
         options = Options(character, settings, strengths=args.strength or [1.0], steps=parse_steps(args.steps),
                           extra_prompts=args.prompt, keep_staged=args.keep_staged, timeout=args.timeout)
         summary = asyncio.run(run(options))
-    except (CompareError, CharacterError, SettingsError, WorkflowError, comfyui.ComfyError) as error:
+    except (CharacterError, SettingsError) as error:
+        print(str(error), file=sys.stderr)
+        return 2  # bad input or configuration (the exit-code table in the README)
+    except (CompareError, WorkflowError, comfyui.ComfyError) as error:
         print(str(error), file=sys.stderr)
         return 1
     except OSError as error:
@@ -487,12 +493,10 @@ def main(argv: list[str] | None = None) -> int:
               f"copies were removed. Fix the cause and run again: only missing cells are rendered.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("Interrupted: our queued prompts were cancelled and the staged copies removed; cells already "
-              "rendered are kept, so running again finishes the grid.", file=sys.stderr)
-        return 130
+        return interrupts.stopped("compare")  # queued prompts were cancelled, staged copies removed
     print(summary_text(summary, character))
     return 1 if summary.failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interrupts.run_main("compare", main))

@@ -30,10 +30,11 @@ from typing import TextIO
 
 from PIL import Image, UnidentifiedImageError
 
-from scripts.common import atomic
+from scripts.common import atomic, interrupts
 from scripts.common.progress import ProgressLine
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
 from scripts.common.trash import TRASH_NAME, Trash
+from scripts.imaging.box_quality import box_findings, resolution_warning
 from scripts.imaging.contact import contact_sheet
 from scripts.imaging.geometry import Box, Size, check_box, format_box
 from scripts.imaging.sheets import decode_sheet, png_bytes, read_marker, render
@@ -101,12 +102,13 @@ def plan_crops(character: Character, sources: Mapping[Path, SourceInfo], *, clam
                allow_asymmetric_flip: bool = False, dry_run: bool = False) -> Plan:
     """Check every crop against its source; return the jobs, or the problems that forbid writing."""
     problems: list[str] = []
-    warnings: list[str] = []
+    warnings: list[str] = [w for w in [resolution_warning(character.resolution)] if w]
     jobs: list[Job] = []
+    unreadable: dict[Path, list[str]] = {}  # one problem per sheet, naming the crops it feeds
     for crop in character.crops:
         info = sources[crop.source]
         if info.error or info.size is None:
-            problems.append(f"crop {crop.name!r}: {info.error}")
+            unreadable.setdefault(crop.source, []).append(crop.name)
             continue
         bounds = check_box(crop.box, info.size)
         box = crop.box
@@ -119,6 +121,11 @@ def plan_crops(character: Character, sources: Mapping[Path, SourceInfo], *, clam
             else:
                 problems.append(f"{where} (fix the box in the table, or pass --clamp to use the nearest box)")
                 continue
+        quality_warnings, quality_problems = box_findings(crop.name, box, character.resolution)
+        warnings += quality_warnings
+        if quality_problems:
+            problems += quality_problems
+            continue
         jobs.append(Job(crop, box, flip=False))
         if crop.flip:
             if character.asymmetric and not allow_asymmetric_flip:
@@ -132,6 +139,7 @@ def plan_crops(character: Character, sources: Mapping[Path, SourceInfo], *, clam
                 warnings.append(f"crop {crop.name!r}: mirrored although the character is asymmetric "
                                 f"(--allow-asymmetric-flip)")
             jobs.append(Job(crop, box, flip=True))
+    problems[:0] = source_problems(character, sources, unreadable)
     stems = [job.stem for job in jobs]
     for stem in sorted({s for s in stems if stems.count(s) > 1}):
         problems.append(f"output name {stem!r} is produced twice (a crop named {stem!r} and the mirrored "
@@ -139,6 +147,18 @@ def plan_crops(character: Character, sources: Mapping[Path, SourceInfo], *, clam
     if dry_run and CONTACT_SHEET.removesuffix(".png") in stems:
         problems.append(f"crop name {CONTACT_SHEET.removesuffix('.png')!r} is reserved for the preview contact sheet")
     return Plan(tuple(jobs), tuple(problems), tuple(warnings))
+
+
+def source_problems(character: Character, sources: Mapping[Path, SourceInfo],
+                    unreadable: Mapping[Path, Sequence[str]]) -> list[str]:
+    """One problem per unreadable sheet; the bundled example's undrawn sheets say how to draw them."""
+    if unreadable and character.slug == "example" and len(unreadable) == len(sources) and all(
+            "does not exist" in (sources[s].error or "") for s in unreadable):
+        return [f"the example's reference sheets are not drawn yet ({len(unreadable)} missing in "
+                f"{character.folder}); run `make demo` (or `python -m scripts.example_art --out "
+                f"{character.folder}`) first"]
+    return [f"{sources[source].error} (it feeds crop{'s' if len(names) > 1 else ''} "
+            f"{', '.join(repr(n) for n in names)})" for source, names in unreadable.items()]
 
 
 def fingerprint(job: Job, source: SourceInfo, character: Character) -> str:
@@ -261,6 +281,7 @@ def run_crop(character: Character, *, dry_run: bool = False, clamp: bool = False
             image = render(sheet, job.box, character.resolution, character.background, job.flip)
             path = target / f"{job.stem}.png"
             atomic.write_bytes(path, png_bytes(image, fingerprints[job.stem]))
+            interrupts.note_done()
             result.files_written.append(path)
             result.written.append(job.stem)
             images[job.stem] = image
@@ -375,4 +396,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interrupts.run_main("crop", main))

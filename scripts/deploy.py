@@ -31,9 +31,11 @@ import aiohttp
 
 from scripts import comfyui
 from scripts.comfyui.loras import remove_staged
+from scripts.common import interrupts
 from scripts.common.atomic import atomic_path, write_text
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import Character, CharacterError, load_character
+from scripts.trainer.checkout_flags import read_flag_kinds
 from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
 from scripts.trainer.lora_checks import configured_network, verification_problems
 from scripts.trainer.lora_file import LoraInfo, inspect_lora
@@ -238,7 +240,7 @@ async def deploy(settings: Settings, character: Character, step: str, now: datet
     infos = {c.path: inspect_lora(c.path) for c in checkpoints}
     chosen = choose_checkpoint(checkpoints, step, infos, output_dir, character.slug)
     others = [infos[c.path] for c in checkpoints if c != chosen]
-    expected, expected_from = configured_network(character)
+    expected, expected_from = configured_network(character, read_flag_kinds(settings.sd_scripts_dir.expanduser()))
     problems = verification_problems(infos[chosen.path], others, character.trigger, expected, expected_from)
     if problems:
         raise DeployError(
@@ -366,7 +368,10 @@ def main(argv: list[str] | None = None) -> int:
             _, problem = asyncio.run(rollback(settings, character))
         else:
             _, problem = asyncio.run(deploy(settings, character, args.step))
-    except (DeployError, CharacterError, SettingsError) as error:
+    except (CharacterError, SettingsError) as error:
+        print(str(error), file=sys.stderr)
+        return 2  # bad input or configuration (the exit-code table in the README)
+    except DeployError as error:
         print(str(error), file=sys.stderr)
         return 1
     except OSError as error:
@@ -374,8 +379,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(files appear only by rename). Fix the cause and run again.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("Interrupted; the production file is either the old or the new one, never partial.", file=sys.stderr)
-        return 130
+        return interrupts.stopped("deploy")  # the production file is the old or the new one, never partial
     if problem:
         print(problem, file=sys.stderr)
         return 1
@@ -383,4 +387,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interrupts.run_main("deploy", main))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from scripts.common import atomic
+from scripts.common import atomic, interrupts
 from scripts.imaging.fonts import label_font
 
 DEFAULT_OUT = Path("dataset/example")
@@ -331,4 +331,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interrupts.run_main("example-art", main))

@@ -28,6 +28,7 @@ import aiohttp
 
 from scripts import comfyui
 from scripts.comfyui.workflow import fill_txt2img, load_template
+from scripts.common import interrupts
 from scripts.common.atomic import remove_stale_temps, write_bytes
 from scripts.common.cli import non_negative_int, positive_float, positive_int
 from scripts.common.progress import ProgressLine, format_duration
@@ -137,9 +138,11 @@ async def check_servers(session: aiohttp.ClientSession, cfg: Config) -> list[str
             if not isinstance(outcome, comfyui.ComfyError):
                 raise outcome
             problems.append(str(outcome))
-            log.warning("left out: %s", outcome)
         else:
             alive.append(url)
+    if alive:  # with none alive, the one error below says it all (not twice)
+        for problem in problems:
+            log.warning("left out: %s", problem)
     if not alive:
         raise Fail(comfyui.no_server_message(cfg.servers, problems))
     return alive
@@ -204,6 +207,7 @@ class Keeper:
                 self.tally.rejected += 1
             else:
                 write_bytes(self.plan.out_dir / item.file, result.images[0])
+                interrupts.note_done()
         self.manifest.add(make_record(file=item.file, index=item.index, seed=item.seed,
                                       prompt_hash=self.plan.prompt_hash, server=result.server,
                                       prompt_id=result.prompt_id, seconds=result.seconds, status=status,
@@ -346,8 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gen-reg: {os_error_message(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        return 130
+        return interrupts.stopped("gen-reg")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interrupts.run_main("gen-reg", main))

@@ -27,9 +27,11 @@ import urllib.request
 from pathlib import Path
 
 from scripts.comfyui.timeouts import DEFAULT_TIMEOUTS
+from scripts.common import interrupts
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import CharacterError, load_character
-from scripts.trainer import sd_scripts_source, setup_plan
+from scripts.trainer import sd_scripts_source, setup_plan, tokenizer_seed
+from scripts.trainer.checkout_flags import read_flag_kinds
 from scripts.trainer.launch import DATASET_TOML_KEYS, emitted_flags
 from scripts.trainer.setup_plan import Action, Facts, Item, Probe
 from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, character_args, load_locked, merge_args
@@ -130,7 +132,8 @@ def model_setting(settings: Settings, character: str | None) -> tuple[Path | Non
         if character:
             folder = settings.character_dir(character)
             if (folder / "character.toml").is_file():
-                args = character_args(load_character(folder), text, str(locked_path))
+                args = character_args(load_character(folder), text, str(locked_path),
+                                      read_flag_kinds(settings.sd_scripts_dir.expanduser()))
                 source = args.sources.get("pretrained_model_name_or_path", "")
                 return args.pretrained_model, source, None
         args = merge_args(load_locked(text, str(locked_path)), {}, None, str(locked_path))
@@ -175,6 +178,9 @@ def gather(settings: Settings, options: argparse.Namespace, tried: set[str], sub
     url0 = settings.comfyui_urls[0]
     loras = settings.loras_dir
     cache = settings.tokenizer_cache_dir.expanduser().absolute()
+    seeded = tokenizer_seed.fill_from_comfyui(settings.comfyui_dir, cache / setup_plan.TOKENIZER_FOLDER)
+    if seeded:
+        print(seeded)
     cached = (cache / setup_plan.TOKENIZER_FOLDER).is_dir() and any((cache / setup_plan.TOKENIZER_FOLDER).iterdir())
     pip_options = tuple(options.pip_option or shlex.split(os.environ.get("LORA_PIP_OPTIONS", "")))
     return Facts(
@@ -199,7 +205,8 @@ def act(action: Action) -> str | None:
     print("$ " + shlex.join(action.argv) + (f"    (in {action.cwd})" if action.cwd else ""), flush=True)
     git = action.argv[0] == "git"
     try:
-        done = subprocess.run(action.argv, cwd=action.cwd, text=True, capture_output=git,
+        # an optional step (the tokenizer download) offline would print a full traceback: keep its last line
+        done = subprocess.run(action.argv, cwd=action.cwd, text=True, capture_output=git or action.optional,
                               env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}, timeout=3600, check=False)
     except (OSError, subprocess.TimeoutExpired) as error:
         return str(error)
@@ -209,6 +216,9 @@ def act(action: Action) -> str | None:
             last = lines[-1] if lines else ""
             reason = next((ln for ln in reversed(lines) if "fatal" in ln or "unable" in ln.lower()), last)
             return f"git exited {done.returncode} ({reason}); no network or the remote is unreachable"
+        if action.optional:
+            lines = [ln.strip() for ln in f"{done.stdout or ''}\n{done.stderr or ''}".splitlines() if ln.strip()]
+            return f"exited {done.returncode}" + (f" ({lines[-1]})" if lines else "")
         return f"exited {done.returncode}"
     if action.stamp:
         path, text = action.stamp
@@ -294,4 +304,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interrupts.run_main("setup", main))

@@ -18,6 +18,7 @@ from pathlib import Path
 import aiohttp
 
 from scripts.comfyui.timeouts import DEFAULT_TIMEOUTS
+from scripts.common import interrupts
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import Character, CharacterError, load_character
 from scripts.table.crop_record import check_outputs
@@ -137,4 +138,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interrupts.run_main("status", main))

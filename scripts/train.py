@@ -34,11 +34,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.common import atomic
+from scripts.common import atomic, interrupts
 from scripts.common.cli import positive_int
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import Character, CharacterError, load_character
+from scripts.trainer.checkout_flags import read_flag_kinds
+from scripts.trainer.checkpoints import list_checkpoints
 from scripts.trainer.launch import (
     SMOKE_STEPS,
     Launch,
@@ -51,6 +53,7 @@ from scripts.trainer.launch import (
 from scripts.trainer.lora_file import inspect_lora
 from scripts.trainer.resume import choose_state, keep_old_log, prune_step_states
 from scripts.trainer.run import RunResult, checkpoint_table, cpu_threads, failure, latest_state, stream
+from scripts.trainer.run_checks import trained_as_meant
 from scripts.trainer.smoke_folder import promote, smoke_dir, try_dir
 from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, TrainArgs, character_args
 from scripts.trainer.venv_probe import PROBE_SCRIPT
@@ -165,12 +168,19 @@ def load_training(options: argparse.Namespace, settings: Settings) -> tuple[Char
     except UnicodeDecodeError:
         raise TrainError(f"the training config {locked_path} is not UTF-8 text; point --train-config at a "
                          f"TOML file") from None
-    return character, character_args(character, locked_text, str(locked_path))
+    defined = read_flag_kinds(settings.sd_scripts_dir.expanduser())  # None before setup: the built-in list
+    args = character_args(character, locked_text, str(locked_path), defined)
+    return character, args
 
 
 def ready_launcher(options: argparse.Namespace, settings: Settings, args: TrainArgs) -> tuple[Path, Path]:
     """(kohya python, accelerate script), after checking what a real run needs and validating the dataset."""
     if options.dry_run:
+        model = args.pretrained_model  # a model that is not there fails the dry run too: the command would fail
+        if model is not None and not model.is_file():
+            source = args.sources.get("pretrained_model_name_or_path", "the configuration")
+            raise TrainError(f"the base checkpoint {model} does not exist (set in {source}): download it there or "
+                             f"change pretrained_model")
         python = settings.kohya_python.expanduser().absolute()
         return python, python.parent / "accelerate"
     python, accelerate = preflight(settings, args)
@@ -218,6 +228,7 @@ def launch_for(options: argparse.Namespace, settings: Settings, character: Chara
         accelerate_config=accelerate_config,
         training_comment=f"character={character.slug} dataset={fingerprint}", trigger_phrase=character.trigger,
         max_train_steps=SMOKE_STEPS if options.smoke else options.max_train_steps,
+        save_every_n_steps=None if options.smoke else options.save_every_n_steps,
         save_state=not options.smoke, resume=resume,
     )
     return launch, note
@@ -274,8 +285,8 @@ def execute(plan: RunPlan) -> RunResult:
 def check_result(plan: RunPlan, result: RunResult) -> int:
     """Check: the exit code of the run (0 passed, 1 failed, 130 interrupted), with what failed printed."""
     if result.stopped and result.stopped.startswith("interrupted"):
-        print(f"training interrupted; saved checkpoints stay in {plan.output_dir}", file=sys.stderr)
-        return 130
+        return interrupts.stopped("smoke" if plan.smoke else "train",
+                                  len(list_checkpoints(plan.output_dir, plan.character.trigger)))
     problem = failure(result)
     return check_smoke(plan, problem) if plan.smoke else check_training(plan, problem)
 
@@ -287,6 +298,8 @@ def check_smoke(plan: RunPlan, problem: str | None) -> int:
         info = inspect_lora(final, expect_dim=plan.args.dim, expect_alpha=plan.args.alpha)
         if not info.ok:
             problem = f"the smoke LoRA {final} is not valid: {info.describe()}"
+        elif meant := trained_as_meant(info.metadata, plan.character.train_dir, plan.character.reg_dir):
+            problem = meant
         else:
             final = promote(plan.output_dir) / final.name
             print(f"smoke LoRA: {final} ({info.describe()})")
@@ -304,6 +317,9 @@ def check_training(plan: RunPlan, problem: str | None) -> int:
     """A full run passes when it trained cleanly and every checkpoint in the table is a valid LoRA."""
     table, all_ok = checkpoint_table(plan.output_dir, plan.character.trigger, plan.args.dim, plan.args.alpha)
     print(table)
+    final = plan.output_dir / f"{plan.character.trigger}.safetensors"
+    if problem is None and final.is_file():
+        problem = trained_as_meant(inspect_lora(final).metadata, plan.character.train_dir, plan.character.reg_dir)
     if problem:
         print(f"training FAILED: {problem}. Full output: {plan.log_path}", file=sys.stderr)
         return 1
@@ -345,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="precision flags for this device (default: probe)")
     parser.add_argument("--max-train-steps", type=positive_int, default=None, help="override the step count (full run)")
+    parser.add_argument("--save-every-n-steps", type=positive_int, default=None,
+                        help="save a checkpoint every N steps (default: kohya/train.toml or [training], 230)")
     parser.add_argument("--train-config", default=None,
                         help="locked arguments file (default: this repo's kohya/train.toml)")
     parser.add_argument("--skip-validate", action="store_true", help="do not validate the dataset first")
@@ -361,8 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         print(done)
         return 0
     except KeyboardInterrupt:
-        return 130
+        return interrupts.stopped("train")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interrupts.run_main("train", main))

@@ -20,6 +20,7 @@ from typing import TextIO
 
 from PIL import Image, UnidentifiedImageError
 
+from scripts.common import interrupts
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
 from scripts.imaging.png import dhash, inspect_png
 from scripts.table.character import Character, CharacterError, Validation, load_character
@@ -88,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--character", required=True, help="character folder under the dataset root, e.g. example")
     parser.add_argument("--min-train", type=int,
                         help="fewest original train images (default: the table's [validation])")
-    parser.add_argument("--max-train", type=int, help="most original train images (default: the table's [validation])")
-    parser.add_argument("--min-reg", type=int, help="fewest regularization images (default: the table's [validation])")
+    parser.add_argument("--max-train", type=int,
+                        help="most original train images (default: the table's [validation])")
+    parser.add_argument("--min-reg", type=int,
+                        help="fewest regularization images (default: the table's [validation])")
     parser.add_argument("--tolerance", type=float,
                         help="allowed gap between framing/pose shares and their targets, e.g. 0.15")
     parser.add_argument("--duplicate-distance", type=int,
@@ -116,4 +119,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interrupts.run_main("validate", main))

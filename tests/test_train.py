@@ -142,3 +142,13 @@ def test_processes_share_the_cpus_and_an_explicit_count_overrides_the_config_fil
                             "--accelerate-config", str(config))) == 0
     argv = shlex.split(capsys.readouterr().out.strip().splitlines()[0][2:])
     assert "--num_processes" not in argv  # no count typed: the file decides
+
+
+def test_the_checkpoint_frequency_has_a_flag(place: dict[str, Path], capsys) -> None:
+    assert train.main(flags(place, "--character", "hero", "--dry-run", "--device", "cpu")) == 0
+    default = shlex.split(capsys.readouterr().out.strip().splitlines()[0][2:])
+    assert "--save_every_n_steps=230" in default
+    assert train.main(flags(place, "--character", "hero", "--dry-run", "--device", "cpu",
+                            "--save-every-n-steps", "50")) == 0
+    argv = shlex.split(capsys.readouterr().out.strip().splitlines()[0][2:])
+    assert "--save_every_n_steps=50" in argv and "--save_every_n_steps=230" not in argv

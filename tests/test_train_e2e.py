@@ -270,3 +270,66 @@ def test_a_finished_run_prunes_its_step_states_and_says_how_much(world: dict[str
     assert sorted(p.name for p in output.iterdir() if p.is_dir()) == ["hero_v1-state"]
     assert "pruned 2 step optimizer state(s), freed " in out  # the states of steps 4 and 8
     assert f"kept {output / 'hero_v1-state'} for a later --resume" in out
+@pytest.mark.parametrize("through_invoke", [False, True])
+def test_a_stop_signal_stops_the_trainer_and_says_so_once(world: dict[str, Path], first_setup: str,
+                                                          tmp_path: Path, through_invoke: bool) -> None:
+    """Ctrl-C (a real SIGINT to the process group) directly, SIGTERM through invoke without stdin."""
+    import signal
+
+    from tests import launch
+    from tests.test_interrupts import assert_clean_stop
+    roots = ["--build-root", str(tmp_path / "build"), "--output-root", str(tmp_path / "output")]
+    if through_invoke:
+        project = world["project"]
+        env = {"LORA_KOHYA_DIR": str(project / "kohya"), "LORA_KOHYA_PYTHON": str(project / "kohya/.venv/bin/python"),
+               "LORA_TOKENIZER_CACHE_DIR": str(world["root"] / "tok"), "LORA_DATASET_ROOT": str(world["dataset"]),
+               "LORA_BUILD_ROOT": roots[1], "LORA_OUTPUT_ROOT": roots[3]}
+        argv, signum = launch.invoke("train", "--character", "hero", "--skip-validate"), signal.SIGTERM
+    else:
+        env = {}
+        argv = launch.python_module("scripts.train", *settings_flags(world), *roots, "--skip-validate",
+                                    "--character", "hero")
+        signum = signal.SIGINT
+    process = launch.start(argv, env={**env, "STANDIN_STEP_SECONDS": "0.15"})
+    output = tmp_path / "output/hero"
+    launch.wait_for(lambda: len(list_checkpoints(output, "hero_v1")) >= 1, process, timeout=60)
+    code, out, err = launch.stop(process, signum)
+    done = assert_clean_stop(code, out, err, "train")
+    kept = list_checkpoints(output, "hero_v1")
+    assert done == len(kept) and [c.step for c in kept][:1] == [4], err
+    time.sleep(0.5)  # the trainer is gone: no checkpoint appears after the stop (the next is due 0.6 s on)
+    assert list_checkpoints(output, "hero_v1") == kept
+
+
+def test_smoke_fails_when_sd_scripts_trained_without_regularization(world: dict[str, Path], first_setup: str,
+                                                                     tmp_path: Path, capsys) -> None:
+    """An empty reg folder with --skip-validate: sd-scripts ignores the subset and trains on; smoke says so."""
+    write_character(world["dataset"], "noreg", "noreg_v1", {"pretrained_model": str(world["model"])})
+    reg = world["dataset"] / "noreg" / "reg" / "1_anime_character"
+    for image in reg.glob("*.png"):
+        image.unlink()
+    assert train_main(world, tmp_path, "--character", "noreg", "--smoke") == 1
+    err = capsys.readouterr().err
+    assert "smoke test FAILED" in err and "ss_num_reg_images = 0" in err and str(reg.parent) in err
+
+
+def test_setup_fills_the_tokenizer_cache_from_comfyui_once(world: dict[str, Path], first_setup: str,
+                                                           tmp_path: Path, capsys) -> None:
+    """ComfyUI's comfy/sd1_tokenizer (here four small stand-in files of the same names) fills the cache."""
+    tokenizer = tmp_path / "ComfyUI" / "comfy" / "sd1_tokenizer"
+    tokenizer.mkdir(parents=True)
+    files = {"vocab.json": '{"a": 0}', "merges.txt": "#version: 0.2\n", "tokenizer_config.json": "{}",
+             "special_tokens_map.json": "{}"}
+    for name, text in files.items():
+        (tokenizer / name).write_text(text)
+    cache = tmp_path / "tok"
+    argv = [*settings_flags(world), "--character", "hero", "--skip-comfyui", "--pip-option=--no-index",
+            f"--pip-option=--find-links={world['wheels']}", "--tokenizer-cache-dir", str(cache),
+            "--comfyui-dir", str(tmp_path / "ComfyUI")]
+    setup.main(argv)
+    out, _ = capsys.readouterr()
+    target = cache / "openai_clip-vit-large-patch14"
+    assert {p.name: p.read_text() for p in target.iterdir()} == files
+    assert "CLIP tokenizer: copied" in out and "CLIP tokenizer cache" in out and "(runs work offline)" in out
+    setup.main(argv)
+    assert "CLIP tokenizer: copied" not in capsys.readouterr().out  # the second run changes nothing

@@ -272,7 +272,7 @@ async def open_servers(session: aiohttp.ClientSession, urls: Sequence[str], *,
             await server.close()
         else:
             alive.append(server)
-    for problem in problems:
+    for problem in problems if alive else []:  # with none alive, NoServer's message says it once
         log.warning("%s", problem)
     if not alive:
         raise NoServer(no_server_message(urls, problems))

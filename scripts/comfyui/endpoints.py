@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 
+from scripts.comfyui.answers import is_json_answer, not_comfyui_message
 from scripts.comfyui.errors import CheckpointMissing, OutputUnavailable, PromptRejected, ServerError, UnsafeFilename
 from scripts.comfyui.timeouts import DEFAULT_TIMEOUTS
 
@@ -106,6 +107,8 @@ async def _request(session: aiohttp.ClientSession, method: str, url: str, path: 
 
 
 def _unexpected(url: str, what: str, status: int, body: Any) -> ServerError:
+    if not is_json_answer(body):
+        return ServerError(not_comfyui_message(url, what, status, body))
     text = body[:200].decode("utf-8", "replace") if isinstance(body, bytes) else str(body)[:200]
     return ServerError(f"The ComfyUI server {url} answered {what} with {status}: {text}")
 

@@ -308,6 +308,9 @@ def parse_character(data: Mapping[str, Any], folder: Path, path: Path | None = N
     for key in ("repeats", "resolution"):
         if head[key] < 1:
             problems.add("[character]", f"key {key!r} must be at least 1, not {head[key]}")
+    if head["resolution"] >= 1 and (head["resolution"] % 8 or head["resolution"] > MAX_SIZE):
+        problems.add("[character]", f"key 'resolution' must be a multiple of 8 (of 64 for sd-scripts' buckets) "
+                                    f"and at most {MAX_SIZE}, not {head['resolution']}; 512 suits SD 1.5")
     try:
         background = ImageColor.getrgb(head["background"])[:3]
     except ValueError:
@@ -383,6 +386,7 @@ def _parse_regularization(raw: Any, head: Mapping[str, Any], problems: _Problems
     for key in ("count", "steps"):
         if _is_int(values[key]) and values[key] < 1:
             problems.add("[regularization]", f"key {key!r} must be at least 1, not {values[key]}")
+    _check_image_size(values, "[regularization]", problems)
     class_name, trigger = head["class"], head["trigger"]
     details = list(head["details"])
     prompt = values["prompt"] or f"{class_name}, solo, full body, simple background, white background"
@@ -395,6 +399,19 @@ def _parse_regularization(raw: Any, head: Mapping[str, Any], problems: _Problems
     )
 
 
+MAX_SIZE = 2048  # pixels a side; beyond it SD 1.5 renders and trains nothing useful, slowly
+
+
+def _check_image_size(values: Mapping[str, Any], where: str, problems: _Problems) -> None:
+    """ComfyUI renders sizes in steps of 8 (the latent is 1/8): another size is rendered, then refused."""
+    for key in ("width", "height"):
+        value = values.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1 and (value % 8 or value > MAX_SIZE):
+            lower = max(8, value // 8 * 8)
+            problems.add(where, f"key {key!r} must be a multiple of 8 and at most {MAX_SIZE} (ComfyUI renders in "
+                                f"steps of 8), not {value}; use {min(lower, MAX_SIZE)}")
+
+
 def _parse_compare(raw: Any, regularization: Regularization, problems: _Problems) -> Compare:
     values = _read_entry(raw, "compare", "[compare]", problems)
     if len(values) < len(SCHEMAS["compare"]):
@@ -402,6 +419,7 @@ def _parse_compare(raw: Any, regularization: Regularization, problems: _Problems
     for key in ("width", "height", "steps"):
         if values[key] is not None and values[key] < 1:
             problems.add("[compare]", f"key {key!r} must be at least 1, not {values[key]}")
+    _check_image_size(values, "[compare]", problems)
     inherited = {key: getattr(regularization, key) for key in
                  ("checkpoint", "width", "height", "steps", "cfg", "sampler", "scheduler", "clip_skip")}
     merged = {key: inherited[key] if values[key] is None else values[key] for key in inherited}

@@ -194,6 +194,8 @@ def build_command(args: TrainArgs, launch: Launch) -> list[str]:
         if isinstance(value, bool):
             if value:
                 argv.append(f"--{key}")
+        elif isinstance(value, list):  # an nargs flag: `--network_args conv_dim=4 conv_alpha=1`
+            argv += [f"--{key}", *(str(item) for item in value)]
         else:
             argv.append(f"--{key}={format_value(value)}")
     argv += list(extra)

@@ -26,6 +26,10 @@ RUNNING = "running training"
 SAVING = "saving checkpoint: "
 NO_DATA = "No data found"
 ERROR_LINE = re.compile(r"^(?:[\w.]+(?:Error|Exception|Invalid)|KeyboardInterrupt)\b.*")
+# A rich log record at ERROR level (fail_bad_toml_key.log, fail_missing_dataset.log): time or 20 spaces,
+# `ERROR`, the message's first line, the source location; the message wraps onto lines indented 29.
+LOGGED_ERROR = re.compile(r"^(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d| {19}) ERROR\s+(?P<text>.*?)\s+[\w.]+\.py:\d+\s*$")
+CONTINUED = re.compile(r"^ {29}(?P<text>\S.*?)\s*$")
 
 
 def parse_clock(text: str) -> float | None:
@@ -81,9 +85,11 @@ class LogScanner:
     losses: list[float] = field(default_factory=list)
     saved: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    logged_errors: list[str] = field(default_factory=list)  # ERROR records, wrapped lines joined: the cause
     first_bad: tuple[int, float] | None = None  # (step, loss) of the first NaN/inf loss
     _partial: str = ""
     _last_loss_key: tuple[int, str] | None = None
+    _in_error: bool = False
 
     def feed(self, text: str) -> list[Progress]:
         """Scan a chunk; return the progress updates it held (the caller shows the last)."""
@@ -102,6 +108,16 @@ class LogScanner:
         return [update] if update else []
 
     def _line(self, line: str) -> Progress | None:
+        continued = CONTINUED.match(line) if self._in_error else None
+        if continued:  # rich wraps a long message: `failed to get image size: /long/pa` + `th/x.png`
+            before = self.logged_errors[-1]
+            in_path = "/" in before.rsplit(" ", 1)[-1]  # a path is cut mid-word: join it back without a space
+            self.logged_errors[-1] = before + ("" if in_path else " ") + continued["text"]
+            return None
+        logged = LOGGED_ERROR.match(line)
+        self._in_error = logged is not None
+        if logged:
+            self.logged_errors.append(logged["text"])
         if line.startswith(RUNNING):
             self.started = True
         elif line.startswith(SAVING):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from scripts.table.character import Character
 from scripts.trainer.lora_file import LoraInfo, inspect_lora
@@ -36,15 +36,17 @@ def size_range(sizes: Sequence[int]) -> tuple[int, int] | None:
     return int(middle - slack), int(middle + slack)
 
 
-def configured_network(character: Character) -> tuple[tuple[int, float] | None, str]:
+def configured_network(character: Character,
+                       defined: Mapping[str, str] | None = None) -> tuple[tuple[int, float] | None, str]:
     """dim/alpha from kohya/train.toml + the character's [training] overrides, and where they
-    came from; (None, reason) when that configuration cannot be read."""
+    came from; (None, reason) when that configuration cannot be read. `defined`: the flags of the
+    sd-scripts checkout (scripts.trainer.checkout_flags), so its real flags in [training] are read."""
     try:
         from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, character_args
     except ImportError:
         return None, "no training configuration module"
     try:
-        args = character_args(character, LOCKED_FILE.read_text(encoding="utf-8"))
+        args = character_args(character, LOCKED_FILE.read_text(encoding="utf-8"), defined=defined)
         return (args.dim, args.alpha), f"{LOCKED_FILE.name} + [training] in {character.table_path}"
     except (OSError, KohyaConfigError, KeyError, ValueError) as error:
         return None, f"training configuration unreadable ({error})"

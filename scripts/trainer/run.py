@@ -108,6 +108,9 @@ def failure(result: RunResult) -> str | None:
         return f"stopped the run: {result.stopped}"
     if result.returncode != 0:
         errors = [e for e in scan.errors if not e.startswith("subprocess.CalledProcessError")]
+        if scan.logged_errors:  # the first ERROR record is the cause; a later exception is its consequence
+            last = f" (then {errors[-1]})" if errors else ""
+            return f"train_network.py exited {result.returncode}: {scan.logged_errors[0]}{last}"
         return f"train_network.py exited {result.returncode}" + (f": {errors[0]}" if errors else "")
     if not scan.started:
         why = ("sd-scripts found no images (\"No data found\")" if scan.no_data

@@ -113,3 +113,24 @@ def defined_flags(sources: Iterable[str]) -> set[str]:
 def schema_keys(text: str) -> set[str]:
     """Keys of the `*_SCHEMA = {...}` dicts in sd-scripts' library/config_util.py."""
     return {key for block in SCHEMA_BLOCK.findall(text) for key in SCHEMA_KEY.findall(block)}
+
+
+KIND_PATTERNS = (("bool", re.compile(r"""action\s*=\s*["']store_(?:true|false)["']""")),
+                 ("list", re.compile(r"\bnargs\s*=")),
+                 ("int", re.compile(r"\btype\s*=\s*int\b")),
+                 ("number", re.compile(r"\btype\s*=\s*float\b")))
+
+
+def defined_flag_kinds(sources: Iterable[str]) -> dict[str, str]:
+    """Flag name -> the value it takes ("bool", "list", "int", "number" or "str"), read from the text of
+    each `add_argument(...)` call (up to the next one): store_true is bool, nargs a list, type=int/float."""
+    kinds: dict[str, str] = {}
+    for text in sources:
+        matches = list(ADD_ARGUMENT.finditer(text))
+        for index, match in enumerate(matches):
+            end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+            call = text[match.end():min(end, match.end() + 2000)]
+            kind = next((name for name, pattern in KIND_PATTERNS if pattern.search(call)), "str")
+            for flag in OPTION.findall(match.group(1)):
+                kinds.setdefault(flag, kind)
+    return kinds

@@ -281,8 +281,9 @@ def _tokenizer(f: Facts) -> Item:
                     actions=(Action(f"save the CLIP tokenizer to {target} (needs network once)",
                                     (str(f.kohya_python), "-c", code), optional=True),))
     return Item(name, WARN, f"{f.tokenizer_cache} is empty: the first training run needs the Hugging Face hub",
-                fix=f"when online, run `invoke setup` again (it saves openai/clip-vit-large-patch14 there), or copy "
-                    f"a saved tokenizer to {f.tokenizer_cache}/openai_clip-vit-large-patch14")
+                fix=f"set comfyui_dir to your ComfyUI (setup copies its comfy/sd1_tokenizer there), or when online "
+                    f"run `invoke setup` again (it saves openai/clip-vit-large-patch14 there), or copy a saved "
+                    f"tokenizer to {f.tokenizer_cache}/openai_clip-vit-large-patch14")
 
 
 def _comfyui(f: Facts) -> Item:

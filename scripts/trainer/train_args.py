@@ -101,24 +101,33 @@ def _type_ok(kind: str, value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "number":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "list":  # nargs flags (network_args = ["conv_dim=4", "conv_alpha=1"]); one string is one item
+        return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
     return isinstance(value, str)
 
 
 _KIND_WORDS = {"bool": "true or false", "int": "a whole number", "number": "a number",
-               "str": "a string", "path": "a file path string"}
+               "str": "a string", "path": "a file path string", "list": "a list of strings"}
 
 
-def _check(key: str, value: Any, source: str) -> tuple[str, str, Any]:
-    """Return (section, canonical flag name, value) or raise naming the key and the fix."""
+def _check(key: str, value: Any, source: str, defined: Mapping[str, str] | None = None) -> tuple[str, str, Any]:
+    """Return (section, canonical flag name, value) or raise naming the key and the fix.
+
+    `defined`: the flags the sd-scripts checkout in use defines (name -> kind, read from its source);
+    with it, a training flag is known exactly when the checkout defines it."""
     name = ALIASES.get(key, key)
     if name in MANAGED:
         raise KohyaConfigError(
             f"{source}: key {key!r} is set by this project (per run), not by the table; remove it.")
-    kind = FLAG_TYPES.get(name) or DATASET_TYPES.get(name)
+    flags = set(FLAG_TYPES) if defined is None else set(defined) - MANAGED
+    kind = DATASET_TYPES.get(name) or (
+        (FLAG_TYPES.get(name) or (defined or {}).get(name)) if name in flags else None)
     if kind is None:
-        known = sorted(set(FLAG_TYPES) | set(DATASET_TYPES) | set(ALIASES))
+        known = sorted(flags | set(DATASET_TYPES) | set(ALIASES))
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}?" if close else "see the list in scripts/trainer/train_args.py FLAG_TYPES"
+        hint = f"did you mean {close[0]!r}?" if close else (
+            "see the list in scripts/trainer/train_args.py FLAG_TYPES" if defined is None
+            else "it is not a flag of the sd-scripts checkout in use")
         raise KohyaConfigError(
             f"{source}: unknown training key {key!r}; {hint} (sd-scripts would silently ignore it "
             f"in a config file, so it is refused here).")
@@ -135,7 +144,8 @@ def _check(key: str, value: Any, source: str) -> tuple[str, str, Any]:
 
 
 def merge_args(locked: Mapping[str, Any], overrides: Mapping[str, Any], character: Character | None = None,
-               locked_source: str = str(LOCKED_FILE), override_source: str = "[training]") -> TrainArgs:
+               locked_source: str = str(LOCKED_FILE), override_source: str = "[training]",
+               defined: Mapping[str, str] | None = None) -> TrainArgs:
     """Locked arguments, then the character's overrides; every key checked."""
     flags: dict[str, Any] = {}
     dataset: dict[str, Any] = {}
@@ -145,7 +155,7 @@ def merge_args(locked: Mapping[str, Any], overrides: Mapping[str, Any], characte
         sources["resolution"] = f"{character.table_path} [character]"
     for table, source in ((locked, locked_source), (overrides, override_source)):
         for key, raw in table.items():
-            section, name, value = _check(key, raw, source)
+            section, name, value = _check(key, raw, source, defined)
             (dataset if section == "dataset" else flags)[name] = value
             sources[name] = source
     for required in ("network_module", "network_dim", "network_alpha", "max_train_steps"):
@@ -154,6 +164,7 @@ def merge_args(locked: Mapping[str, Any], overrides: Mapping[str, Any], characte
     return TrainArgs(flags, dataset, sources)
 
 
-def character_args(character: Character, locked_text: str, locked_source: str = str(LOCKED_FILE)) -> TrainArgs:
+def character_args(character: Character, locked_text: str, locked_source: str = str(LOCKED_FILE),
+                   defined: Mapping[str, str] | None = None) -> TrainArgs:
     return merge_args(load_locked(locked_text, locked_source), character.training, character,
-                      locked_source, f"{character.table_path} [training]")
+                      locked_source, f"{character.table_path} [training]", defined)
