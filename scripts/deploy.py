@@ -36,6 +36,7 @@ from scripts.common.settings import Settings, SettingsError, add_settings_argume
 from scripts.table.character import Character, CharacterError, load_character
 from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
 from scripts.trainer.lora_checks import configured_network, verification_problems
+from scripts.trainer.lora_family import replacement_note
 from scripts.trainer.lora_file import LoraInfo, inspect_lora
 
 BACKUP_SUFFIX = ".previous"  # not a model extension ComfyUI lists, so the picker ignores it
@@ -250,6 +251,8 @@ async def deploy(settings: Settings, character: Character, step: str, now: datet
     sha = sha256_of(chosen.path)
     current = read_record(target.record)
     old_sha = sha256_of(target.production) if target.production.exists() else None
+    if old_sha not in (None, sha) and (note := replacement_note(target.production, chosen.path, target.backup)):
+        print(note, file=out)
     if old_sha == sha:
         previous = (current or {}).get("previous")
         print(f"{target.production} already holds this checkpoint (sha256 {sha[:12]}); not copied.", file=out)

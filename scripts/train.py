@@ -1,4 +1,4 @@
-"""`invoke smoke` / `invoke train`: run sd-scripts' train_network.py for a character and check the result.
+"""`invoke smoke` / `invoke train`: run sd-scripts' trainer for the base model's family, check the result.
 
 Order: check what the run needs (kohya venv, sd-scripts checkout, base checkpoint; each missing
 piece is named with how to get it), validate the dataset (`scripts.validate`), write the dataset
@@ -37,6 +37,9 @@ from scripts.common.cli import positive_int
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import Character, CharacterError, load_character
+from scripts.trainer import tokenizers
+from scripts.trainer.family import FamilyError
+from scripts.trainer.family_args import FamilyPlan, plan_family, run_summary
 from scripts.trainer.launch import (
     SMOKE_STEPS,
     Launch,
@@ -46,9 +49,9 @@ from scripts.trainer.launch import (
     dataset_fingerprint,
     dataset_toml,
 )
-from scripts.trainer.lora_file import inspect_lora
+from scripts.trainer.lora_family import check_lora
 from scripts.trainer.run import RunResult, checkpoint_table, cpu_threads, failure, latest_state, stream
-from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, TrainArgs, character_args
+from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, TrainArgs
 from scripts.trainer.venv_probe import PROBE_SCRIPT
 
 DEVICES = ("auto", "cpu", "mps", "cuda", "cuda-bf16")
@@ -58,7 +61,7 @@ class TrainError(Exception):
     """Something the run needs is missing or wrong; the message says what and how to fix it."""
 
 
-def preflight(settings: Settings, args: TrainArgs) -> tuple[Path, Path]:
+def preflight(settings: Settings, args: TrainArgs, trainer: str = "train_network.py") -> tuple[Path, Path]:
     """(kohya python, accelerate script); raise TrainError naming each missing piece and its fix."""
     problems: list[str] = []
     python = settings.kohya_python.expanduser().absolute()
@@ -68,7 +71,7 @@ def preflight(settings: Settings, args: TrainArgs) -> tuple[Path, Path]:
                         f"kohya_python (invoke.yaml lora:, LORA_KOHYA_PYTHON) to an existing venv's python")
     elif not accelerate.exists():
         problems.append(f"{accelerate} is missing (accelerate is not installed in the kohya venv): run `invoke setup`")
-    script = settings.sd_scripts_dir.expanduser() / "train_network.py"
+    script = settings.sd_scripts_dir.expanduser() / trainer
     if not script.is_file():
         problems.append(f"sd-scripts is missing ({script} does not exist): run `invoke setup` (it runs "
                         f"`git submodule update --init --recursive`), or set kohya_dir / sd_scripts_dir to a "
@@ -141,14 +144,18 @@ class RunPlan:
     dry_run: bool
     resume: Path | None = None
     note: str | None = None  # printed before the command
+    family: FamilyPlan | None = None  # the base model's family and its profile (kohya/families/)
+    summary: str = ""  # family, notes, steps, resolution, batch, memory/time estimate: printed after the command
+    warning: str | None = None
 
     @property
     def output_dir(self) -> Path:
         return self.launch.output_dir
 
 
-def load_training(options: argparse.Namespace, settings: Settings) -> tuple[Character, TrainArgs]:
-    """The character and its training arguments (the locked file with the character's overrides)."""
+def load_training(options: argparse.Namespace, settings: Settings) -> tuple[Character, FamilyPlan]:
+    """The character and its training plan: the base model's family (read from its header) and the locked
+    file, the family's profile and the character's overrides."""
     folder = settings.character_dir(options.character)
     locked_path = Path(options.train_config) if options.train_config else LOCKED_FILE
     character = load_character(folder)
@@ -160,15 +167,17 @@ def load_training(options: argparse.Namespace, settings: Settings) -> tuple[Char
     except UnicodeDecodeError:
         raise TrainError(f"the training config {locked_path} is not UTF-8 text; point --train-config at a "
                          f"TOML file") from None
-    return character, character_args(character, locked_text, str(locked_path))
+    return character, plan_family(character, locked_text, str(locked_path), read_model=not options.dry_run)
 
 
-def ready_launcher(options: argparse.Namespace, settings: Settings, args: TrainArgs) -> tuple[Path, Path]:
+def ready_launcher(options: argparse.Namespace, settings: Settings, family: FamilyPlan) -> tuple[Path, Path]:
     """(kohya python, accelerate script), after checking what a real run needs and validating the dataset."""
     if options.dry_run:
         python = settings.kohya_python.expanduser().absolute()
         return python, python.parent / "accelerate"
-    python, accelerate = preflight(settings, args)
+    python, accelerate = preflight(settings, family.args, family.profile.script)
+    if gap := tokenizers.missing_for(family.family, settings.tokenizer_cache_dir.expanduser()):
+        raise TrainError(f"Cannot train yet: {gap}.")
     if not options.skip_validate and validate_dataset(options.character, settings) != 0:
         raise TrainError(f"the dataset of {options.character!r} did not pass validation (see above); fix it "
                          f"and run again")
@@ -185,7 +194,8 @@ def resume_state(output_dir: Path, trigger: str) -> Path:
 
 
 def launch_for(options: argparse.Namespace, settings: Settings, character: Character, accelerate: Path,
-               device: str, output_dir: Path, resume: Path | None) -> tuple[Launch, str | None]:
+               device: str, output_dir: Path, resume: Path | None,
+               script: str = "train_network.py") -> tuple[Launch, str | None]:
     """The `accelerate launch` settings of this run, and a note to print when flags override the config file."""
     fingerprint = dataset_fingerprint(dataset_files([character.train_dir, character.reg_dir]))
     processes = options.num_processes or settings.num_processes
@@ -205,15 +215,16 @@ def launch_for(options: argparse.Namespace, settings: Settings, character: Chara
         accelerate_config=accelerate_config,
         training_comment=f"character={character.slug} dataset={fingerprint}", trigger_phrase=character.trigger,
         max_train_steps=SMOKE_STEPS if options.smoke else options.max_train_steps,
-        save_state=not options.smoke, resume=resume,
+        save_state=not options.smoke, resume=resume, script=script,
     )
     return launch, note
 
 
 def plan_run(options: argparse.Namespace, settings: Settings) -> RunPlan:
     """Plan: check what the run needs and decide the command; runs only the checks and the device probe."""
-    character, args = load_training(options, settings)
-    python, accelerate = ready_launcher(options, settings, args)
+    character, family = load_training(options, settings)
+    args = family.args
+    python, accelerate = ready_launcher(options, settings, family)
     device = options.device
     if device == "auto":
         device = probe_device(python) if python.exists() else "cpu"
@@ -222,10 +233,12 @@ def plan_run(options: argparse.Namespace, settings: Settings) -> RunPlan:
     else:
         output_dir = settings.character_output(character.slug).absolute()
     resume = resume_state(output_dir, character.trigger) if options.resume else None
-    launch, note = launch_for(options, settings, character, accelerate, device, output_dir, resume)
+    launch, note = launch_for(options, settings, character, accelerate, device, output_dir, resume,
+                              family.profile.script)
+    summary, warning = run_summary(family, device, launch.max_train_steps, launch.cpu_threads * launch.num_processes)
     return RunPlan(character=character, args=args, launch=launch, argv=tuple(build_command(args, launch)),
                    log_path=output_dir / "train.log", smoke=options.smoke, dry_run=options.dry_run,
-                   resume=resume, note=note)
+                   resume=resume, note=note, family=family, summary=summary, warning=warning)
 
 
 def show_plan(plan: RunPlan) -> None:
@@ -233,6 +246,10 @@ def show_plan(plan: RunPlan) -> None:
     if plan.note:
         print(plan.note, file=sys.stderr)
     print("$ " + shlex.join(plan.argv), flush=True)
+    if plan.summary:
+        print(plan.summary, flush=True)
+    if plan.warning:
+        print(f"warning: {plan.warning}", file=sys.stderr)
 
 
 def execute(plan: RunPlan) -> RunResult:
@@ -264,11 +281,15 @@ def check_result(plan: RunPlan, result: RunResult) -> int:
     return check_smoke(plan, problem) if plan.smoke else check_training(plan, problem)
 
 
+def family_checks(plan: RunPlan) -> tuple[str | None, bool]:
+    return plan.family.lora_checks if plan.family else (None, False)
+
+
 def check_smoke(plan: RunPlan, problem: str | None) -> int:
     """A smoke run passes when it trained cleanly and wrote a valid LoRA with the configured dim and alpha."""
     final = plan.output_dir / f"{plan.character.trigger}.safetensors"
     if problem is None:
-        info = inspect_lora(final, expect_dim=plan.args.dim, expect_alpha=plan.args.alpha)
+        info = check_lora(final, plan.args.dim, plan.args.alpha, *family_checks(plan))
         if not info.ok:
             problem = f"the smoke LoRA {final} is not valid: {info.describe()}"
         else:
@@ -282,7 +303,8 @@ def check_smoke(plan: RunPlan, problem: str | None) -> int:
 
 def check_training(plan: RunPlan, problem: str | None) -> int:
     """A full run passes when it trained cleanly and every checkpoint in the table is a valid LoRA."""
-    table, all_ok = checkpoint_table(plan.output_dir, plan.character.trigger, plan.args.dim, plan.args.alpha)
+    table, all_ok = checkpoint_table(plan.output_dir, plan.character.trigger, plan.args.dim, plan.args.alpha,
+                                     *family_checks(plan))
     print(table)
     if problem:
         print(f"training FAILED: {problem}. Full output: {plan.log_path}", file=sys.stderr)
@@ -329,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from_args(options)
         return run(options, settings)
-    except (SettingsError, CharacterError, KohyaConfigError, TrainError) as error:
+    except (SettingsError, CharacterError, KohyaConfigError, TrainError, FamilyError) as error:
         print(error, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
