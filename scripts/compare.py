@@ -48,7 +48,7 @@ from scripts.table.character import (
 )
 from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
 from scripts.trainer.lora_checks import configured_network, verification_problems
-from scripts.trainer.lora_family import base_model_of, render_family_problem
+from scripts.trainer.lora_family import base_model_of, configured_family, render_family_problem
 from scripts.trainer.lora_file import inspect_lora
 
 MANIFEST = "cells.json"
@@ -236,11 +236,12 @@ def find_checkpoints(character: Character, settings: Settings,
     # the grid never shows a checkpoint deploy would refuse
     infos = {c.path: inspect_lora(c.path) for c in list_checkpoints(output_dir, character.trigger)}
     expected, expected_from = configured_network(character)
+    family = configured_family(character)
     usable, skipped = [], []
     for checkpoint in found:
         info = infos.get(checkpoint.path) or inspect_lora(checkpoint.path)
         others = [i for path, i in infos.items() if path != checkpoint.path]
-        problems = verification_problems(info, others, character.trigger, expected, expected_from)
+        problems = verification_problems(info, others, character.trigger, expected, expected_from, family)
         if not problems:
             usable.append((checkpoint, info.steps))
         else:

@@ -36,7 +36,7 @@ from scripts.common.settings import Settings, SettingsError, add_settings_argume
 from scripts.table.character import Character, CharacterError, load_character
 from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
 from scripts.trainer.lora_checks import configured_network, verification_problems
-from scripts.trainer.lora_family import replacement_note
+from scripts.trainer.lora_family import configured_family, replacement_note
 from scripts.trainer.lora_file import LoraInfo, inspect_lora
 
 BACKUP_SUFFIX = ".previous"  # not a model extension ComfyUI lists, so the picker ignores it
@@ -240,7 +240,8 @@ async def deploy(settings: Settings, character: Character, step: str, now: datet
     chosen = choose_checkpoint(checkpoints, step, infos, output_dir, character.slug)
     others = [infos[c.path] for c in checkpoints if c != chosen]
     expected, expected_from = configured_network(character)
-    problems = verification_problems(infos[chosen.path], others, character.trigger, expected, expected_from)
+    problems = verification_problems(infos[chosen.path], others, character.trigger, expected, expected_from,
+                                     configured_family(character))
     if problems:
         raise DeployError(
             f"Refusing to deploy {chosen.path}: {'; '.join(problems)}. The production file "

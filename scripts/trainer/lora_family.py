@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scripts.table.character import Character
-from scripts.trainer.family import LABELS, FamilyError, detect, lora_base_family
+from scripts.trainer.family import LABELS, FamilyError, detect, lora_base_family, table_family
+from scripts.trainer.family_args import family_args, load_profile, plan_family, table_sets_resolution
 from scripts.trainer.lora_file import LoraInfo, inspect_lora, read_header
 from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, character_args
 
@@ -128,3 +129,20 @@ def replacement_note(production: Path, incoming: Path, backup: Path) -> str | No
             f"that load {production.name} on an {old_name} checkpoint will silently ignore it (ComfyUI only logs "
             f"`lora key not loaded`): move them to an {new_name} checkpoint. The {old_name} file is kept as "
             f"{backup.name} (invoke deploy --rollback restores it).")
+
+
+def configured_family(character: Character) -> tuple[str | None, bool]:
+    """(family, U-Net only) the character's run is configured for: the base model's header when the file is
+    here, else [training] family; (None, False) when neither tells (then the family checks are skipped)."""
+    try:
+        locked = LOCKED_FILE.read_text(encoding="utf-8")
+        model = character_args(character, locked).pretrained_model
+        if model is not None and model.expanduser().is_file():
+            return plan_family(character, locked).lora_checks
+        declared = table_family(character.training, f"{character.table_path} [training]")
+        if declared is None:
+            return None, False
+        args, _ = family_args(character, locked, load_profile(declared), table_sets_resolution(character))
+        return declared, bool(args.flags.get("network_train_unet_only"))
+    except (OSError, KohyaConfigError, FamilyError):
+        return None, False
