@@ -15,6 +15,8 @@ loop, the checkpoint and state writing of the stand-in train_network.py. From th
   recorded `__metadata__` (networks/sdxl_lora_metadata_template.json: ss_base_model_version
   sdxl_base_v1-0, modelspec.architecture stable-diffusion-xl-v1-base/lora, no ss_resolution) with this
   run's values; `modelspec.encoder_layer` only when --clip_skip is given;
+  an SDXL LoRA with text encoders (`lora_te1_*` / `lora_te2_*`) is not recorded: without
+  --network_train_unet_only this stand-in still writes the U-Net modules only;
 - fail_sdxl_trainer_on_sd15.log: a checkpoint without SDXL keys (`conditioner.embedders.1.model.`)
   fails after `loading U-Net from checkpoint` with `RuntimeError: Error(s) in loading state_dict for
   SdxlUNet2DConditionModel:` (one example key per list), exit 1;
