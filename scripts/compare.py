@@ -30,6 +30,7 @@ from typing import Any
 import aiohttp
 
 from scripts import comfyui
+from scripts.comfyui.family_graphs import render_plan
 from scripts.comfyui.loras import STAGING_ROOT, checkpoint_key, remove_staged, stage, staged_name, staging_dir
 from scripts.comfyui.workflow import WorkflowError, fill_txt2img, load_template
 from scripts.common import interrupts
@@ -49,6 +50,7 @@ from scripts.table.character import (
 from scripts.trainer.checkout_flags import read_flag_kinds
 from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
 from scripts.trainer.lora_checks import configured_network, verification_problems
+from scripts.trainer.lora_family import base_model_of, configured_family, render_family_problem
 from scripts.trainer.lora_file import inspect_lora
 
 MANIFEST = "cells.json"
@@ -236,11 +238,12 @@ def find_checkpoints(character: Character, settings: Settings,
     # the grid never shows a checkpoint deploy would refuse
     infos = {c.path: inspect_lora(c.path) for c in list_checkpoints(output_dir, character.trigger)}
     expected, expected_from = configured_network(character, read_flag_kinds(settings.sd_scripts_dir.expanduser()))
+    family = configured_family(character)
     usable, skipped = [], []
     for checkpoint in found:
         info = infos.get(checkpoint.path) or inspect_lora(checkpoint.path)
         others = [i for path, i in infos.items() if path != checkpoint.path]
-        problems = verification_problems(info, others, character.trigger, expected, expected_from)
+        problems = verification_problems(info, others, character.trigger, expected, expected_from, family)
         if not problems:
             usable.append((checkpoint, info.steps))
         else:
@@ -344,10 +347,16 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
     """Stage, render what is missing, write the grid and page; staged copies removed in `finally`."""
     character, settings = options.character, options.settings
     started = time.monotonic()
+    graphs = render_plan(character, settings.comfyui_dir)  # family defaults: SDXL 1024 px, clip skip only if asked
+    character = graphs.character
     render = render_settings(character)
     prompts = grid_prompts(character, options.extra_prompts)
     strengths = list(dict.fromkeys(options.strengths)) or [1.0]
     checkpoints, skipped = find_checkpoints(character, settings, options.steps)
+    mismatch = render_family_problem([c.path for c, _ in checkpoints], str(render.checkpoint), settings.comfyui_dir,
+                                     base_model_of(character))
+    if mismatch:
+        raise CompareError(mismatch)
     loras_dir = settings.loras_dir
     if not settings.comfyui_dir.expanduser().is_dir():
         raise CompareError(f"The ComfyUI folder {settings.comfyui_dir.expanduser()} does not exist, so the "
@@ -364,7 +373,7 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
     try:
         if todo:
             stage(planned_rows, loras_dir)
-            template = load_template("txt2img_lora")
+            template = load_template(graphs.compare_template)
             stats = comfyui.BatchStats()
             async with aiohttp.ClientSession() as session:
                 urls, rows = await resolve_lora_names(session, settings.comfyui_urls, planned_rows, render,

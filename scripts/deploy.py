@@ -38,6 +38,7 @@ from scripts.table.character import Character, CharacterError, load_character
 from scripts.trainer.checkout_flags import read_flag_kinds
 from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
 from scripts.trainer.lora_checks import configured_network, verification_problems
+from scripts.trainer.lora_family import configured_family, replacement_note
 from scripts.trainer.lora_file import LoraInfo, inspect_lora
 
 BACKUP_SUFFIX = ".previous"  # not a model extension ComfyUI lists, so the picker ignores it
@@ -241,7 +242,8 @@ async def deploy(settings: Settings, character: Character, step: str, now: datet
     chosen = choose_checkpoint(checkpoints, step, infos, output_dir, character.slug)
     others = [infos[c.path] for c in checkpoints if c != chosen]
     expected, expected_from = configured_network(character, read_flag_kinds(settings.sd_scripts_dir.expanduser()))
-    problems = verification_problems(infos[chosen.path], others, character.trigger, expected, expected_from)
+    problems = verification_problems(infos[chosen.path], others, character.trigger, expected, expected_from,
+                                     configured_family(character))
     if problems:
         raise DeployError(
             f"Refusing to deploy {chosen.path}: {'; '.join(problems)}. The production file "
@@ -252,6 +254,8 @@ async def deploy(settings: Settings, character: Character, step: str, now: datet
     sha = sha256_of(chosen.path)
     current = read_record(target.record)
     old_sha = sha256_of(target.production) if target.production.exists() else None
+    if old_sha not in (None, sha) and (note := replacement_note(target.production, chosen.path, target.backup)):
+        print(note, file=out)
     if old_sha == sha:
         previous = (current or {}).get("previous")
         print(f"{target.production} already holds this checkpoint (sha256 {sha[:12]}); not copied.", file=out)

@@ -27,6 +27,7 @@ from typing import TextIO
 import aiohttp
 
 from scripts import comfyui
+from scripts.comfyui.family_graphs import render_plan
 from scripts.comfyui.workflow import fill_txt2img, load_template
 from scripts.common import interrupts
 from scripts.common.atomic import remove_stale_temps, write_bytes
@@ -52,6 +53,7 @@ class Config:
     http_timeout: float = comfyui.DEFAULT_TIMEOUTS.request
     dead_after: float = comfyui.DEFAULT_TIMEOUTS.dead_after
     progress_interval: float = 2.0
+    template: str = "txt2img"  # txt2img_sdxl for SDXL without a clip skip asked (scripts/comfyui/family_graphs.py)
 
     @property
     def timeouts(self) -> comfyui.Timeouts:
@@ -76,10 +78,10 @@ def plan(character: Character, count: int) -> list[Planned]:
     return [Planned(i, file_name(i, count), base + i) for i in range(1, count + 1)]
 
 
-def workflow_for(character: Character, item: Planned) -> dict:
+def workflow_for(character: Character, item: Planned, template: str = "txt2img") -> dict:
     reg = character.regularization
     assert reg.checkpoint is not None
-    return fill_txt2img(load_template("txt2img"), checkpoint=reg.checkpoint, prompt=reg.prompt,
+    return fill_txt2img(load_template(template), checkpoint=reg.checkpoint, prompt=reg.prompt,
                         negative=reg.negative, width=reg.width, height=reg.height, steps=reg.steps,
                         cfg=reg.cfg, sampler=reg.sampler, scheduler=reg.scheduler,
                         clip_skip=reg.clip_skip, seed=item.seed, filename_prefix="reg")
@@ -260,7 +262,8 @@ async def generate(cfg: Config, plan: RunPlan, manifest: Manifest, stream: TextI
     timeout = aiohttp.ClientTimeout(total=None, connect=cfg.timeouts.request)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         servers = await check_servers(session, cfg)
-        jobs = [comfyui.Job(Path(item.file).stem, workflow_for(cfg.character, item), meta={"index": item.index})
+        jobs = [comfyui.Job(Path(item.file).stem, workflow_for(cfg.character, item, cfg.template),
+                            meta={"index": item.index})
                 for item in plan.todo]
         tick = asyncio.create_task(live.tick(cfg.progress_interval))
         try:
@@ -334,8 +337,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_from_args(args)
         if args.count is not None and args.count < 1:
             raise Fail(f"--count must be at least 1, not {args.count}.", 2)
-        character = load_character(settings.character_dir(args.character))
+        graphs = render_plan(load_character(settings.character_dir(args.character)), settings.comfyui_dir)
+        character = graphs.character
+        if graphs.family != "sd1":  # SD 1.x renders as before; say so when the family changes the defaults
+            print(f"gen-reg: {graphs.line()}", file=sys.stderr)
         cfg = Config(character=character, count=args.count or character.regularization.count,
+                     template=graphs.reg_template,
                      servers=settings.comfyui_urls, concurrency=settings.concurrency,
                      timeout=args.timeout, retries=args.retries, quiet=args.quiet_seconds,
                      dead_after=args.dead_after)

@@ -32,6 +32,7 @@ from scripts.common.settings import Settings, SettingsError, add_settings_argume
 from scripts.table.character import CharacterError, load_character
 from scripts.trainer import sd_scripts_source, setup_plan, tokenizer_seed
 from scripts.trainer.checkout_flags import read_flag_kinds
+from scripts.trainer.family_facts import family_facts
 from scripts.trainer.launch import DATASET_TOML_KEYS, emitted_flags
 from scripts.trainer.setup_plan import Action, Facts, Item, Probe
 from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, character_args, load_locked, merge_args
@@ -39,6 +40,7 @@ from scripts.trainer.venv_probe import PROBE_SCRIPT
 
 STAMP_NAME = ".sd-scripts-requirements"
 MAX_ROUNDS = 4
+TRAINER_SCRIPTS = ("train_network.py", "sdxl_train_network.py")  # kohya/families/*.toml `script`
 PROBE_TIMEOUT = 300
 
 
@@ -109,7 +111,7 @@ def run_probe(python: Path, required: list[str]) -> Probe:
     try:
         data = json.loads(done.stdout)
         return Probe(tuple(data["missing"]), dict(data["broken"]), data.get("device", "cpu"), data.get("torch"),
-                     data.get("accelerate"))
+                     data.get("accelerate"), memory=data.get("memory"))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError):
         shown = (done.stdout.strip().splitlines() or ["nothing"])[-1][:200]
         return Probe(error=f"the probe printed no report it could read (last line: {shown!r})")
@@ -147,14 +149,15 @@ def model_setting(settings: Settings, character: str | None) -> tuple[Path | Non
 def interface_gaps(sd_dir: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(flags build_command can emit that the checkout does not define, dataset keys its schema lacks).
 
-    Textual: the `"--flag"` option strings of `add_argument(...)` calls in train_network.py and
-    library/*.py, and the keys of the `*_SCHEMA` dicts in library/config_util.py."""
+    Textual: the `"--flag"` option strings of `add_argument(...)` calls in train_network.py,
+    sdxl_train_network.py and library/*.py, and the keys of the `*_SCHEMA` dicts in library/config_util.py."""
     def text(path: Path) -> str:
         try:
             return path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return ""
-    sources = [text(sd_dir / "train_network.py")] + [text(p) for p in sorted((sd_dir / "library").glob("*.py"))]
+    sources = [text(sd_dir / script) for script in TRAINER_SCRIPTS] + \
+        [text(p) for p in sorted((sd_dir / "library").glob("*.py"))]
     flags = sd_scripts_source.defined_flags(sources)
     keys = sd_scripts_source.schema_keys(text(sd_dir / "library" / "config_util.py"))
     return (tuple(sorted(emitted_flags() - flags)),
@@ -197,6 +200,8 @@ def gather(settings: Settings, options: argparse.Namespace, tried: set[str], sub
         tokenizer_cache=cache, tokenizer_cached=cached, tokenizer_tried="tokenizer" in tried,
         submodule_error=submodule_error, model_error=model_error, flags_missing=flags_missing,
         dataset_keys_missing=keys_missing,
+        **family_facts(settings.character_dir(options.character) if options.character else None, model,
+                       model_error, probe, cache),
     )
 
 
@@ -250,7 +255,8 @@ def run(settings: Settings, options: argparse.Namespace) -> int:
         show(items)
         for item in todo:
             for action in item.actions:
-                key = "tokenizer" if item.name.startswith("CLIP") else " ".join(action.argv)
+                first = action is item.actions[0]
+                key = "tokenizer" if item.name.startswith("CLIP") and first else " ".join(action.argv)
                 if key in tried:
                     failed[item.name] = "the same command already ran in this setup and did not fix it"
                     break

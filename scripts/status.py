@@ -22,6 +22,8 @@ from scripts.common import interrupts
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import Character, CharacterError, load_character
 from scripts.table.crop_record import check_outputs
+from scripts.trainer.family_args import describe_base
+from scripts.trainer.train_args import LOCKED_FILE
 
 STEP_FILE = re.compile(r"-step(\d+)\.safetensors$")
 
@@ -78,6 +80,7 @@ def training_stages(character: Character, settings: Settings) -> list[Stage]:
     deployed = json.loads(record_path.read_text()) if record_path.is_file() else None
     trained = bool(steps) or final
     return [
+        base_model_stage(character),
         Stage("sd-scripts + venv", has_sd_scripts and has_venv,
               f"sd-scripts {'ready' if has_sd_scripts else 'missing'} at {sd_scripts}, "
               f"venv {'ready' if has_venv else 'missing'} at {settings.kohya_python}", "invoke setup"),
@@ -90,6 +93,16 @@ def training_stages(character: Character, settings: Settings) -> list[Stage]:
               f"step {deployed.get('step')} as {deployed.get('target')}" if deployed else "nothing deployed",
               f"invoke deploy --character {character.slug} --step N"),
     ]
+
+
+def base_model_stage(character: Character) -> Stage:
+    """The base checkpoint's family, from its header only (scripts/trainer/family.py)."""
+    try:
+        line, problem, _ = describe_base(character, LOCKED_FILE.read_text(encoding="utf-8"), None)
+    except OSError as error:
+        line, problem = "", f"{LOCKED_FILE} cannot be read ({error.strerror or error})"
+    detail = problem or line or "no base checkpoint file found (pretrained_model in [training] / kohya/train.toml)"
+    return Stage("base model", bool(line) and not problem, detail, f"invoke setup --character {character.slug}")
 
 
 async def probe_servers(urls: tuple[str, ...], timeout: float = DEFAULT_TIMEOUTS.probe) -> dict[str, str]:

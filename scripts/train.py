@@ -1,4 +1,4 @@
-"""`invoke smoke` / `invoke train`: run sd-scripts' train_network.py for a character and check the result.
+"""`invoke smoke` / `invoke train`: run sd-scripts' trainer for the base model's family, check the result.
 
 Order: check what the run needs (kohya venv, sd-scripts checkout, base checkpoint; each missing
 piece is named with how to get it), validate the dataset (`scripts.validate`), write the dataset
@@ -39,8 +39,11 @@ from scripts.common.cli import positive_int
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import Character, CharacterError, load_character
+from scripts.trainer import tokenizers
 from scripts.trainer.checkout_flags import read_flag_kinds
 from scripts.trainer.checkpoints import list_checkpoints
+from scripts.trainer.family import FamilyError
+from scripts.trainer.family_args import FamilyPlan, plan_family, run_summary
 from scripts.trainer.launch import (
     SMOKE_STEPS,
     Launch,
@@ -50,12 +53,13 @@ from scripts.trainer.launch import (
     dataset_fingerprint,
     dataset_toml,
 )
+from scripts.trainer.lora_family import check_lora
 from scripts.trainer.lora_file import inspect_lora
 from scripts.trainer.resume import choose_state, keep_old_log, prune_step_states
 from scripts.trainer.run import RunResult, checkpoint_table, cpu_threads, failure, latest_state, stream
 from scripts.trainer.run_checks import trained_as_meant
 from scripts.trainer.smoke_folder import promote, smoke_dir, try_dir
-from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, TrainArgs, character_args
+from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, TrainArgs
 from scripts.trainer.venv_probe import PROBE_SCRIPT
 
 __all__ = ["latest_state"]  # re-exported: tests and older callers import it from here
@@ -66,7 +70,7 @@ class TrainError(Exception):
     """Something the run needs is missing or wrong; the message says what and how to fix it."""
 
 
-def preflight(settings: Settings, args: TrainArgs) -> tuple[Path, Path]:
+def preflight(settings: Settings, args: TrainArgs, trainer: str = "train_network.py") -> tuple[Path, Path]:
     """(kohya python, accelerate script); raise TrainError naming each missing piece and its fix."""
     problems: list[str] = []
     python = settings.kohya_python.expanduser().absolute()
@@ -76,7 +80,7 @@ def preflight(settings: Settings, args: TrainArgs) -> tuple[Path, Path]:
                         f"kohya_python (invoke.yaml lora:, LORA_KOHYA_PYTHON) to an existing venv's python")
     elif not accelerate.exists():
         problems.append(f"{accelerate} is missing (accelerate is not installed in the kohya venv): run `invoke setup`")
-    script = settings.sd_scripts_dir.expanduser() / "train_network.py"
+    script = settings.sd_scripts_dir.expanduser() / trainer
     if not script.is_file():
         problems.append(f"sd-scripts is missing ({script} does not exist): run `invoke setup` (it runs "
                         f"`git submodule update --init --recursive`), or set kohya_dir / sd_scripts_dir to a "
@@ -149,14 +153,18 @@ class RunPlan:
     dry_run: bool
     resume: Path | None = None
     note: str | None = None  # printed before the command
+    family: FamilyPlan | None = None  # the base model's family and its profile (kohya/families/)
+    summary: str = ""  # family, notes, steps, resolution, batch, memory/time estimate: printed after the command
+    warning: str | None = None
 
     @property
     def output_dir(self) -> Path:
         return self.launch.output_dir
 
 
-def load_training(options: argparse.Namespace, settings: Settings) -> tuple[Character, TrainArgs]:
-    """The character and its training arguments (the locked file with the character's overrides)."""
+def load_training(options: argparse.Namespace, settings: Settings) -> tuple[Character, FamilyPlan]:
+    """The character and its training plan: the base model's family (read from its header) and the locked
+    file, the family's profile and the character's overrides."""
     folder = settings.character_dir(options.character)
     locked_path = Path(options.train_config) if options.train_config else LOCKED_FILE
     character = load_character(folder)
@@ -169,21 +177,23 @@ def load_training(options: argparse.Namespace, settings: Settings) -> tuple[Char
         raise TrainError(f"the training config {locked_path} is not UTF-8 text; point --train-config at a "
                          f"TOML file") from None
     defined = read_flag_kinds(settings.sd_scripts_dir.expanduser())  # None before setup: the built-in list
-    args = character_args(character, locked_text, str(locked_path), defined)
-    return character, args
+    return character, plan_family(character, locked_text, str(locked_path), read_model=not options.dry_run,
+                                  defined=defined)
 
 
-def ready_launcher(options: argparse.Namespace, settings: Settings, args: TrainArgs) -> tuple[Path, Path]:
+def ready_launcher(options: argparse.Namespace, settings: Settings, family: FamilyPlan) -> tuple[Path, Path]:
     """(kohya python, accelerate script), after checking what a real run needs and validating the dataset."""
     if options.dry_run:
-        model = args.pretrained_model  # a model that is not there fails the dry run too: the command would fail
+        model = family.args.pretrained_model  # a model that is not there fails the dry run too: the command would fail
         if model is not None and not model.is_file():
-            source = args.sources.get("pretrained_model_name_or_path", "the configuration")
+            source = family.args.sources.get("pretrained_model_name_or_path", "the configuration")
             raise TrainError(f"the base checkpoint {model} does not exist (set in {source}): download it there or "
                              f"change pretrained_model")
         python = settings.kohya_python.expanduser().absolute()
         return python, python.parent / "accelerate"
-    python, accelerate = preflight(settings, args)
+    python, accelerate = preflight(settings, family.args, family.profile.script)
+    if gap := tokenizers.missing_for(family.family, settings.tokenizer_cache_dir.expanduser()):
+        raise TrainError(f"Cannot train yet: {gap}.")
     if not options.skip_validate and validate_dataset(options.character, settings) != 0:
         raise TrainError(f"the dataset of {options.character!r} did not pass validation (see above); fix it "
                          f"and run again")
@@ -208,7 +218,8 @@ def resume_state(output_dir: Path, trigger: str, target: int) -> Path:
 
 
 def launch_for(options: argparse.Namespace, settings: Settings, character: Character, accelerate: Path,
-               device: str, output_dir: Path, resume: Path | None) -> tuple[Launch, str | None]:
+               device: str, output_dir: Path, resume: Path | None,
+               script: str = "train_network.py") -> tuple[Launch, str | None]:
     """The `accelerate launch` settings of this run, and a note to print when flags override the config file."""
     fingerprint = dataset_fingerprint(dataset_files([character.train_dir, character.reg_dir]))
     processes = options.num_processes or settings.num_processes
@@ -229,15 +240,16 @@ def launch_for(options: argparse.Namespace, settings: Settings, character: Chara
         training_comment=f"character={character.slug} dataset={fingerprint}", trigger_phrase=character.trigger,
         max_train_steps=SMOKE_STEPS if options.smoke else options.max_train_steps,
         save_every_n_steps=None if options.smoke else options.save_every_n_steps,
-        save_state=not options.smoke, resume=resume,
+        save_state=not options.smoke, resume=resume, script=script,
     )
     return launch, note
 
 
 def plan_run(options: argparse.Namespace, settings: Settings) -> RunPlan:
     """Plan: check what the run needs and decide the command; runs only the checks and the device probe."""
-    character, args = load_training(options, settings)
-    python, accelerate = ready_launcher(options, settings, args)
+    character, family = load_training(options, settings)
+    args = family.args
+    python, accelerate = ready_launcher(options, settings, family)
     device = options.device
     if device == "auto":
         device = probe_device(python) if python.exists() else "cpu"
@@ -247,10 +259,12 @@ def plan_run(options: argparse.Namespace, settings: Settings) -> RunPlan:
         output_dir = settings.character_output(character.slug).absolute()
     target = SMOKE_STEPS if options.smoke else (options.max_train_steps or args.max_train_steps)
     resume = resume_state(output_dir, character.trigger, target) if options.resume else None
-    launch, note = launch_for(options, settings, character, accelerate, device, output_dir, resume)
+    launch, note = launch_for(options, settings, character, accelerate, device, output_dir, resume,
+                              family.profile.script)
+    summary, warning = run_summary(family, device, launch.max_train_steps, launch.cpu_threads * launch.num_processes)
     return RunPlan(character=character, args=args, launch=launch, argv=tuple(build_command(args, launch)),
                    log_path=output_dir / "train.log", smoke=options.smoke, dry_run=options.dry_run,
-                   resume=resume, note=note)
+                   resume=resume, note=note, family=family, summary=summary, warning=warning)
 
 
 def show_plan(plan: RunPlan) -> None:
@@ -258,6 +272,10 @@ def show_plan(plan: RunPlan) -> None:
     if plan.note:
         print(plan.note, file=sys.stderr)
     print("$ " + shlex.join(plan.argv), flush=True)
+    if plan.summary:
+        print(plan.summary, flush=True)
+    if plan.warning:
+        print(f"warning: {plan.warning}", file=sys.stderr)
 
 
 def execute(plan: RunPlan) -> RunResult:
@@ -287,15 +305,19 @@ def check_result(plan: RunPlan, result: RunResult) -> int:
     if result.stopped and result.stopped.startswith("interrupted"):
         return interrupts.stopped("smoke" if plan.smoke else "train",
                                   len(list_checkpoints(plan.output_dir, plan.character.trigger)))
-    problem = failure(result)
+    problem = failure(result, plan.family.profile.script if plan.family else "train_network.py")
     return check_smoke(plan, problem) if plan.smoke else check_training(plan, problem)
+
+
+def family_checks(plan: RunPlan) -> tuple[str | None, bool]:
+    return plan.family.lora_checks if plan.family else (None, False)
 
 
 def check_smoke(plan: RunPlan, problem: str | None) -> int:
     """A smoke run passes when it trained cleanly and wrote a valid LoRA with the configured dim and alpha."""
     final = plan.output_dir / f"{plan.character.trigger}.safetensors"
     if problem is None:
-        info = inspect_lora(final, expect_dim=plan.args.dim, expect_alpha=plan.args.alpha)
+        info = check_lora(final, plan.args.dim, plan.args.alpha, *family_checks(plan))
         if not info.ok:
             problem = f"the smoke LoRA {final} is not valid: {info.describe()}"
         elif meant := trained_as_meant(info.metadata, plan.character.train_dir, plan.character.reg_dir):
@@ -315,7 +337,8 @@ def check_smoke(plan: RunPlan, problem: str | None) -> int:
 
 def check_training(plan: RunPlan, problem: str | None) -> int:
     """A full run passes when it trained cleanly and every checkpoint in the table is a valid LoRA."""
-    table, all_ok = checkpoint_table(plan.output_dir, plan.character.trigger, plan.args.dim, plan.args.alpha)
+    table, all_ok = checkpoint_table(plan.output_dir, plan.character.trigger, plan.args.dim, plan.args.alpha,
+                                     *family_checks(plan))
     print(table)
     final = plan.output_dir / f"{plan.character.trigger}.safetensors"
     if problem is None and final.is_file():
@@ -372,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from_args(options)
         return run(options, settings)
-    except (SettingsError, CharacterError, KohyaConfigError, TrainError) as error:
+    except (SettingsError, CharacterError, KohyaConfigError, TrainError, FamilyError) as error:
         print(error, file=sys.stderr)
         return 2
     except NothingToDo as done:

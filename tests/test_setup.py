@@ -18,6 +18,7 @@ from scripts import setup
 from scripts.trainer import sd_scripts_source, setup_plan
 from scripts.trainer.setup_plan import Probe
 from tests.fakes.sd_scripts import _testkit
+from tests.sparse import from_recording
 
 COMMIT = "48d368fa557731ad0488c07304dfeba8c07910eb"
 
@@ -96,8 +97,7 @@ def ready(tmp_path: Path) -> dict[str, Path]:
     python.symlink_to(sys.executable)
     digest = hashlib.sha256((checkout / "requirements.txt").read_bytes()).hexdigest()
     (kohya / ".venv" / setup.STAMP_NAME).write_text(digest + "\n")
-    model = tmp_path / "base.safetensors"
-    model.write_bytes(b"x")
+    model = from_recording("sd15", tmp_path / "base.safetensors")  # a real SD 1.5 header, sparse
     dataset = tmp_path / "ds"
     for name, training in (("hero", f'pretrained_model = "{model}"'), ("typo", f'pretrained_modle = "{model}"')):
         (dataset / name).mkdir(parents=True)

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from scripts import train
+from tests.sparse import from_recording
 from tests.test_train_e2e import write_character
 
 
 @pytest.fixture
 def place(tmp_path: Path) -> dict[str, Path]:
     model = tmp_path / "models/base.safetensors"
-    model.parent.mkdir()
-    model.write_bytes(b"x")
+    from_recording("sd15", model)  # the header of a real SD 1.5 checkpoint, sparse
     write_character(tmp_path / "dataset", "hero", "hero_v1", {"pretrained_model": str(model)})
     write_character(tmp_path / "dataset", "nomodel", "nomodel_v1", {})
     kohya = tmp_path / "kohya"

@@ -23,6 +23,7 @@ from scripts import setup
 from scripts import train
 from scripts.trainer.checkpoints import list_checkpoints
 from tests.fakes.sd_scripts import _testkit
+from tests.sparse import from_recording
 
 pytestmark = pytest.mark.slow
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
@@ -55,8 +56,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]
         project = _testkit.make_superproject(root, remote.as_uri(), commit)
         wheels = _testkit.build_wheelhouse(root / "wheels")
         model = root / "models" / "base.safetensors"
-        model.parent.mkdir()
-        model.write_bytes(b"not really a model")
+        from_recording("sd15", model)  # the header of a real SD 1.5 checkpoint, sparse (no weights)
         dataset = root / "dataset"
         write_character(dataset, "hero", "hero_v1", {"pretrained_model": str(model), "save_every_n_steps": 4,
                                                     "max_train_steps": 12})
@@ -333,3 +333,57 @@ def test_setup_fills_the_tokenizer_cache_from_comfyui_once(world: dict[str, Path
     assert "CLIP tokenizer: copied" in out and "CLIP tokenizer cache" in out and "(runs work offline)" in out
     setup.main(argv)
     assert "CLIP tokenizer: copied" not in capsys.readouterr().out  # the second run changes nothing
+# --- SDXL: dataset/example_xl against the stand-ins (sdxl_train_network.py replays ../shared/fixtures/sd-scripts-sdxl) ---
+
+@pytest.fixture(scope="module")
+def example_xl(world: dict[str, Path], first_setup: str) -> str:
+    """dataset/example_xl's own table, its base model pointed at a sparse file with a real SDXL header, stand-in images."""
+    from tests.paths import ROOT
+    model = from_recording("sdxl", world["root"] / "models" / "AnythingXL_inkBase.safetensors")
+    text = (ROOT / "dataset" / "example_xl" / "character.toml").read_text()
+    text = text.replace('pretrained_model = "~/ComfyUI/models/checkpoints/AnythingXL_inkBase.safetensors"',
+                        f'pretrained_model = "{model}"')
+    assert str(model) in text
+    folder = world["dataset"] / "example_xl"
+    train_dir, reg_dir = folder / "train" / "10_ember_xl_v1", folder / "reg" / "1_anime_character"
+    for directory in (train_dir, reg_dir):
+        directory.mkdir(parents=True)
+    (folder / "character.toml").write_text(text)
+    for i in range(3):
+        (train_dir / f"{i}.png").write_bytes(PNG)
+        (train_dir / f"{i}.txt").write_text("ember_xl_v1, full body")
+        (reg_dir / f"{i}.png").write_bytes(PNG)
+    # CLIP-L as an earlier online setup saves it (the stand-in venv has no transformers to download it)
+    clip_l = world["root"] / "tok" / "openai_clip-vit-large-patch14"
+    clip_l.mkdir(parents=True, exist_ok=True)
+    (clip_l / "vocab.json").write_text('{"!": 0}')
+    (clip_l / "merges.txt").write_text("#version: 0.2\n")
+    return "example_xl"
+
+
+def test_example_xl_setup_smoke_and_train_on_sdxl(world: dict[str, Path], example_xl: str, tmp_path: Path,
+                                                 capsys) -> None:
+    # before setup: an SD 1.5-only tokenizer cache is named with the fix, not left to the trainer's TypeError
+    assert train_main(world, tmp_path, "--character", example_xl, "--smoke") == 2
+    _, err = capsys.readouterr()
+    assert "laion_CLIP-ViT-bigG-14-laion2B-39B-b160k" in err and "invoke setup" in err
+    assert setup.main([*settings_flags(world), "--character", example_xl, "--skip-comfyui",
+                       "--pip-option=--no-index", f"--pip-option=--find-links={world['wheels']}"]) == 0
+    out, _ = capsys.readouterr()
+    assert "SDXL (2514 tensors, 6.9 GB) -> sdxl_train_network.py at 1024 px" in out
+    assert "[ ok ] CLIP tokenizer cache" in out and "bigG" in out
+    assert train_main(world, tmp_path, "--character", example_xl, "--smoke") == 0
+    out, _ = capsys.readouterr()
+    command = out.splitlines()[0]
+    assert "/sdxl_train_network.py " in command and "--network_train_unet_only --cache_text_encoder_outputs" in command
+    assert "--clip_skip" not in command and "smoke test passed" in out
+    assert "base model: SDXL (2514 tensors, 6.9 GB) -> sdxl_train_network.py at 1024 px" in out
+    final = tmp_path / "build/example_xl/smoke/ember_xl_v1.safetensors"
+    assert len(deserialize(final.read_bytes())) == 2166  # the recorded SDXL LoRA layout
+    header_len = struct.unpack("<Q", final.read_bytes()[:8])[0]
+    metadata = json.loads(final.read_bytes()[8:8 + header_len])["__metadata__"]
+    assert metadata["ss_base_model_version"] == "sdxl_base_v1-0" and metadata["ss_clip_skip"] == "None"
+    assert "722 unet + 0 text-encoder modules" in out
+    assert train_main(world, tmp_path, "--character", example_xl, "--max-train-steps", "6") == 0
+    out, _ = capsys.readouterr()
+    assert "final" in out and "valid" in out and "training done" in out

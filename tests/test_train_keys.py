@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from scripts import train
+from tests.sparse import from_recording
 from tests.paths import ROOT
 from tests.test_train_e2e import write_character
 
@@ -35,7 +36,7 @@ def place(tmp_path: Path) -> Path:
     checkout = tmp_path / "kohya/sd-scripts"
     shutil.copytree(ROOT / "tests/fakes/sd_scripts", checkout, ignore=shutil.ignore_patterns("_packages"))
     (checkout / "library/more_args.py").write_text(REAL_FLAGS, encoding="utf-8")
-    (tmp_path / "model.safetensors").write_bytes(b"x")
+    from_recording("sd15", tmp_path / "model.safetensors")  # a real SD 1.5 header: the dry run reads the family
     return tmp_path
 
 

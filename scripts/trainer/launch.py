@@ -55,6 +55,7 @@ class Launch:
     output_name: str
     tokenizer_cache_dir: Path
     device: str = "cpu"  # cpu | mps | cuda | cuda-bf16
+    script: str = TRAIN_SCRIPT  # sdxl_train_network.py for SDXL (kohya/families/)
     num_processes: int = 1
     num_machines: int = 1
     cpu_threads: int = 1
@@ -150,10 +151,11 @@ def precision(device: str, args: TrainArgs) -> tuple[str, tuple[str, ...]]:
     return (forced or mixed), extra
 
 
-# Order of the flags in the recorded command (../shared/fixtures/sd-scripts/command.txt).
+# Order of the flags in the recorded commands (../shared/fixtures/sd-scripts/ and sd-scripts-sdxl/command.txt).
 FLAG_ORDER = ("pretrained_model_name_or_path", "dataset_config", "output_dir", "output_name",
               "save_model_as", "network_module", "network_dim", "network_alpha", "optimizer_type",
               "learning_rate", "mixed_precision", "no_half_vae", "tokenizer_cache_dir",
+              "network_train_unet_only", "cache_text_encoder_outputs", "cache_latents", "gradient_checkpointing",
               "max_train_steps", "save_every_n_steps")
 
 
@@ -175,7 +177,7 @@ def build_command(args: TrainArgs, launch: Launch) -> list[str]:
         argv += ["--dynamo_backend", "no", "--dynamo_mode", "default", "--mixed_precision", mixed,
                  "--num_processes", str(launch.num_processes), "--num_machines", str(launch.num_machines)]
     argv += ["--num_cpu_threads_per_process", str(launch.cpu_threads)]
-    argv.append(str(launch.sd_scripts_dir / TRAIN_SCRIPT))
+    argv.append(str(launch.sd_scripts_dir / launch.script))
 
     values: dict[str, Any] = {k: v for k, v in args.flags.items()}
     values["pretrained_model_name_or_path"] = str(args.pretrained_model)

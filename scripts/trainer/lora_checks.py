@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from scripts.table.character import Character
+from scripts.trainer.lora_family import check_lora
 from scripts.trainer.lora_file import LoraInfo, inspect_lora
 
 SIZE_TOLERANCE = 0.01  # a run's checkpoints differ only by a few metadata bytes
@@ -53,8 +54,12 @@ def configured_network(character: Character,
 
 
 def verification_problems(chosen: LoraInfo, others: Sequence[LoraInfo], trigger: str,
-                          expected: tuple[int, float] | None = None, expected_from: str = "") -> list[str]:
+                          expected: tuple[int, float] | None = None, expected_from: str = "",
+                          family: tuple[str | None, bool] = (None, False)) -> list[str]:
     """Every reason `chosen` should not go live (an empty list: it may).
+
+    `family`: (model family, U-Net only) the run was configured for (lora_family.configured_family);
+    with a family, its key layout, module counts and ss_base_model_version are checked too.
 
     Expected dim/alpha come from `expected` (the training configuration) when given, else from
     what most of the run's other valid checkpoints say (a lone checkpoint is checked against
@@ -63,7 +68,7 @@ def verification_problems(chosen: LoraInfo, others: Sequence[LoraInfo], trigger:
         return list(chosen.problems)
     valid_others = [i for i in others if i.ok]
     dim, alpha = expected or expected_network(valid_others or [chosen])
-    checked = inspect_lora(chosen.path, dim, alpha)
+    checked = check_lora(chosen.path, dim, alpha, *family) if family[0] else inspect_lora(chosen.path, dim, alpha)
     problems = list(checked.problems)
     if problems and expected and expected_from:
         problems.append(f"(dim {dim} / alpha {alpha:g} expected from {expected_from}: was the run trained with "

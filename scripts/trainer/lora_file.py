@@ -75,8 +75,12 @@ def _number(text: str | None, kind: type) -> Any:
         return None
 
 
-def inspect_lora(path: Path, expect_dim: int | None = None, expect_alpha: float | None = None) -> LoraInfo:
-    """Read the header of `path` and list every reason it is not a usable LoRA (none = valid)."""
+def inspect_lora(path: Path, expect_dim: int | None = None, expect_alpha: float | None = None,
+                 text_encoder: bool | None = None) -> LoraInfo:
+    """Read the header of `path` and list every reason it is not a usable LoRA (none = valid).
+
+    `text_encoder`: whether text-encoder modules must be there; None = yes, except for SDXL's SGM
+    module names (`lora_unet_input_blocks_*`), which this tool trains U-Net only (kohya/families/sdxl.toml)."""
     problems: list[str] = []
     try:
         size = path.stat().st_size
@@ -113,12 +117,14 @@ def inspect_lora(path: Path, expect_dim: int | None = None, expect_alpha: float 
     complete = {m for m, p in parts.items() if {"lora_down.weight", "lora_up.weight", "alpha"} <= p}
     incomplete = sorted(m for m in parts if m.startswith("lora_") and m not in complete)
     unet = sum(1 for m in complete if m.startswith("lora_unet_"))
-    text_encoder = sum(1 for m in complete if m.startswith("lora_te"))
+    te_modules = sum(1 for m in complete if m.startswith("lora_te"))
     if incomplete:
         problems.append(f"{len(incomplete)} LoRA modules lack lora_down/lora_up/alpha (first: {incomplete[0]})")
     if not unet:
         problems.append("no lora_unet_* modules: not an SD LoRA (or the U-Net was not trained)")
-    if not text_encoder:
+    sgm = any(m.startswith(("lora_unet_input_blocks_", "lora_unet_middle_block_", "lora_unet_output_blocks_"))
+              for m in complete)
+    if not te_modules and (text_encoder if text_encoder is not None else not sgm):
         problems.append("no lora_te_* modules: the text encoder was not trained")
 
     dim = _number(metadata.get("ss_network_dim"), int)
@@ -128,5 +134,5 @@ def inspect_lora(path: Path, expect_dim: int | None = None, expect_alpha: float 
         problems.append(f"ss_network_dim is {metadata.get('ss_network_dim')!r}, expected {expect_dim}")
     if expect_alpha is not None and (alpha is None or abs(alpha - expect_alpha) > 1e-6):
         problems.append(f"ss_network_alpha is {metadata.get('ss_network_alpha')!r}, expected {expect_alpha:g}")
-    return LoraInfo(path, size, {str(k): str(v) for k, v in metadata.items()}, unet, text_encoder,
+    return LoraInfo(path, size, {str(k): str(v) for k, v in metadata.items()}, unet, te_modules,
                     dim, alpha, steps, tuple(problems))

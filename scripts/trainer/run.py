@@ -23,7 +23,7 @@ from pathlib import Path
 
 from scripts.trainer.checkpoints import list_checkpoints
 from scripts.trainer.log import LogScanner
-from scripts.trainer.lora_file import inspect_lora
+from scripts.trainer.lora_family import check_lora
 
 STATE_SUFFIX = "-state"
 
@@ -101,7 +101,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         pass
 
 
-def failure(result: RunResult) -> str | None:
+def failure(result: RunResult, script: str = "train_network.py") -> str | None:
     """Why the run failed, or None."""
     scan = result.scanner
     if result.stopped:
@@ -110,8 +110,8 @@ def failure(result: RunResult) -> str | None:
         errors = [e for e in scan.errors if not e.startswith("subprocess.CalledProcessError")]
         if scan.logged_errors:  # the first ERROR record is the cause; a later exception is its consequence
             last = f" (then {errors[-1]})" if errors else ""
-            return f"train_network.py exited {result.returncode}: {scan.logged_errors[0]}{last}"
-        return f"train_network.py exited {result.returncode}" + (f": {errors[0]}" if errors else "")
+            return f"{script} exited {result.returncode}: {scan.logged_errors[0]}{last}"
+        return f"{script} exited {result.returncode}" + (f": {errors[0]}" if errors else "")
     if not scan.started:
         why = ("sd-scripts found no images (\"No data found\")" if scan.no_data
                else "it never printed `running training`")
@@ -124,12 +124,13 @@ def failure(result: RunResult) -> str | None:
     return None
 
 
-def checkpoint_table(output_dir: Path, trigger: str, dim: int, alpha: float) -> tuple[str, bool]:
+def checkpoint_table(output_dir: Path, trigger: str, dim: int, alpha: float, family: str | None = None,
+                     unet_only: bool = False) -> tuple[str, bool]:
     rows = [("step", "file", "size", "LoRA")]
     all_ok = True
     found = list_checkpoints(output_dir, trigger)
     for checkpoint in found:
-        info = inspect_lora(checkpoint.path, expect_dim=dim, expect_alpha=alpha)
+        info = check_lora(checkpoint.path, dim, alpha, family, unet_only)
         all_ok &= info.ok
         size = f"{info.size / 1e6:.1f} MB"
         verdict = "valid" if info.ok else f"INVALID: {info.describe()}"

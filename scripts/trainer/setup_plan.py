@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scripts.trainer import tokenizers
+
 OK, FIX, FAIL, WARN = "ok", "fix", "FAIL", "warn"
 PIP_NAMES = {
     "lion_pytorch": "lion-pytorch", "prodigyplus": "prodigy-plus-schedule-free",
@@ -61,6 +63,7 @@ class Probe:
     torch: str | None = None
     accelerate: str | None = None
     error: str | None = None  # the probe itself failed to run
+    memory: int | None = None  # GPU memory in bytes (CUDA only)
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,12 @@ class Facts:
     model_error: str | None = None  # why the configured base checkpoint could not be read (bad [training])
     flags_missing: tuple[str, ...] = ()  # flags build_command can emit that the checkout does not define
     dataset_keys_missing: tuple[str, ...] = ()  # dataset TOML keys we write that its schema lacks
+    model_family: str = ""  # what the base model's header says (scripts/trainer/family.py), e.g. "SDXL (...)"
+    model_problem: str | None = None  # why this tool cannot train on that file (a LoRA, Flux, a mismatch, ...)
+    bigg_needed: bool = False  # SDXL: the trainer also reads the OpenCLIP bigG tokenizer
+    bigg_cached: bool = False
+    estimate: str = ""  # scripts/trainer/estimate.py's line for the configured run
+    estimate_warning: str | None = None
 
 
 def pip_name(module: str) -> str:
@@ -127,6 +136,7 @@ def plan(facts: Facts, system: str = "Linux", has_nvidia: bool = False) -> list[
     items.append(_device(facts))
     items.append(_model(facts))
     items.append(_tokenizer(facts))
+    items.append(_estimate(facts))
     items.append(_comfyui(facts))
     return items
 
@@ -260,7 +270,9 @@ def _model(f: Facts) -> Item:
     if not f.model_exists:
         return Item(name, FAIL, f"{f.pretrained_model} does not exist (set in {f.model_source})",
                     fix="download the SD1.5-family checkpoint there, or point pretrained_model at the file you have")
-    return Item(name, OK, f"{f.pretrained_model}")
+    if f.model_problem:
+        return Item(name, FAIL, f.model_problem, fix="point pretrained_model at the checkpoint you mean (see above)")
+    return Item(name, OK, f"{f.pretrained_model}" + (f": {f.model_family}" if f.model_family else ""))
 
 
 def _tokenizer(f: Facts) -> Item:
@@ -268,22 +280,42 @@ def _tokenizer(f: Facts) -> Item:
     if f.tokenizer_cache is None:
         return Item(name, WARN,
                     "no tokenizer cache configured; sd-scripts downloads it from the Hugging Face hub each run")
+    if f.tokenizer_cached and f.bigg_needed and not f.bigg_cached:
+        target = f.tokenizer_cache / tokenizers.BIGG_FOLDER
+        if f.tokenizer_tried:
+            return Item(name, FAIL, f"{target} could not be made", fix=f"copy a saved {tokenizers.BIGG_REPO} "
+                        f"tokenizer there (vocab.json, merges.txt, special_tokens_map.json, tokenizer_config.json)")
+        return Item(name, FIX, f"SDXL also needs {target} (offline, sdxl_train_network.py dies with `TypeError: "
+                               f"expected str, bytes or os.PathLike object, not NoneType` without it)",
+                    fix=f"setup makes it from {tokenizers.CLIP_L_FOLDER} (same vocabulary, pad id 0)",
+                    actions=(Action(f"make {target} from the CLIP-L tokenizer (no network)",
+                                    (f.python, "-c", tokenizers.bigg_code(f.tokenizer_cache))),))
     if f.tokenizer_cached:
-        return Item(name, OK, f"{f.tokenizer_cache} (runs work offline)")
+        both = " and the SDXL bigG tokenizer" if f.bigg_needed else ""
+        return Item(name, OK, f"{f.tokenizer_cache}{both} (runs work offline)")
     probe_ok = f.probe is not None and not f.probe.error
     missing = f.probe.missing if f.probe is not None else ()
     if probe_ok and "transformers" in f.required and "transformers" not in missing and not f.tokenizer_tried:
         target = f.tokenizer_cache / TOKENIZER_FOLDER
         code = (f"from transformers import CLIPTokenizer; "
                 f"CLIPTokenizer.from_pretrained({TOKENIZER_REPO!r}).save_pretrained({str(target)!r})")
+        bigg = (Action(f"make {f.tokenizer_cache / tokenizers.BIGG_FOLDER} from the CLIP-L tokenizer (no network)",
+                       (f.python, "-c", tokenizers.bigg_code(f.tokenizer_cache))),) if f.bigg_needed else ()
         return Item(name, FIX, f"{f.tokenizer_cache} is empty",
                     fix=f"{f.kohya_python} -c \"{code}\" (needs network once)",
                     actions=(Action(f"save the CLIP tokenizer to {target} (needs network once)",
-                                    (str(f.kohya_python), "-c", code), optional=True),))
+                                    (str(f.kohya_python), "-c", code), optional=True), *bigg))
     return Item(name, WARN, f"{f.tokenizer_cache} is empty: the first training run needs the Hugging Face hub",
                 fix=f"set comfyui_dir to your ComfyUI (setup copies its comfy/sd1_tokenizer there), or when online "
                     f"run `invoke setup` again (it saves openai/clip-vit-large-patch14 there), or copy a saved "
                     f"tokenizer to {f.tokenizer_cache}/openai_clip-vit-large-patch14")
+
+
+def _estimate(f: Facts) -> Item:
+    name = "memory and time"
+    if f.estimate_warning:
+        return Item(name, WARN, f.estimate, fix=f.estimate_warning)
+    return Item(name, OK, f.estimate or "not estimated (no base checkpoint read yet)")
 
 
 def _comfyui(f: Facts) -> Item:

@@ -37,6 +37,7 @@ FLAG_TYPES: dict[str, str] = {
     "full_fp16": "bool", "full_bf16": "bool", "max_token_length": "int",
     "prior_loss_weight": "number", "mixed_precision": "str", "v2": "bool",
     "v_parameterization": "bool", "scale_weight_norms": "number", "lowram": "bool",
+    "cache_text_encoder_outputs": "bool",
 }
 # Keys that go into the dataset TOML instead of onto the command line.
 DATASET_TYPES: dict[str, str] = {
@@ -45,6 +46,8 @@ DATASET_TYPES: dict[str, str] = {
     "caption_extension": "str", "flip_aug": "bool",
 }
 ALIASES = {"pretrained_model": "pretrained_model_name_or_path"}
+# [training] keys this project reads itself (scripts/trainer/family_args.py), never sent to sd-scripts.
+PROJECT_KEYS = {"family"}
 # Flags this project sets itself; a table that sets them would be overridden silently otherwise.
 MANAGED = {
     "output_dir", "output_name", "dataset_config", "train_data_dir", "reg_data_dir",
@@ -155,6 +158,8 @@ def merge_args(locked: Mapping[str, Any], overrides: Mapping[str, Any], characte
         sources["resolution"] = f"{character.table_path} [character]"
     for table, source in ((locked, locked_source), (overrides, override_source)):
         for key, raw in table.items():
+            if key in PROJECT_KEYS:
+                continue
             section, name, value = _check(key, raw, source, defined)
             (dataset if section == "dataset" else flags)[name] = value
             sources[name] = source

@@ -79,7 +79,17 @@ def probe(modules: list[str], imports: list[str], device: bool) -> dict[str, Any
     }
     if device:
         result["device"], result["torch"] = found_device, torch_version
+        result["memory"] = _cuda_memory() if found_device.startswith("cuda") else None
     return result
+
+
+def _cuda_memory() -> int | None:
+    """The first GPU's memory in bytes (CPU and MPS runs use the machine's RAM, which the caller reads)."""
+    try:
+        import torch
+        return int(torch.cuda.get_device_properties(0).total_memory)
+    except Exception:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

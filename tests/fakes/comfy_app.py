@@ -14,6 +14,10 @@ Interface (stable; other helpers code against it)
         loras_dir=None,          # Path | None: real folder; *.safetensors there (recursively, at
                                  #   request time) are the installed LoRAs ("sub/x.safetensors")
         checkpoints=("random_sd15.safetensors",),   # installed checkpoint names
+        checkpoint_families=None,  # Mapping[name, "sd1" | "sdxl"] | None: what each checkpoint is (a real
+                                 #   ComfyUI reads it from the file; the names tell nothing). A LoRA of
+                                 #   another family then loads as ../shared/fixtures/sd-scripts-sdxl/
+                                 #   comfyui_sdxl.txt shows (see LoRA families below)
         service_time=0.0,        # seconds per executed (non-cached) prompt, spread over its nodes
         lora_switch_time=0.0,    # extra seconds when a prompt's LoRA differs from the previous one
         faults=None,             # Faults | None (mutable at run time via fake.faults)
@@ -44,6 +48,15 @@ CLI (two instances by hand for a demo):
         [--checkpoint NAME ...] [--drop-ws-after N] [--drop-ws-at-message N] [--fail-runs 3,7]
         [--fail-fraction 0.1] [--fail-seeds 5,9] [--fail-seed-times N] [--http-500-on-post 2,4]
         [--hang] [--die-after N] [--lora-switch-time S]
+
+LoRA families (from ../shared/fixtures/sd-scripts-sdxl/comfyui_sdxl.txt): a LoRA whose family
+(`ss_base_model_version`, else its module names) differs from the checkpoint's still renders with
+status success and no node error; the server log (`fake.state.server_log`) gets one `lora key not
+loaded: <key>` line per key ComfyUI cannot map, and the image ignores the LoRA (its identity lists no
+LoRA). For the recorded pair, an SDXL LoRA on SD 1.5, the unmapped keys are the recorded ones: every
+`transformer_blocks_1..9` module and all of `output_blocks_0..2` (1 878 lines for the recorded
+722-module LoRA); the 46 `ERROR lora ... shape ... is invalid` lines of the mapped rest are not
+reproduced. Any other mismatch is not recorded; there every key is logged as not loaded.
 
 Faults (dataclass, all off by default)
     drop_ws_after: int | None      close each websocket after it has been sent N messages
@@ -119,6 +132,7 @@ import json
 import os
 import posixpath
 import random
+import re
 import struct
 import sys
 import time
@@ -523,6 +537,20 @@ def render_sample(identity: dict[str, Any], width: int, height: int) -> Image.Im
     return image
 
 
+def lora_family(metadata: dict[str, Any], keys: Sequence[str]) -> str | None:
+    """"sdxl" / "sd1" from a LoRA's ss_base_model_version, else its module names (SGM vs diffusers)."""
+    version = str(metadata.get("ss_base_model_version", ""))
+    if version.startswith("sdxl"):
+        return "sdxl"
+    if version.startswith("sd_v1"):
+        return "sd1"
+    if any(k.startswith(("lora_unet_input_blocks_", "lora_te1_")) for k in keys):
+        return "sdxl"
+    if any(k.startswith("lora_unet_down_blocks_") for k in keys):
+        return "sd1"
+    return None
+
+
 def read_safetensors_header(path: Path, max_size: int = 100 * 1024 * 1024) -> dict[str, Any]:
     """Parse a safetensors header; raise NodeFailure worded like safetensors' own errors."""
     kind = "safetensors._safetensors_rust.SafetensorError"
@@ -601,6 +629,7 @@ class FakeState:
     ws_connects: list[str | None] = field(default_factory=list)
     dead: bool = False
     finished: int = 0
+    server_log: list[str] = field(default_factory=list)  # lines a real server would print (LoRA key warnings)
 
 
 @dataclass
@@ -625,9 +654,11 @@ class FakeComfy:
     def __init__(self, loras_dir: Path | str | None = None,
                  checkpoints: Sequence[str] = ("random_sd15.safetensors",),
                  service_time: float = 0.0, lora_switch_time: float = 0.0,
-                 faults: Faults | None = None, history_max: int = 10000) -> None:
+                 faults: Faults | None = None, history_max: int = 10000,
+                 checkpoint_families: dict[str, str] | None = None) -> None:
         self.loras_dir = Path(loras_dir) if loras_dir is not None else None
         self.checkpoints = list(checkpoints)
+        self.checkpoint_families = dict(checkpoint_families or {})
         self.service_time = service_time
         self.lora_switch_time = lora_switch_time
         self.faults = faults or Faults()
@@ -1234,6 +1265,20 @@ class FakeComfy:
             await self._send("executing", {"node": None, "prompt_id": prompt_id}, client)
         self._client_id = None
 
+    def _lora_ignored(self, header: dict[str, Any], checkpoint: str) -> bool:
+        """Log `lora key not loaded` lines for a LoRA of another family than the checkpoint (module docstring)."""
+        base = self.checkpoint_families.get(checkpoint)
+        keys = sorted(k for k in header if k != "__metadata__")
+        family = lora_family(header.get("__metadata__") or {}, keys)
+        if base is None or family is None or family == base:
+            return False
+        if (family, base) == ("sdxl", "sd1"):
+            unmapped = [k for k in keys if re.search(r"transformer_blocks_[1-9]_|^lora_unet_output_blocks_[012]_", k)]
+        else:
+            unmapped = keys
+        self.state.server_log.extend(f"lora key not loaded: {key}" for key in unmapped)
+        return True
+
     def _run_node(self, class_type: str, inputs: dict[str, Any], prompt: dict[str, Any],
                   extra_data: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
         """Compute one node's outputs; raise NodeFailure as the real node would."""
@@ -1245,7 +1290,9 @@ class FakeComfy:
             name = inputs["lora_name"]
             if self.loras_dir is None:
                 raise NodeFailure("FileNotFoundError", f"LoRA {name} not found\n")
-            read_safetensors_header(self.loras_dir / name)
+            header = read_safetensors_header(self.loras_dir / name)
+            if self._lora_ignored(header, inputs["model"]["checkpoint"]):
+                return (inputs["model"], inputs["clip"]), None  # "success", the LoRA silently not applied
             model = dict(inputs["model"], loras=inputs["model"]["loras"] + [[name, inputs["strength_model"]]])
             clip = dict(inputs["clip"], loras=inputs["clip"]["loras"] + [[name, inputs["strength_clip"]]])
             return (model, clip), None

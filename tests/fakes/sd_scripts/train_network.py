@@ -10,7 +10,12 @@ stdout (`accelerator device: cpu`, the `running training` block, `epoch 1/1`,
 `saving checkpoint: <path>`); a dataset TOML with a key outside sd-scripts' schema fails like
 fail_bad_toml_key.log (exit 1); an image_dir that is missing or empty gives "No data found" and
 exit 0 with nothing written (fail_missing_dataset.log); a missing base checkpoint fails like
-fail_missing_model.log (exit 1). The loss is synthetic (1.21 falling by 0.01 a step) and only
+fail_missing_model.log (exit 1); an SDXL checkpoint (header keys `conditioner.*`) fails at U-Net loading
+like ../shared/fixtures/sd-scripts-sdxl/fail_sd15_trainer_on_sdxl_no_te_cache.log (one example key per list
+instead of ~100 kB of them, exit 1); `--cache_text_encoder_outputs` is an argparse error as in
+fail_sd15_trainer_on_sdxl.log (the flag exists only in library/sdxl_train_util.py); a dataset with
+enable_bucket and a resolution under min_bucket_reso (default 256) fails like fail_bucket_reso.log.
+The loss is synthetic (1.21 falling by 0.01 a step) and only
 appears as the `avr_loss=` postfix.
 
 LoRA files go to `<output_dir>/<output_name>-step%08d.safetensors` every --save_every_n_steps
@@ -97,12 +102,52 @@ def schema_error(path):
     sys.exit(1)
 
 
+def bucket_error():
+    """../shared/fixtures/sd-scripts-sdxl/fail_bucket_reso.log: train_util's assertion, before any model loads."""
+    print("Traceback (most recent call last):", file=sys.stderr)
+    print('  File "<KOHYA_DIR>/sd-scripts/library/train_util.py", line 767, in adjust_min_max_bucket_reso_by_steps',
+          file=sys.stderr)
+    print("    min(resolution) >= min_bucket_reso", file=sys.stderr)
+    print("AssertionError: min_bucket_reso must be equal or less than resolution / min_bucket_resoは最小解像度より"
+          "大きくできません。解像度を大きくするかmin_bucket_resoを小さくしてください", file=sys.stderr)
+    sys.exit(1)
+
+
+def read_model_keys(path):
+    """Tensor names of a safetensors file from its header (None when it is not one): what the loaders check."""
+    try:
+        with open(path, "rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            if length > 100 * 1024 * 1024:
+                return None
+            return [k for k in json.loads(handle.read(length)) if k != "__metadata__"]
+    except (OSError, ValueError, struct.error):
+        return None
+
+
+def state_dict_error(model_class, unexpected, missing, mismatches=(), missing_first=False):
+    """A U-Net load failure as recorded (fail_sdxl_trainer_on_sd15.log / fail_sd15_trainer_on_sdxl_no_te_cache.log),
+    with one example key per list instead of ~100 kB of them."""
+    print("Traceback (most recent call last):", file=sys.stderr)
+    print(f"RuntimeError: Error(s) in loading state_dict for {model_class}:", file=sys.stderr)
+    lines = ["\tUnexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected),
+             "\tMissing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing)]
+    for line in (lines[::-1] if missing_first else lines):
+        print(line, file=sys.stderr)
+    for line in mismatches:
+        print(f"\tsize mismatch for {line}", file=sys.stderr)
+    return 1
+
+
 def load_dataset(path):
     log("INFO", f"Loading dataset config from {path}", "train_network.py:519")
     config = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     for key in config.get("general", {}):
         if key not in GENERAL_KEYS:
             schema_error(f"['general']['{key}']")
+    general = config.get("general", {})
+    if general.get("enable_bucket") and int(general.get("min_bucket_reso", 256)) > int(general.get("resolution", 512)):
+        bucket_error()
     subsets = []
     for d, dataset in enumerate(config.get("datasets", [])):
         for key in dataset:
@@ -147,15 +192,19 @@ def tensor_specs(dim, full_shapes):
     return specs
 
 
-def write_safetensors(path, specs, alpha, metadata):
-    """Write the safetensors format by hand (no `safetensors` in this venv), temp name + rename."""
+def write_safetensors(path, specs, alpha, metadata, dtype="F32"):
+    """Write the safetensors format by hand (no `safetensors` in this venv), temp name + rename.
+
+    BF16 values are the upper two bytes of each little-endian float32 (a truncation, as bfloat16 is)."""
     header = {"__metadata__": metadata}
     chunks = []
     offset = 0
     for name, shape, value in sorted(specs):
         count = math.prod(shape) if shape else 1
         data = struct.pack(f"<{count}f", *([alpha if value is None else value] * count))
-        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len(data)]}
+        if dtype == "BF16":
+            data = b"".join(data[i + 2:i + 4] for i in range(0, len(data), 4))
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(data)]}
         chunks.append(data)
         offset += len(data)
     raw = json.dumps(header, separators=(",", ":")).encode()
@@ -169,8 +218,8 @@ def write_safetensors(path, specs, alpha, metadata):
     os.replace(temp, path)
 
 
-def metadata_for(args, step, epoch, started, train_images, reg_images):
-    template = json.loads((HERE / "networks" / "lora_metadata_template.json").read_text())
+def metadata_for(args, step, epoch, started, train_images, reg_images, template_name="lora_metadata_template.json"):
+    template = json.loads((HERE / "networks" / template_name).read_text())
     meta = dict(template)
     meta.update({
         "ss_network_dim": str(args.network_dim), "ss_network_alpha": str(float(args.network_alpha)),
@@ -187,6 +236,8 @@ def metadata_for(args, step, epoch, started, train_images, reg_images):
     })
     if args.metadata_trigger_phrase:
         meta["modelspec.trigger_phrase"] = args.metadata_trigger_phrase
+    if args.clip_skip is None:
+        meta.pop("modelspec.encoder_layer", None)  # the SDXL recording has it from --clip_skip=2
     return {k: str(v) for k, v in meta.items()}
 
 
@@ -210,25 +261,47 @@ def save_state(folder, step):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    fail = os.environ.get("STANDIN_FAIL", "")
-    pace = float(os.environ.get("STANDIN_STEP_SECONDS", "0") or 0)
     log("INFO", "Using v1 tokenizer", "strategy_sd.py:26")
     train_images, reg_images = load_dataset(args.dataset_config)
     if train_images == 0:
-        log("ERROR", "No data found. Please verify arguments (train_data_dir must be the parent of "
-            "folders with images)", "train_network.py:576")
-        return 0
+        return no_data()
     log("INFO", "preparing accelerator", "train_network.py:593")
     print("accelerator device: cpu", flush=True)
     if not os.path.exists(args.pretrained_model_name_or_path):
-        print("Traceback (most recent call last):", file=sys.stderr)
-        print(f'ValueError: The provided pretrained_model_name_or_path "{args.pretrained_model_name_or_path}" '
-              "is neither a valid local path nor a valid repo id. Please check the parameter.", file=sys.stderr)
-        return 1
+        return missing_model(args)
+    keys = read_model_keys(args.pretrained_model_name_or_path)
+    if keys is not None and any(k.startswith("conditioner.") for k in keys):
+        # fail_sd15_trainer_on_sdxl_no_te_cache.log: the SD1.5 loader reads the SDXL file and fails at the U-Net.
+        return state_dict_error("UNet2DConditionModel", ["input_blocks.7.1.transformer_blocks.9.attn1.to_q.weight"],
+                                ["down_blocks.0.attentions.0.proj_in.weight"],
+                                ["mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight: copying a param with "
+                                 "shape torch.Size([1280, 2048]) from checkpoint, the shape in current model is "
+                                 "torch.Size([1280, 768])."], missing_first=True)
     print(f"import network module: {args.network_module}", flush=True)
     log("INFO", f"create LoRA network. base dim (rank): {args.network_dim}, alpha: {float(args.network_alpha)}",
         "lora.py:935")
     print("prepare optimizer, data loader etc.", flush=True)
+    specs = tensor_specs(args.network_dim, os.environ.get("STANDIN_FULL_SHAPES") == "1")
+    return run_training(args, specs, train_images, reg_images, "lora_metadata_template.json")
+
+
+def no_data():
+    log("ERROR", "No data found. Please verify arguments (train_data_dir must be the parent of "
+        "folders with images)", "train_network.py:576")
+    return 0
+
+
+def missing_model(args):
+    print("Traceback (most recent call last):", file=sys.stderr)
+    print(f'ValueError: The provided pretrained_model_name_or_path "{args.pretrained_model_name_or_path}" '
+          "is neither a valid local path nor a valid repo id. Please check the parameter.", file=sys.stderr)
+    return 1
+
+
+def run_training(args, specs, train_images, reg_images, template, dtype="F32", before_steps=()):
+    """The `running training` block, the steps, the checkpoints and state folders (shared with sdxl_train_network.py)."""
+    fail = os.environ.get("STANDIN_FAIL", "")
+    pace = float(os.environ.get("STANDIN_STEP_SECONDS", "0") or 0)
     total = args.max_train_steps
     first = 1
     if args.resume:
@@ -248,10 +321,18 @@ def main(argv=None):
     print(f"  num train images * repeats / 学習画像の数×繰り返し回数: {train_images}", flush=True)
     print(f"  num reg images / 正則化画像の数: {reg_images}", flush=True)
     print(f"  total optimization steps / 学習ステップ数: {total}", flush=True)
+    for level, message, where in before_steps:
+        log(level, message, where)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    specs = tensor_specs(args.network_dim, os.environ.get("STANDIN_FULL_SHAPES") == "1")
     started = time.time()
+
+    def save(path, step, epoch):
+        sys.stderr.write("\n")
+        print(f"saving checkpoint: {path}", flush=True)
+        write_safetensors(path, specs, args.network_alpha,
+                          metadata_for(args, step, epoch, started, train_images, reg_images, template), dtype)
+
     sys.stderr.write("\n" + bar(first - 1, total, 0.0, None))
     sys.stderr.flush()
     print("epoch 1/1", flush=True)
@@ -272,23 +353,12 @@ def main(argv=None):
                              "RuntimeError: stand-in crash requested by STANDIN_FAIL\n")
             return 1
         if args.save_every_n_steps and step % args.save_every_n_steps == 0 and step < total:
-            name = train_util.STEP_FILE_NAME.format(args.output_name, step) + ".safetensors"
-            sys.stderr.write("\n")
-            print(f"saving checkpoint: {output / name}", flush=True)
-            write_safetensors(output / name, specs, args.network_alpha,
-                              metadata_for(args, step, 0, started, train_images, reg_images))
+            save(output / (train_util.STEP_FILE_NAME.format(args.output_name, step) + ".safetensors"), step, 0)
             if args.save_state:
                 save_state(output / train_util.STEP_STATE_NAME.format(args.output_name, step), step)
     if total % (args.save_every_n_steps or total + 1) == 0 and first <= total:
-        name = train_util.STEP_FILE_NAME.format(args.output_name, total) + ".safetensors"
-        sys.stderr.write("\n")
-        print(f"saving checkpoint: {output / name}", flush=True)
-        write_safetensors(output / name, specs, args.network_alpha,
-                          metadata_for(args, total, 0, started, train_images, reg_images))
-    final = output / f"{args.output_name}.safetensors"
-    sys.stderr.write("\n")
-    print(f"saving checkpoint: {final}", flush=True)
-    write_safetensors(final, specs, args.network_alpha, metadata_for(args, total, 1, started, train_images, reg_images))
+        save(output / (train_util.STEP_FILE_NAME.format(args.output_name, total) + ".safetensors"), total, 0)
+    save(output / f"{args.output_name}.safetensors", total, 1)
     if args.save_state:
         save_state(output / train_util.LAST_STATE_NAME.format(args.output_name), total)
     log("INFO", "model saved.", "train_network.py:1729")
