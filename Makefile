@@ -6,10 +6,10 @@ VENV := .venv
 INV := $(VENV)/bin/invoke
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lint demo test bench setup crop validate gen-reg smoke train compare deploy clean
+.PHONY: help venv lint demo test bench setup crop boxes boxes-docs validate gen-reg smoke train compare deploy clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ setup: $(STAMP) ## init sd-scripts, build the kohya venv, check device and model
 
 crop: $(STAMP) ## crop the example character (CHARACTER=name to pick another)
 	$(INV) crop --character $(or $(CHARACTER),example)
+
+boxes: $(STAMP) ## draw every crop box on its sheet, flag cuts, list uncovered figures
+	$(INV) boxes --character $(or $(CHARACTER),example)
+
+boxes-docs: $(STAMP) ## redraw docs/boxes_example.png (the README's overlay) from the example
+	$(INV) boxes-docs
 
 validate: $(STAMP) ## validate a character's dataset
 	$(INV) validate --character $(or $(CHARACTER),example)

@@ -88,6 +88,29 @@ def validate(c: Context, character: str = "example", min_train: int | None = Non
                        duplicate_distance=duplicate_distance))
 
 
+@task(help={
+    "character": CHARACTER_HELP,
+    "write_proposals": "append every figure no crop covers to character.toml as a [[crop]] entry to caption",
+    "fix_cuts": "widen every full_body box that cuts its figure to the figure's box (edits character.toml)",
+    "sheet": "only this sheet (a file name in the character folder)",
+})
+def boxes(c: Context, character: str = "example", write_proposals: bool = False, fix_cuts: bool = False,
+          sheet: str = "") -> None:
+    """Draw every crop box on its sheet; find uncovered figures."""
+    base = settings(c)
+    script(c, "boxes", "--character", character, "--dataset-root", base.dataset_root,
+           *flag_pairs(write_proposals=write_proposals, fix_cuts=fix_cuts, sheet=sheet or None))
+
+
+@task
+def boxes_docs(c: Context) -> None:
+    """Redraw docs/boxes_example.png from the example."""
+    base = settings(c)
+    script(c, "example_art", "--out", base.dataset_root / "example")
+    script(c, "boxes", "--character", "example", "--dataset-root", base.dataset_root,
+           "--sheet", "ember_lineup.png", "--small-copy", "docs/boxes_example.png")
+
+
 # --- regularization (gen-reg) -------------------------------------------------------------------
 # [regularization tasks]
 @task(iterable=["server"], help={

@@ -1,0 +1,93 @@
+"""scripts.boxes: the overlay, the printed table, --fix-cuts and --write-proposals as text edits."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+from scripts import boxes
+from tests.imaging.test_figures import body, union
+
+GREY = (222, 222, 226)
+Tess = tuple[Path, tuple[int, int, int, int], tuple[int, int, int, int]]  # folder, the two figures' boxes
+TABLE = """\
+# Tess, by hand. Keep this comment.
+[character]
+name = "Tess"
+trigger = "tess_v1"
+class = "anime character"
+
+[[crop]]
+name = "tall"   # measured by eye
+source = "sheet.png"
+box = [{box}]
+caption = "tess_v1, standing"
+framing = "full_body"
+pose = "neutral"
+expression = "calm"
+shows_details = true
+"""
+
+
+@pytest.fixture
+def tess(tmp_path: Path) -> Tess:
+    """A grey 1200x700 sheet with two figures and a title; a crop that cuts the first at the top by 60."""
+    folder = tmp_path / "tess"
+    folder.mkdir()
+    image = Image.new("RGB", (1200, 700), GREY)
+    draw = ImageDraw.Draw(image)
+    draw.text((20, 10), "TESS - sheet one, two poses", fill=(90, 90, 90))
+    first = union(*body(draw, 300, 100, 500))
+    second = union(*body(draw, 850, 150, 450))
+    image.save(folder / "sheet.png")
+    box = (first[0] - 20, first[1] + 60, first[2] + 40, first[3] - 60 + 20)
+    (folder / "character.toml").write_text(TABLE.format(box=", ".join(map(str, box))), encoding="utf-8")
+    return folder, first, second
+
+
+def run(folder: Path, *flags: str) -> int:
+    return boxes.main(["--character", folder.name, "--dataset-root", str(folder.parent), *flags])
+
+
+def test_overlay_and_table_show_the_cut_and_the_new_figure(tess: Tess, capsys: pytest.CaptureFixture[str]) -> None:
+    folder, first, second = tess
+    assert run(folder) == 1
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.strip().startswith("tall"))
+    depth = int(line.split("top ")[1].split(" px")[0])
+    assert abs(depth - 60) <= 2
+    assert "#2 (no crop)" in out and "full_body (guess)" in out and "1 boxes cut a figure" in out
+    with Image.open(folder / "boxes" / "sheet.png") as overlay:
+        assert overlay.size == (1200, 700)
+        top = first[1] + 60
+        assert overlay.getpixel((first[0] + first[2] // 2, top)) == boxes.CUT_COLOUR  # the red cut mark
+        y = second[1] + second[3] // 2
+        assert boxes.NEW_COLOUR in {overlay.getpixel((x, y)) for x in range(second[0] - 30, second[0])}
+    assert (folder / "character.toml").read_text(encoding="utf-8").startswith("# Tess, by hand.")
+
+
+def test_fix_cuts_and_write_proposals_edit_the_text_only(tess: Tess, capsys: pytest.CaptureFixture[str]) -> None:
+    folder, first, _ = tess
+    before = (folder / "character.toml").read_text(encoding="utf-8")
+    assert run(folder, "--fix-cuts", "--write-proposals") == 0
+    out = capsys.readouterr().out
+    after = (folder / "character.toml").read_text(encoding="utf-8")
+    old_box = before.split("box = [")[1].split("]")[0]
+    fixed = next(line for line in out.splitlines() if line.startswith("fixed tall: "))
+    new_box = fixed.split(" -> [")[1].rstrip("]")
+    assert fixed.startswith(f"fixed tall: [{old_box}] -> ")
+    head, appended = after.split("\n\n# figure #2 on sheet.png", 1)
+    assert head + "\n" == before.replace(f"box = [{old_box}]", f"box = [{new_box}]")
+    assert "[[crop]]\nname = \"sheet_2\"\nsource = \"sheet.png\"\nbox = [" in appended
+    left, top, width, _ = map(int, new_box.split(", "))
+    assert top <= first[1] and left <= first[0] and left + width >= first[0] + first[2]
+    assert run(folder) == 0  # nothing cuts now, and every figure is covered
+    assert "(no crop)" not in capsys.readouterr().out
+
+
+def test_a_missing_table_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "nobody").mkdir()
+    assert run(tmp_path / "nobody") == 2
+    err = capsys.readouterr().err
+    assert "No character table" in err and err.count("\n") == 1 and "Traceback" not in err
