@@ -96,7 +96,7 @@ def proposals(reports: Sequence[SheetReport], taken: set[str]) -> list[NewEntry]
             names.add(name)
             found.append(NewEntry(name, report.source, figure.box,
                                   f"figure #{index + 1} on {report.source}, found by `invoke boxes`",
-                                  framing=guess_framing(figure, report.scan.size)))
+                                  framing=guess_framing(figure)))
     return found
 
 
@@ -240,7 +240,7 @@ def print_report(report: SheetReport, out: TextIO) -> None:
     for index in report.uncovered:
         figure = figures[index]
         table.append((f"#{index + 1} (no crop)", format_box(figure.box), "-",
-                      f"{guess_framing(figure, report.scan.size)} (guess)"))
+                      f"{guess_framing(figure)} (guess)"))
     if len(table) == 1:
         print("  no crops and no figures", file=out)
         return
@@ -273,18 +273,18 @@ def run(folder: Path, *, write_proposals: bool = False, fix_cuts: bool = False, 
     if edited != text:
         atomic.write_text(folder / TABLE_NAME, edited)
         entries, _ = crop_entries(tomllib.loads(edited))
-        scanned = [(assess(report.source, report.scan, entries), sheet) for report, sheet in scanned]
+        scanned = [(assess(report.source, report.scan, entries), image) for report, image in scanned]
     for line in done:
         print(line, file=out)
     cutting = 0
-    for report, sheet in scanned:
+    for report, image in scanned:
         print_report(report, out)
         target = folder / OVERLAY_DIR / f"{Path(report.source).stem}.png"
-        overlay = draw_overlay(sheet, report)
+        overlay = draw_overlay(image, report)
         atomic.write_bytes(target, png_bytes(overlay))
         if small_copy is not None:
             overlay.thumbnail((SMALL_WIDTH, SMALL_WIDTH), Image.Resampling.LANCZOS)
-            atomic.write_bytes(small_copy, png_bytes(overlay.quantize(64).convert("RGB")))
+            atomic.write_bytes(small_copy, png_bytes(overlay.quantize(128).convert("RGB")))
             print(f"small copy of {target.name} in {small_copy}", file=out)
             small_copy = None  # only the first sheet's
         cutting += sum(1 for row in report.rows if row.cuts)

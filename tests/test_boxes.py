@@ -1,13 +1,16 @@
 """scripts.boxes: the overlay, the printed table, --fix-cuts and --write-proposals as text edits."""
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
 
-from scripts import boxes
+from scripts import boxes, example_art
 from tests.imaging.test_figures import body, union
+from tests.paths import ROOT
 
 GREY = (222, 222, 226)
 Tess = tuple[Path, tuple[int, int, int, int], tuple[int, int, int, int]]  # folder, the two figures' boxes
@@ -91,3 +94,41 @@ def test_a_missing_table_is_one_clear_line(tmp_path: Path, capsys: pytest.Captur
     assert run(tmp_path / "nobody") == 2
     err = capsys.readouterr().err
     assert "No character table" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def example_folder(tmp_path: Path, *sheets: str) -> Path:
+    folder = tmp_path / "example"
+    folder.mkdir()
+    shutil.copy(ROOT / "dataset" / "example" / "character.toml", folder / "character.toml")
+    example_art.write_sheets(folder, [s for s in example_art.SHEETS if s.name in sheets])
+    return folder
+
+
+def test_the_example_guard_box_cut_its_sword_and_foot_and_the_fix_is_the_committed_box(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = example_folder(tmp_path, "ember_lineup.png")
+    table = folder / "character.toml"
+    committed = re.search(r'name = "ember_guard_angry"\nsource = "[^"]+"\n(box = \[[^\]]*\])', table.read_text())
+    assert committed is not None
+    table.write_text(table.read_text().replace(committed.group(1), "box = [1120, 340, 560, 1020]"))  # as shipped
+    assert run(folder, "--sheet", "ember_lineup.png") == 1
+    out = capsys.readouterr().out
+    assert "ember_lineup.png (2816x1536): 5 figures, 1 text lines" in out  # the title is not a figure
+    guard = next(line for line in out.splitlines() if line.strip().startswith("ember_guard_angry"))
+    top, right = (int(guard.split(f"{side} ")[1].split(" px")[0]) for side in ("top", "right"))
+    assert top > 150 and 10 < right < 60  # the blade high above the head, the right foot
+    assert run(folder, "--sheet", "ember_lineup.png", "--fix-cuts") == 0
+    assert committed.group(1) in table.read_text()
+
+
+def test_write_proposals_turns_the_sheet_without_entries_into_entries(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = example_folder(tmp_path, "ember_more.png")
+    before = (folder / "character.toml").read_text()
+    assert run(folder, "--sheet", "ember_more.png", "--write-proposals") == 0
+    out = capsys.readouterr().out
+    assert "added ember_more_1: ember_more.png" in out and "added ember_more_2: ember_more.png" in out
+    after = (folder / "character.toml").read_text()
+    assert after.startswith(before) and after.count("[[crop]]") == before.count("[[crop]]") + 2
+    assert run(folder, "--sheet", "ember_more.png") == 0
+    assert "(no crop)" not in capsys.readouterr().out

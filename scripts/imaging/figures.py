@@ -49,6 +49,7 @@ class Settings:
 class Figure:
     box: Box  # padded by the margin and clamped to the sheet
     tight: Box  # the foreground's own extent
+    flat_bottom: float = 0.0  # longest foreground run along the bottom rows, as a share of the width
 
 
 @dataclass(frozen=True)
@@ -207,8 +208,9 @@ def _text_lines(parts: list[_Component], figures: list[_Component], max_h: float
     return lines
 
 
-def _refine(mask: Image.Image, small_size: Size, factor: int, group: _Component) -> Box:
-    """The tight full-size box of the foreground under one group's reduced pixels."""
+def _refine(mask: Image.Image, small_size: Size, factor: int, group: _Component) -> tuple[Box, float]:
+    """The tight full-size box of the foreground under one group's reduced pixels, and the longest
+    foreground run along its bottom rows as a share of its width (feet: short; a body cut off: long)."""
     own = Image.new("L", small_size, 0)
     draw = ImageDraw.Draw(own)
     for y, x0, x1 in group.runs:
@@ -219,11 +221,15 @@ def _refine(mask: Image.Image, small_size: Size, factor: int, group: _Component)
     region = (left * factor, top * factor, min(mask.width, right * factor), min(mask.height, bottom * factor))
     under = own.crop((left, top, right, bottom)).resize(
         (region[2] - region[0], region[3] - region[1]), Image.Resampling.NEAREST)
-    found = ImageChops.multiply(mask.crop(region), under).getbbox()
+    own_mask = ImageChops.multiply(mask.crop(region), under)
+    found = own_mask.getbbox()
     if found is None:  # cannot happen for a group made of set pixels; keep the reduced box then
-        return (left * factor, top * factor, (right - left) * factor, (bottom - top) * factor)
+        return (left * factor, top * factor, (right - left) * factor, (bottom - top) * factor), 0.0
     x0, y0, x1, y1 = found
-    return (region[0] + x0, region[1] + y0, x1 - x0, y1 - y0)
+    rows = max(2, (y1 - y0) // 50)
+    strip = own_mask.crop((x0, y1 - rows, x1, y1)).resize((x1 - x0, 1), Image.Resampling.BOX)
+    flat = max((len(run.group()) for run in RUN.finditer(strip.tobytes())), default=0) / (x1 - x0)
+    return (region[0] + x0, region[1] + y0, x1 - x0, y1 - y0), flat
 
 
 def pad_box(tight: Box, size: Size, settings: Settings) -> Box:
@@ -272,8 +278,8 @@ def find_figures(image: Image.Image, settings: Settings = Settings(), background
             specks += 1
     figures = []
     for group in groups:
-        tight = _refine(mask, small.size, factor, group)
-        figures.append(Figure(pad_box(tight, rgb.size, settings), tight))
+        tight, flat = _refine(mask, small.size, factor, group)
+        figures.append(Figure(pad_box(tight, rgb.size, settings), tight, flat))
     figures.sort(key=lambda f: (f.tight[0], f.tight[1]))
     lines = tuple(sorted((x0 * factor, y0 * factor, (x1 - x0 + 1) * factor, (y1 - y0 + 1) * factor)
                          for x0, y0, x1, y1 in text_boxes))
@@ -335,12 +341,11 @@ def widen(box: Box, cuts: Sequence[Cut], figure: Figure, size: Size) -> Box:
     return (x0, y0, x1 - x0, y1 - y0)
 
 
-def guess_framing(figure: Figure, size: Size) -> str:
-    """full_body, bust or closeup from the figure's aspect and its height on the sheet (a guess)."""
+def guess_framing(figure: Figure) -> str:
+    """full_body, bust or closeup, a guess: a figure that ends in feet (short runs of foreground
+    along its bottom) is full body; one cut off flat at the bottom is a bust when about as tall as
+    wide or taller, else a closeup."""
     _, _, width, height = figure.tight
-    aspect = height / max(1, width)
-    if aspect >= 1.3:
+    if figure.flat_bottom < 0.4:
         return "full_body"
-    if height >= 0.3 * size[1]:
-        return "bust"
-    return "closeup"
+    return "bust" if height >= 0.8 * width else "closeup"

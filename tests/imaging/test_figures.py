@@ -7,7 +7,17 @@ import random
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from scripts.imaging.figures import Cut, Figure, Settings, best_figure, find_cuts, find_figures, iou, widen
+from scripts.imaging.figures import (
+    Cut,
+    Figure,
+    Settings,
+    best_figure,
+    find_cuts,
+    find_figures,
+    guess_framing,
+    iou,
+    widen,
+)
 
 Box = tuple[int, int, int, int]
 INK, CLOTH, SKIN = (30, 30, 40), (60, 80, 150), (240, 200, 170)
@@ -137,3 +147,15 @@ def test_a_box_holding_its_whole_figure_cuts_nothing() -> None:
         assert index is not None and find_cuts(padded, scan.figures[index]) == []
     assert find_cuts((0, 0, 10, 10), Figure((0, 0, 10, 10), (0, 0, 10, 10))) == []
     assert Cut("left", 3) in find_cuts((3, 0, 7, 10), Figure((0, 0, 10, 10), (0, 0, 10, 10)))
+
+
+def test_framing_guess_full_body_bust_and_closeup() -> None:
+    image = Image.new("RGB", (1200, 600), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    body(draw, 150, 40, 500)  # ends in two legs
+    draw.ellipse((520, 200, 680, 380), fill=SKIN, outline=INK, width=2)  # a head and shoulders cut off flat
+    draw.rectangle((470, 360, 730, 599), fill=CLOTH)
+    draw.ellipse((900, 420, 1040, 560), fill=SKIN, outline=INK, width=2)  # a wide face panel cut at the bottom
+    draw.rectangle((840, 540, 1100, 599), fill=CLOTH)
+    scan = find_figures(image)
+    assert [guess_framing(f) for f in scan.figures] == ["full_body", "bust", "closeup"]
