@@ -100,10 +100,10 @@ def plan_crops(character: Character, sources: Mapping[Path, SourceInfo], *, clam
         if info.error or info.size is None:
             problems.append(f"crop {crop.name!r}: {info.error}")
             continue
-        bounds = check_box(crop.box, info.size)
-        box = crop.box
+        box = crop.box if crop.box is not None else (0, 0, info.size[0], info.size[1])  # no box: whole image
+        bounds = check_box(box, info.size)
         if not bounds.ok:
-            where = (f"crop {crop.name!r}: box {format_box(crop.box)} on {crop.source} "
+            where = (f"crop {crop.name!r}: box {format_box(box)} on {crop.source} "
                      f"({info.size[0]}x{info.size[1]}) {bounds.describe()}")
             if clamp:
                 warnings.append(f"{where} -- clamped to it (--clamp)")

@@ -36,7 +36,7 @@ class CharacterError(ValueError):
 class Crop:
     name: str
     source: Path  # relative to the character folder
-    box: tuple[int, int, int, int]  # left, top, width, height in source pixels
+    box: tuple[int, int, int, int] | None  # left, top, width, height in source pixels; None: the whole image
     caption: str  # trigger already first
     framing: str
     pose: str
@@ -204,7 +204,7 @@ SCHEMAS: dict[str, dict[str, tuple[Check, Any]]] = {
         "asymmetric": (BOOL, False), "details": (STR_LIST, []),
     },
     "crop": {
-        "name": (STR, REQUIRED), "source": (STR, REQUIRED), "box": (BOX, REQUIRED),
+        "name": (STR, REQUIRED), "source": (STR, REQUIRED), "box": (BOX, None),
         "caption": (STR, REQUIRED), "framing": (STR, REQUIRED), "pose": (STR, REQUIRED),
         "expression": (STR, REQUIRED), "shows_details": (BOOL, REQUIRED), "flip": (BOOL, False),
     },
@@ -364,11 +364,14 @@ def _parse_crops(raw: Any, trigger: str, problems: _Problems) -> tuple[Crop, ...
             problems.add(where, f"key 'framing' must be one of {', '.join(FRAMINGS)}, not {values['framing']!r}")
         if values["pose"] not in POSES:
             problems.add(where, f"key 'pose' must be one of {', '.join(POSES)}, not {values['pose']!r}")
-        left, top, width, height = values["box"]
-        if width <= 0 or height <= 0 or left < 0 or top < 0:
+        box: tuple[int, int, int, int] | None = None  # no box: the whole image (e.g. a picked picture)
+        if values["box"] is not None:
+            left, top, width, height = values["box"]
+            box = (left, top, width, height)
+        if box is not None and (box[2] <= 0 or box[3] <= 0 or box[0] < 0 or box[1] < 0):
             problems.add(where, f"key 'box' needs left, top >= 0 and width, height > 0, not {values['box']}")
         crops.append(Crop(
-            name=name, source=source, box=(left, top, width, height),
+            name=name, source=source, box=box,
             caption=with_trigger(values["caption"], trigger), framing=values["framing"],
             pose=values["pose"], expression=values["expression"].strip().lower(),
             shows_details=values["shows_details"], flip=values["flip"],
