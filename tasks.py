@@ -129,6 +129,26 @@ def gen_reg(c: Context, character: str = "example", count: int = 0, server: list
            "--concurrency", base.concurrency, *flag_pairs(count=count or None, server=servers(server, base)))
 
 
+@task(iterable=["server"], help={
+    "character": CHARACTER_HELP,
+    "count": "candidates to render (default: the table's [topup] count, 8)",
+    "pick": "add these candidates to the table instead of rendering, e.g. 3,7,12 (numbers on the contact sheet)",
+    "server": "ComfyUI server URL; repeat for several (default: the configured comfyui_urls)",
+    "concurrency": "prompts kept queued per server (default: the configured concurrency)",
+})
+def topup(c: Context, character: str = "example", count: int = 0, pick: str = "", server: list[str] | None = None,
+          concurrency: int = 0) -> None:
+    """Render candidate pictures to top up a set, or pick some."""
+    if count < 0 or concurrency < 0:
+        raise Exit("--count and --concurrency must be positive; leave them out for the defaults.", code=2)
+    base = settings(c, comfyui_urls=server or None, concurrency=concurrency or None)
+    if pick:
+        script(c, "topup", "--character", character, "--dataset-root", base.dataset_root, "--pick", pick)
+        return
+    script(c, "topup", "--character", character, "--dataset-root", base.dataset_root,
+           "--concurrency", base.concurrency, *flag_pairs(count=count or None, server=servers(server, base)))
+
+
 # --- training (setup, smoke, train) -------------------------------------------------------------
 # [training tasks]
 def _kohya_flags(base: Settings) -> list[Any]:
