@@ -156,9 +156,10 @@ def draw_overlay(sheet: Image.Image, report: SheetReport) -> Image.Image:
     return image
 
 
-def png_bytes(image: Image.Image) -> bytes:
+def png_bytes(image: Image.Image, compress_level: int = 1) -> bytes:
+    """PNG bytes, fast to write: an overlay is looked at and redrawn, not kept small."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()
 
 
@@ -284,7 +285,7 @@ def run(folder: Path, *, write_proposals: bool = False, fix_cuts: bool = False, 
         atomic.write_bytes(target, png_bytes(overlay))
         if small_copy is not None:
             overlay.thumbnail((SMALL_WIDTH, SMALL_WIDTH), Image.Resampling.LANCZOS)
-            atomic.write_bytes(small_copy, png_bytes(overlay.quantize(128).convert("RGB")))
+            atomic.write_bytes(small_copy, png_bytes(overlay.quantize(128).convert("RGB"), compress_level=9))
             print(f"small copy of {target.name} in {small_copy}", file=out)
             small_copy = None  # only the first sheet's
         cutting += sum(1 for row in report.rows if row.cuts)

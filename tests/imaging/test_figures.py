@@ -2,6 +2,7 @@
 far from the body, a title line, noise, a light grey background; cuts by side and depth."""
 from __future__ import annotations
 
+import functools
 import random
 
 import pytest
@@ -43,6 +44,7 @@ def body(draw: ImageDraw.ImageDraw, x: int, y: int, h: int) -> list[tuple[int, i
     return shapes
 
 
+@functools.cache  # the tests only read the sheets
 def sheet(background: tuple[int, int, int], noise: bool = True) -> tuple[Image.Image, list[Box], Box]:
     """1800x900: three figures and a title; returns the image, the figures' boxes and the title's."""
     image = Image.new("RGB", (1800, 900), background)
