@@ -5,8 +5,8 @@ boxed `[[crop]]` names) this finds the figures (`scripts.imaging.figures`), matc
 box to the figure it overlaps most, and writes `boxes/<sheet>.png`: the sheet with every table
 box labelled with its crop's name (red, with a thick mark on the cut side, when it cuts its
 figure), every figure no table box covers in orange with its number, and dropped text lines in
-grey. It prints one table per sheet. Only `full_body` crops are checked for cuts: a bust or a
-closeup cuts its figure on purpose.
+grey (drawn by `scripts.imaging.overlay`). It prints one table per sheet. Only `full_body` crops
+are checked for cuts: a bust or a closeup cuts its figure on purpose.
 
 `--write-proposals` appends the uncovered figures as `[[crop]]` entries (name, source, box, a
 framing guess; caption, pose, expression left as TODO comments); `--fix-cuts` widens each cutting
@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from scripts.common import atomic
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
-from scripts.imaging.figures import Cut, Scan, best_figure, covers, find_cuts, find_figures, guess_framing, iou, widen
+from scripts.imaging.cuts import Cut, best_figure, covers, find_cuts, iou, widen
+from scripts.imaging.figures import Scan, find_figures, guess_framing
 from scripts.imaging.geometry import Box, format_box
+from scripts.imaging.overlay import Marked, draw_overlay
 from scripts.table.character import TABLE_NAME
 from scripts.table.entries import Entry, crop_entries
 from scripts.table.toml_edit import NewEntry, TomlEditError, append_entries, replace_box, unique_name
@@ -37,7 +39,6 @@ from scripts.table.toml_edit import NewEntry, TomlEditError, append_entries, rep
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 OVERLAY_DIR = "boxes"
 SMALL_WIDTH = 960
-TABLE_COLOUR, CUT_COLOUR, NEW_COLOUR, TEXT_COLOUR = (30, 90, 220), (230, 20, 20), (245, 130, 0), (150, 150, 150)
 
 
 class BoxesError(ValueError):
@@ -111,49 +112,11 @@ def fixes(reports: Sequence[SheetReport]) -> list[tuple[str, Box, Box]]:
     return found
 
 
-# --- pictures -------------------------------------------------------------------------------------
-
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError, ImportError):  # Pillow built without FreeType
-        return ImageFont.load_default()
-
-
-def _label(draw: ImageDraw.ImageDraw, at: tuple[int, int], text: str, colour: tuple[int, int, int],
-           font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> None:
-    x0, y0, x1, y1 = draw.textbbox(at, text, font=font)
-    draw.rectangle((x0 - 3, y0 - 2, x1 + 3, y1 + 2), fill=colour)
-    draw.text(at, text, fill=(255, 255, 255), font=font)
-
-
-def draw_overlay(sheet: Image.Image, report: SheetReport) -> Image.Image:
-    """The sheet with table boxes (named), uncovered figures (numbered), cuts (red) and text lines."""
-    image = sheet.convert("RGB")
-    draw = ImageDraw.Draw(image)
-    scale = max(image.size)
-    width = max(2, round(scale / 700))
-    font = _font(max(14, round(scale / 90)))
-    for box in report.scan.text_lines:
-        draw.rectangle((box[0], box[1], box[0] + box[2] - 1, box[1] + box[3] - 1), outline=TEXT_COLOUR, width=1)
-    for number in report.uncovered:
-        box = report.scan.figures[number].box
-        draw.rectangle((box[0], box[1], box[0] + box[2] - 1, box[1] + box[3] - 1), outline=NEW_COLOUR, width=width)
-        _label(draw, (box[0] + width + 2, box[1] + box[3] - width - font_height(font) - 6), f"#{number + 1} new",
-               NEW_COLOUR, font)
-    for row in report.rows:
-        assert row.entry.box is not None
-        left, top, w, h = row.entry.box
-        right, bottom = left + w - 1, top + h - 1
-        colour = CUT_COLOUR if row.cuts else TABLE_COLOUR
-        draw.rectangle((left, top, right, bottom), outline=colour, width=width)
-        for cut in row.cuts:
-            edge = {"left": (left, top, left, bottom), "right": (right, top, right, bottom),
-                    "top": (left, top, right, top), "bottom": (left, bottom, right, bottom)}[cut.side]
-            draw.line(edge, fill=CUT_COLOUR, width=width * 4)
-        text = row.entry.name + (f"  CUT {describe_cuts(row.cuts)}" if row.cuts else "")
-        _label(draw, (left + width + 2, top + width + 2), text, colour, font)
-    return image
+def draw_report(sheet: Image.Image, report: SheetReport) -> Image.Image:
+    marked = [Marked(row.entry.box, row.entry.name, [(c.side, c.depth) for c in row.cuts])
+              for row in report.rows if row.entry.box is not None]
+    new = [(i + 1, report.scan.figures[i].box) for i in report.uncovered]
+    return draw_overlay(sheet, marked, new, report.scan.text_lines)
 
 
 def png_bytes(image: Image.Image, compress_level: int = 1) -> bytes:
@@ -161,11 +124,6 @@ def png_bytes(image: Image.Image, compress_level: int = 1) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()
-
-
-def font_height(font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> int:
-    box = font.getbbox("Ag#")
-    return int(box[3] - box[1])
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -281,7 +239,7 @@ def run(folder: Path, *, write_proposals: bool = False, fix_cuts: bool = False, 
     for report, image in scanned:
         print_report(report, out)
         target = folder / OVERLAY_DIR / f"{Path(report.source).stem}.png"
-        overlay = draw_overlay(image, report)
+        overlay = draw_report(image, report)
         atomic.write_bytes(target, png_bytes(overlay))
         if small_copy is not None:
             overlay.thumbnail((SMALL_WIDTH, SMALL_WIDTH), Image.Resampling.LANCZOS)

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from scripts import boxes, example_art
+from scripts.imaging.overlay import CUT_COLOUR, NEW_COLOUR
 from tests.imaging.test_figures import body, union
 from tests.paths import ROOT
 
@@ -64,9 +65,9 @@ def test_overlay_and_table_show_the_cut_and_the_new_figure(tess: Tess, capsys: p
     with Image.open(folder / "boxes" / "sheet.png") as overlay:
         assert overlay.size == (1200, 700)
         top = first[1] + 60
-        assert overlay.getpixel((first[0] + first[2] // 2, top)) == boxes.CUT_COLOUR  # the red cut mark
+        assert overlay.getpixel((first[0] + first[2] // 2, top)) == CUT_COLOUR  # the red cut mark
         y = second[1] + second[3] // 2
-        assert boxes.NEW_COLOUR in {overlay.getpixel((x, y)) for x in range(second[0] - 30, second[0])}
+        assert NEW_COLOUR in {overlay.getpixel((x, y)) for x in range(second[0] - 30, second[0])}
     assert (folder / "character.toml").read_text(encoding="utf-8").startswith("# Tess, by hand.")
 
 

@@ -1,4 +1,4 @@
-"""scripts.imaging.figures on sheets drawn here with known figure boxes: detached parts, a weapon
+"""scripts.imaging.figures and .cuts on sheets drawn here with known figure boxes: detached parts, a weapon
 far from the body, a title line, noise, a light grey background; cuts by side and depth."""
 from __future__ import annotations
 
@@ -8,17 +8,8 @@ import random
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from scripts.imaging.figures import (
-    Cut,
-    Figure,
-    Settings,
-    best_figure,
-    find_cuts,
-    find_figures,
-    guess_framing,
-    iou,
-    widen,
-)
+from scripts.imaging.cuts import Cut, best_figure, find_cuts, iou, widen
+from scripts.imaging.figures import Figure, Settings, find_figures, guess_framing
 
 Box = tuple[int, int, int, int]
 INK, CLOTH, SKIN = (30, 30, 40), (60, 80, 150), (240, 200, 170)
