@@ -8,7 +8,8 @@ can be corrupt behind valid chunk checksums, which only decoding finds). Crops a
 LANCZOS to fit `resolution` x `resolution`, centred on the character's background colour,
 optionally mirrored (`flip`, refused for asymmetric characters unless allowed). `--dry-run` writes
 previews plus `contact_sheet.png` into the preview folder; the final mode writes `<name>.png` +
-`<name>.txt` (caption, trigger first). Writes are atomic. Each PNG we write carries a fingerprint
+`<name>.txt` (caption, trigger first). Writes are atomic; crops are rendered and encoded on a few
+threads and written in order (`scripts.common.writes`). Each PNG we write carries a fingerprint
 (source size and mtime, box, resolution, background, flip) in a `lora-crop` text chunk, so re-runs
 skip up-to-date outputs, and PNGs that carry our fingerprint but are no longer in the table are
 removed with their caption; files we did not write are never touched.
@@ -16,6 +17,7 @@ removed with their caption; files we did not write are never touched.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import sys
@@ -29,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from scripts.common import atomic
 from scripts.common.progress import ProgressLine
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
+from scripts.common.writes import ParallelWrites
 from scripts.imaging.contact import contact_sheet
 from scripts.imaging.geometry import Box, Size, check_box, format_box
 from scripts.imaging.sheets import decode_sheet, png_bytes, read_marker, render
@@ -241,17 +244,22 @@ def run_crop(character: Character, *, dry_run: bool = False, clamp: bool = False
         by_source.setdefault(job.crop.source, []).append(job)
     sheets = decode_sheets(character, by_source)  # every needed sheet, once, before the first write
     done = 0
-    for source, jobs in by_source.items():
-        sheet = sheets.pop(source)
-        for job in jobs:
-            image = render(sheet, job.box, character.resolution, character.background, job.flip)
-            path = target / f"{job.stem}.png"
-            atomic.write_bytes(path, png_bytes(image, fingerprints[job.stem]))
-            result.files_written.append(path)
-            result.written.append(job.stem)
-            images[job.stem] = image
-            done += 1
-            progress.update(f"crop {done}/{len(stale_jobs)} {job.stem}")
+
+    def encoded(sheet: Image.Image, job: Job) -> bytes:  # on a writer thread: Pillow releases the GIL
+        image = render(sheet, job.box, character.resolution, character.background, job.flip)
+        images[job.stem] = image
+        return png_bytes(image, fingerprints[job.stem])
+
+    with ParallelWrites() as writes:  # render, encode and fsync overlap on a few threads; each write atomic
+        for source, jobs in by_source.items():
+            for job in jobs:
+                path = target / f"{job.stem}.png"
+                writes.submit(path, functools.partial(encoded, sheets[source], job))
+                result.files_written.append(path)
+                result.written.append(job.stem)
+                done += 1
+                progress.update(f"crop {writes.completed}/{len(stale_jobs)} {job.stem}")
+    for sheet in sheets.values():
         sheet.close()
     progress.close(f"crop {done}/{len(stale_jobs)} written" if stale_jobs else None)
     written = set(result.written)
