@@ -6,8 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from invoke import MockContext, Result
 from PIL import Image, ImageDraw
 
+import tasks
 from scripts import boxes, example_art
 from scripts.imaging.overlay import CUT_COLOUR, NEW_COLOUR
 from tests.imaging.test_figures import body, union
@@ -133,3 +135,15 @@ def test_write_proposals_turns_the_sheet_without_entries_into_entries(
     assert after.startswith(before) and after.count("[[crop]]") == before.count("[[crop]]") + 2
     assert run(folder, "--sheet", "ember_more.png") == 0
     assert "(no crop)" not in capsys.readouterr().out
+
+
+def test_tasks_run_the_script_with_their_flags() -> None:
+    c = MockContext(run={re.compile(".*"): Result("")}, repeat=True)
+    tasks.boxes(c, character="tess", fix_cuts=True, sheet="a.png")
+    command = c.run.call_args_list[0].args[0]
+    assert "-m scripts.boxes --character tess" in command and "--fix-cuts --sheet a.png" in command
+    assert "--write-proposals" not in command
+    tasks.boxes_docs(c)
+    commands = [call.args[0] for call in c.run.call_args_list[1:]]
+    assert "-m scripts.example_art" in commands[0]
+    assert "--sheet ember_lineup.png --small-copy docs/boxes_example.png" in commands[1]

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from invoke import Config, Exit, MockContext, Result
 from PIL import Image
 
+import tasks
 from scripts import topup
 from scripts.comfyui.workflow import seed_of
 from scripts.table.character import CharacterError, load_character
@@ -123,3 +126,17 @@ def test_bad_picks_are_one_clear_line(rin: Path, capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert says in err and err.count("\n") == 1
     assert (rin / "character.toml").read_text() == TABLE
+
+
+def test_tasks_run_the_script_for_rendering_and_for_picking() -> None:
+    c = MockContext(run={re.compile(".*"): Result("")}, repeat=True,
+                    config=Config(overrides={"lora": {"concurrency": 3}}))
+    tasks.topup(c, character="rin", count=12, server=["http://a:8188", "http://b:8188"])
+    command = c.run.call_args_list[0].args[0]
+    assert "-m scripts.topup --character rin" in command and "--count 12" in command
+    assert "--server http://a:8188 --server http://b:8188" in command and "--concurrency 3" in command
+    tasks.topup(c, character="rin", pick="3,7,12")
+    command = c.run.call_args_list[1].args[0]
+    assert command.endswith("--pick 3,7,12") and "--server" not in command
+    with pytest.raises(Exit):
+        tasks.topup(c, character="rin", count=-1)
