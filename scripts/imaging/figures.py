@@ -5,8 +5,9 @@ The background colour is the per-channel median of a strip around the sheet's bo
 foreground when any channel differs from it by more than `threshold`. The search runs on that
 mask reduced by a whole factor (a reduced pixel is set when any pixel under it is), split into
 8-connected components by a union-find over row runs. Components are then judged by size:
-specks are dropped, rows of short, wide, thin-stroked components outside every figure are text
-lines (a title) and dropped, and a component joins a figure at least 1.5 times its height when the
+specks are dropped, rows of short, wide, thin-stroked components outside every figure whose
+full-size columns break into three or more runs (letters) are text lines (a title, a label under a
+figure) and dropped, and a component joins a figure at least 1.5 times its height when the
 gap between their boxes is within `join` times the figure's height (a detached hand, a sword, a
 floating hair strand). Each figure's box is refined at full size from the full mask under its own
 components, then padded by a margin and clamped to the sheet. Pillow only: the per-pixel work is
@@ -175,28 +176,39 @@ def _gap(a: _Component, b: _Component) -> int:
     return max(dx, dy)
 
 
-def _text_lines(parts: list[_Component], figures: list[_Component], max_h: float) -> list[_Component]:
-    """Rows of short components side by side (or one wide, thin-stroked one), outside every figure."""
+def _strokes(mask: Image.Image, factor: int, row: _Component) -> tuple[int, float]:
+    """Under `row` at full size: how many runs of foreground columns (letters, words), and the
+    share of foreground pixels (thin strokes: low)."""
+    region = (row.left * factor, row.top * factor, min(mask.width, (row.right + 1) * factor),
+              min(mask.height, (row.bottom + 1) * factor))
+    crop = mask.crop(region)
+    columns = crop.resize((crop.width, 1), Image.Resampling.BOX).tobytes()
+    share = 1 - crop.histogram()[0] / max(1, crop.width * crop.height)
+    return sum(1 for _ in RUN.finditer(columns)), share
+
+
+def _text_lines(parts: list[_Component], figures: list[_Component], max_h: float, mask: Image.Image,
+                factor: int) -> list[_Component]:
+    """Rows of short, thin-stroked components side by side, several letters wide, outside every figure
+    (a title line, a label under a figure)."""
     short = sorted((p for p in parts if p.height <= max_h), key=lambda p: p.left)
     rows: list[_Component] = []
-    members: list[int] = []
     for part in short:
-        for index, row in enumerate(rows):
+        for row in rows:
             overlap = min(row.bottom, part.bottom) - max(row.top, part.top) + 1
             close = part.left - row.right - 1 <= 1.5 * max(row.height, part.height)
             if overlap >= 0.5 * min(row.height, part.height) and close:
                 row.absorb(_Component(part.left, part.top, part.right, part.bottom, part.area, list(part.runs)))
-                members[index] += 1
                 break
         else:
             rows.append(_Component(part.left, part.top, part.right, part.bottom, part.area, list(part.runs)))
-            members.append(1)
     lines = []
-    for row, count in zip(rows, members, strict=True):
-        thin = row.area <= 0.6 * row.width * row.height
-        wide = row.width >= 3 * row.height and (count >= 3 or row.width >= 5 * row.height)
-        inside = any(_gap(row, f) == 0 for f in figures)
-        if wide and thin and row.height <= max_h and not inside:
+    for row in rows:
+        wide = row.width >= 2 * row.height and row.height <= max_h
+        if not wide or any(_gap(row, f) == 0 for f in figures):
+            continue
+        letters, share = _strokes(mask, factor, row)
+        if letters >= 3 and share <= 0.45:
             lines.append(row)
     return lines
 
@@ -245,7 +257,7 @@ def find_figures(image: Image.Image, settings: Settings = Settings(), background
     min_h = settings.min_figure * min(rgb.size) / factor
     anchors = [c for c in comps if c.height >= min_h]
     parts = [c for c in comps if c.height < min_h]
-    text = _text_lines(parts, anchors, settings.text_height * rgb.height / factor)
+    text = _text_lines(parts, anchors, settings.text_height * rgb.height / factor, mask, factor)
     text_boxes = {(t.left, t.top, t.right, t.bottom) for t in text}
     in_text = {id(p) for p in parts for t in text
                if t.left <= p.left and p.right <= t.right and t.top <= p.top and p.bottom <= t.bottom}

@@ -152,3 +152,20 @@ def test_framing_guess_full_body_bust_and_closeup() -> None:
     draw.rectangle((840, 540, 1100, 599), fill=CLOTH)
     scan = find_figures(image)
     assert [guess_framing(f) for f in scan.figures] == ["full_body", "bust", "closeup"]
+
+
+def test_labels_under_the_figures_are_text_not_parts() -> None:
+    """On a wide sheet the search runs at a quarter size, where a short word is one blob."""
+    image = Image.new("RGB", (2816, 1536), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    try:
+        font = ImageFont.load_default(size=26)
+    except TypeError:  # pragma: no cover - Pillow without FreeType
+        font = ImageFont.load_default()
+    truth = []
+    for x, label in ((500, "FRONT"), (1400, "SIDE"), (2300, "BACK")):
+        truth.append(union(*body(draw, x, 100, 1300)))
+        draw.text((x - 40, 100 + 1300 + 24), label, fill=(20, 20, 20), font=font)  # 24 px under the feet
+    scan = find_figures(image)
+    assert [f.tight for f in scan.figures] == truth
+    assert len(scan.text_lines) == 3
