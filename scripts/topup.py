@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from scripts import comfyui
 from scripts.comfyui.workflow import fill_txt2img, load_template
@@ -34,6 +34,7 @@ from scripts.common import atomic
 from scripts.common.cli import positive_int
 from scripts.common.progress import ProgressLine
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
+from scripts.imaging.contact import contact_sheet
 from scripts.table.character import TABLE_NAME, Character, CharacterError, load_character
 from scripts.table.entries import crop_entries
 from scripts.table.manifest import MANIFEST_NAME, Manifest, load, make_record, prompt_hash
@@ -41,7 +42,6 @@ from scripts.table.toml_edit import NewEntry, TomlEditError, append_entries
 
 log = logging.getLogger(__name__)
 TOPUP_DIR, PICKED_DIR, CONTACT_SHEET = "topup", "picked", "contact_sheet.png"
-THUMB = 192
 
 
 class Fail(Exception):
@@ -118,34 +118,17 @@ def is_valid(path: Path, size: tuple[int, int]) -> bool:
         return False
 
 
-def contact_sheet(entries: Sequence[tuple[Path, str]], columns: int = 6) -> Image.Image:
-    """Each candidate as a thumbnail with its number and seed, to pick from."""
-    try:
-        font: ImageFont.ImageFont | ImageFont.FreeTypeFont = ImageFont.load_default(size=15)
-    except (TypeError, OSError, ImportError):  # Pillow built without FreeType
-        font = ImageFont.load_default()
-    cell_w, cell_h = THUMB + 16, THUMB + 34
-    columns = max(1, min(columns, len(entries)))
-    rows = max(1, -(-len(entries) // columns))
-    sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), (236, 236, 236))
-    draw = ImageDraw.Draw(sheet)
-    for n, (path, label) in enumerate(entries):
-        x, y = (n % columns) * cell_w + 8, (n // columns) * cell_h + 6
-        with Image.open(path) as image:
-            small = image.convert("RGB")
-        small.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS)
-        sheet.paste(small, (x + (THUMB - small.width) // 2, y + (THUMB - small.height) // 2))
-        draw.text((x, y + THUMB + 6), label, fill=(20, 20, 20), font=font)
-    return sheet
-
-
 def write_contact_sheet(folder: Path, items: Sequence[Planned], size: tuple[int, int]) -> Path | None:
-    present = [(folder / item.file, f"#{item.index}  seed {item.seed}") for item in items
-               if is_valid(folder / item.file, size)]
-    if not present:
+    """`contact_sheet.png`: every candidate present, numbered as `--pick` takes it, with its seed."""
+    entries = []
+    for item in items:
+        if is_valid(folder / item.file, size):
+            with Image.open(folder / item.file) as image:
+                entries.append((image.convert("RGB"), [f"#{item.index}", f"seed {item.seed}"]))
+    if not entries:
         return None
     buffer = io.BytesIO()
-    contact_sheet(present).save(buffer, format="PNG")
+    contact_sheet(entries).save(buffer, format="PNG")
     atomic.write_bytes(folder / CONTACT_SHEET, buffer.getvalue())
     return folder / CONTACT_SHEET
 

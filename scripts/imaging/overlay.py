@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
+from scripts.imaging.fonts import label_font
 from scripts.imaging.geometry import Box
 
 TABLE_COLOUR, CUT_COLOUR, NEW_COLOUR, TEXT_COLOUR = (30, 90, 220), (230, 20, 20), (245, 130, 0), (150, 150, 150)
@@ -24,13 +25,6 @@ class Marked:
     box: Box
     label: str
     cuts: Sequence[tuple[str, int]] = ()
-
-
-def _font(size: int) -> Font:
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError, ImportError):  # Pillow built without FreeType
-        return ImageFont.load_default()
 
 
 def _label(draw: ImageDraw.ImageDraw, at: tuple[int, int], text: str, colour: tuple[int, int, int], font: Font) -> None:
@@ -49,7 +43,7 @@ def draw_overlay(sheet: Image.Image, marked: Sequence[Marked], new: Sequence[tup
     image = sheet.convert("RGB")
     draw = ImageDraw.Draw(image)
     width = max(2, round(max(image.size) / 700))
-    font = _font(max(14, round(max(image.size) / 90)))
+    font = label_font(max(14, round(max(image.size) / 90)))
     glyphs = font.getbbox("Ag#")
     line_h = int(glyphs[3] - glyphs[1])
     for box in text_lines:
