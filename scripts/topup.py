@@ -35,7 +35,7 @@ from scripts.common.cli import positive_int
 from scripts.common.progress import ProgressLine
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
 from scripts.imaging.contact import contact_sheet
-from scripts.table.character import TABLE_NAME, Character, CharacterError, load_character
+from scripts.table.character import TABLE_NAME, Character, CharacterError, load_character, parse_character
 from scripts.table.entries import crop_entries
 from scripts.table.manifest import MANIFEST_NAME, Manifest, load, make_record, prompt_hash
 from scripts.table.toml_edit import NewEntry, TomlEditError, append_entries
@@ -210,6 +210,17 @@ async def check_servers(session: aiohttp.ClientSession, servers: Sequence[str], 
     return alive
 
 
+def load_for_topup(folder: Path) -> Character:
+    """The table without its `[[crop]]` entries: rendering needs `[character]`, `[regularization]` and
+    `[topup]` only, so picks or proposals still waiting for a caption do not stop another round."""
+    path = folder / TABLE_NAME
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return load_character(folder)  # raises the table's own error, naming the fix
+    return parse_character({key: value for key, value in data.items() if key != "crop"}, folder, path)
+
+
 # --- pick -----------------------------------------------------------------------------------------
 
 def pick(folder: Path, numbers: Sequence[int], stream: TextIO) -> int:
@@ -262,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = settings.character_dir(args.character)
         if args.pick is not None:
             return pick(folder, parse_picks(args.pick), sys.stdout)
-        character = load_character(folder)
+        character = load_for_topup(folder)
         return asyncio.run(generate(character, args.count or character.topup.count, settings.comfyui_urls,
                                     settings.concurrency, sys.stderr))
     except (CharacterError, SettingsError, TomlEditError) as error:
