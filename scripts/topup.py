@@ -248,7 +248,8 @@ def pick(folder: Path, numbers: Sequence[int], stream: TextIO) -> int:
             continue
         atomic.copy_file(folder / TOPUP_DIR / file_name(number), folder / source)
         seed = records.get(number, {}).get("seed")
-        new.append(NewEntry(name, source, None, f"top-up candidate #{number} (seed {seed}), picked by `invoke topup`"))
+        origin = f"seed {seed}" if seed is not None else "seed not in topup/manifest.jsonl"
+        new.append(NewEntry(name, source, None, f"top-up candidate #{number} ({origin}), picked by `invoke topup`"))
     if new:
         atomic.write_text(table, append_entries(text, new))
         print(f"added {', '.join(e.name for e in new)} to {table}: write a caption, framing, pose, expression "
