@@ -119,6 +119,11 @@ def draw_report(sheet: Image.Image, report: SheetReport) -> Image.Image:
     return draw_overlay(sheet, marked, new, report.scan.text_lines)
 
 
+def overlay_name(source: str) -> str:
+    """`sheet.png` -> `sheet.png`, `sheets/a.jpg` -> `sheets__a.png`: one overlay per sheet, never two on one name."""
+    return Path(source).with_suffix(".png").as_posix().replace("/", "__")
+
+
 def png_bytes(image: Image.Image, compress_level: int = 1) -> bytes:
     """PNG bytes, fast to write: an overlay is looked at and redrawn, not kept small."""
     buffer = io.BytesIO()
@@ -238,7 +243,7 @@ def run(folder: Path, *, write_proposals: bool = False, fix_cuts: bool = False, 
     cutting = 0
     for report, image in scanned:
         print_report(report, out)
-        target = folder / OVERLAY_DIR / f"{Path(report.source).stem}.png"
+        target = folder / OVERLAY_DIR / overlay_name(report.source)
         overlay = draw_report(image, report)
         atomic.write_bytes(target, png_bytes(overlay))
         if small_copy is not None:

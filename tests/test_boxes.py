@@ -147,3 +147,9 @@ def test_tasks_run_the_script_with_their_flags() -> None:
     commands = [call.args[0] for call in c.run.call_args_list[1:]]
     assert "-m scripts.example_art" in commands[0]
     assert "--sheet ember_lineup.png --small-copy docs/boxes_example.png" in commands[1]
+
+
+def test_overlay_names_keep_sheets_in_subfolders_apart() -> None:
+    assert boxes.overlay_name("sheet.png") == "sheet.png"
+    assert boxes.overlay_name("old/sheet.jpg") == "old__sheet.png"
+    assert boxes.overlay_name("new/sheet.jpg") != boxes.overlay_name("old/sheet.jpg")
