@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import re
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -90,7 +91,7 @@ def proposals(reports: Sequence[SheetReport], taken: set[str]) -> list[NewEntry]
     names = set(taken)
     found = []
     for report in reports:
-        stem = Path(report.source).stem
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(report.source).stem).strip("._") or "sheet"
         for index in report.uncovered:
             figure = report.scan.figures[index]
             name = unique_name(f"{stem}_{index + 1}", names)

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 
 import tasks
 from scripts import boxes, example_art
+from scripts.imaging.figures import Figure, Scan
 from scripts.imaging.overlay import CUT_COLOUR, NEW_COLOUR
 from tests.imaging.test_figures import body, union
 from tests.paths import ROOT
@@ -153,3 +154,10 @@ def test_overlay_names_keep_sheets_in_subfolders_apart() -> None:
     assert boxes.overlay_name("sheet.png") == "sheet.png"
     assert boxes.overlay_name("old/sheet.jpg") == "old__sheet.png"
     assert boxes.overlay_name("new/sheet.jpg") != boxes.overlay_name("old/sheet.jpg")
+
+
+def test_proposal_names_are_file_name_safe() -> None:
+    scan = Scan((100, 100), (255, 255, 255), (Figure((0, 0, 50, 90), (5, 5, 40, 80)),), (), 0)
+    report = boxes.assess("ref sheet (v2).png", scan, [])
+    (entry,) = boxes.proposals([report], {"ref_sheet_v2_1"})
+    assert entry.name == "ref_sheet_v2_1_2" and entry.source == "ref sheet (v2).png" and entry.box == (0, 0, 50, 90)
