@@ -10,7 +10,8 @@ full-size columns break into three or more runs (letters) are text lines (a titl
 figure) and dropped, and a component joins a figure at least 1.5 times its height when the
 gap between their boxes is within `join` times the figure's height (a detached hand, a sword, a
 floating hair strand). Each figure's box is refined at full size from the full mask under its own
-components, then padded by a margin and clamped to the sheet. Pillow only: the per-pixel work is
+components, then padded by a margin (never past halfway to a neighbouring figure) and clamped
+to the sheet. Pillow only: the per-pixel work is
 Pillow's C code; Python only walks runs of the reduced mask, so a 2816x1536 sheet takes well
 under a second without numpy.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
@@ -237,11 +239,25 @@ def _refine(mask: Image.Image, small_size: Size, factor: int, group: _Component)
     return (region[0] + x0, region[1] + y0, x1 - x0, y1 - y0), flat
 
 
-def pad_box(tight: Box, size: Size, settings: Settings) -> Box:
+def pad_box(tight: Box, size: Size, settings: Settings, others: Sequence[Box] = ()) -> Box:
+    """`tight` grown by the margin, clamped to the sheet, and stopped halfway to any neighbouring
+    figure beside it, so a padded box never takes in a strip of the next figure."""
     left, top, width, height = tight
+    right, bottom = left + width, top + height
     m = max(settings.min_margin, round(settings.margin * max(width, height)))
-    x0, y0 = max(0, left - m), max(0, top - m)
-    x1, y1 = min(size[0], left + width + m), min(size[1], top + height + m)
+    x0, y0, x1, y1 = max(0, left - m), max(0, top - m), min(size[0], right + m), min(size[1], bottom + m)
+    for o_left, o_top, o_width, o_height in others:
+        o_right, o_bottom = o_left + o_width, o_top + o_height
+        beside = o_top < y1 and o_bottom > y0  # overlaps the padded rows
+        above_below = o_left < x1 and o_right > x0
+        if beside and o_right <= left:
+            x0 = max(x0, (o_right + left) // 2)
+        if beside and o_left >= right:
+            x1 = min(x1, (right + o_left) // 2)
+        if above_below and o_bottom <= top:
+            y0 = max(y0, (o_bottom + top) // 2)
+        if above_below and o_top >= bottom:
+            y1 = min(y1, (bottom + o_top) // 2)
     return (x0, y0, x1 - x0, y1 - y0)
 
 
@@ -281,10 +297,10 @@ def find_figures(image: Image.Image, settings: Settings = Settings(), background
             groups.append(_Component(comp.left, comp.top, comp.right, comp.bottom, comp.area, list(comp.runs)))
         else:
             specks += 1
-    figures = []
-    for group in groups:
-        tight, flat = _refine(mask, small.size, factor, group)
-        figures.append(Figure(pad_box(tight, rgb.size, settings), tight, flat))
+    refined = [_refine(mask, small.size, factor, group) for group in groups]
+    tights = [tight for tight, _ in refined]
+    figures = [Figure(pad_box(tight, rgb.size, settings, tights[:i] + tights[i + 1:]), tight, flat)
+               for i, (tight, flat) in enumerate(refined)]
     figures.sort(key=lambda f: (f.tight[0], f.tight[1]))
     lines = tuple(sorted((x0 * factor, y0 * factor, (x1 - x0 + 1) * factor, (y1 - y0 + 1) * factor)
                          for x0, y0, x1, y1 in text_boxes))

@@ -169,3 +169,16 @@ def test_labels_under_the_figures_are_text_not_parts() -> None:
     scan = find_figures(image)
     assert [f.tight for f in scan.figures] == truth
     assert len(scan.text_lines) == 3
+
+
+def test_padding_stops_halfway_to_a_neighbouring_figure() -> None:
+    image = Image.new("RGB", (800, 500), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    left = union(*body(draw, 200, 50, 400))  # torso right edge at x 280
+    right = union(*body(draw, 200 + 80 + 30 + 80, 50, 400))  # torso left edge 30 px further
+    scan = find_figures(image, Settings(margin=0.1))  # 40 px of margin, more than the gap
+    first, second = scan.figures
+    assert (first.tight, second.tight) == (left, right)
+    middle = (left[0] + left[2] + right[0]) // 2
+    assert first.box[0] + first.box[2] == middle and second.box[0] == middle
+    assert first.box[0] == left[0] - 40 and second.box[0] + second.box[2] == right[0] + right[2] + 40
