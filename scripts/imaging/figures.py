@@ -1,4 +1,4 @@
-"""Find the figures on a reference sheet, and the table boxes that cut through one.
+"""Find the figures on a reference sheet: one padded box per figure, text and specks left out.
 
 Pure (no files): an RGB sheet in memory goes in, boxes `(left, top, width, height)` come out.
 The background colour is the per-channel median of a strip around the sheet's border; a pixel is
@@ -11,12 +11,14 @@ figure) and dropped, and a component joins a figure at least 1.5 times its heigh
 gap between their boxes is within `join` times the figure's height (a detached hand, a sword, a
 floating hair strand). Each figure's box is refined at full size from the full mask under its own
 components, then padded by a margin (never past halfway to a neighbouring figure) and clamped
-to the sheet. Pillow only: the per-pixel work is
-Pillow's C code; Python only walks runs of the reduced mask, so a 2816x1536 sheet takes well
-under a second without numpy.
+to the sheet. Pillow only: the per-pixel work is Pillow's C code; Python only walks runs of the
+reduced mask, so a 2816x1536 sheet takes well under a second without numpy.
 
 `guess_framing` guesses full_body / bust / closeup from a figure's bottom edge; comparing table
-boxes with the figures found (cuts, cover, widening) is `scripts.imaging.cuts`.
+boxes with the figures found (cuts, cover, widening) is `scripts.imaging.cuts`. The module is a
+little past 300 lines because the search is one pipeline (mask, components, text, joining,
+refining, padding) whose steps share the reduced-mask components; split, each part would only
+make sense beside the others.
 """
 from __future__ import annotations
 
