@@ -31,7 +31,7 @@ from scripts.common import atomic
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
 from scripts.imaging.cuts import Cut, best_figure, covers, find_cuts, iou, widen
 from scripts.imaging.figures import Scan, find_figures, guess_framing
-from scripts.imaging.geometry import Box, format_box
+from scripts.imaging.geometry import Box, check_box, format_box
 from scripts.imaging.overlay import Marked, draw_overlay
 from scripts.table.character import TABLE_NAME
 from scripts.table.entries import Entry, crop_entries
@@ -201,6 +201,9 @@ def print_report(report: SheetReport, out: TextIO) -> None:
         best = (f"#{row.figure + 1} {format_box(figures[row.figure].box)} ({row.match:.2f})"
                 if row.figure is not None else "none")
         assert row.entry.box is not None
+        bounds = check_box(row.entry.box, report.scan.size)
+        if not bounds.ok:  # crop refuses such a box (or clamps it with --clamp)
+            cuts += f"; {bounds.describe()}"
         table.append((row.entry.name, format_box(row.entry.box), cuts, best))
     for index in report.uncovered:
         figure = figures[index]

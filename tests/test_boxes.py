@@ -161,3 +161,13 @@ def test_proposal_names_are_file_name_safe() -> None:
     report = boxes.assess("ref sheet (v2).png", scan, [])
     (entry,) = boxes.proposals([report], {"ref_sheet_v2_1"})
     assert entry.name == "ref_sheet_v2_1_2" and entry.source == "ref sheet (v2).png" and entry.box == (0, 0, 50, 90)
+
+
+def test_a_box_past_the_sheet_edge_is_named_in_the_table(tess: Tess, capsys: pytest.CaptureFixture[str]) -> None:
+    folder, _, second = tess
+    table = folder / "character.toml"
+    table.write_text(table.read_text() + "\n[[crop]]" + TABLE.split("[[crop]]")[1].replace('"tall"', '"wide"').replace(
+        "box = [{box}]", f"box = [{second[0] - 20}, {second[1] - 20}, 500, {second[3] + 40}]"), encoding="utf-8")
+    run(folder)
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("wide"))
+    assert "overflows" in line and "px on the right" in line
