@@ -8,10 +8,10 @@ STAMP := $(VENV)/.installed
 # Quoted in every recipe, so CHARACTER="my char" stays one word; names with a double quote are not supported.
 CHARACTER_ARG = $(or $(CHARACTER),example)
 
-.PHONY: help venv lint demo test bench mutants setup crop validate gen-reg smoke train compare deploy clean
+.PHONY: help venv lint demo test bench mutants setup crop boxes boxes-docs validate gen-reg smoke train compare deploy clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ setup: $(STAMP) ## init sd-scripts, build the kohya venv, check device and model
 
 crop: $(STAMP) ## crop the example character (CHARACTER=name to pick another)
 	$(INV) crop --character "$(CHARACTER_ARG)"
+
+boxes: $(STAMP) ## draw every crop box on its sheet, flag cuts, list uncovered figures
+	$(INV) boxes --character $(or $(CHARACTER),example)
+
+boxes-docs: $(STAMP) ## redraw docs/boxes_example.png (the README's overlay) from the example
+	$(INV) boxes-docs
 
 validate: $(STAMP) ## validate a character's dataset
 	$(INV) validate --character "$(CHARACTER_ARG)"

@@ -99,6 +99,29 @@ def validate(c: Context, character: str = "example", min_train: str | None = Non
                        duplicate_distance=duplicate_distance, require_reg=require_reg))
 
 
+@task(help={
+    "character": CHARACTER_HELP,
+    "write_proposals": "append every figure no crop covers to character.toml as a [[crop]] entry to caption",
+    "fix_cuts": "widen every full_body box that cuts its figure to the figure's box (edits character.toml)",
+    "sheet": "only this sheet (a file name in the character folder)",
+})
+def boxes(c: Context, character: str = "example", write_proposals: bool = False, fix_cuts: bool = False,
+          sheet: str = "") -> None:
+    """Draw every crop box on its sheet; find uncovered figures."""
+    base = settings(c)
+    script(c, "boxes", "--character", character, "--dataset-root", base.dataset_root,
+           *flag_pairs(write_proposals=write_proposals, fix_cuts=fix_cuts, sheet=sheet or None))
+
+
+@task
+def boxes_docs(c: Context) -> None:
+    """Redraw docs/boxes_example.png from the example."""
+    base = settings(c)
+    script(c, "example_art", "--out", base.dataset_root / "example")
+    script(c, "boxes", "--character", "example", "--dataset-root", base.dataset_root,
+           "--sheet", "ember_lineup.png", "--small-copy", "docs/boxes_example.png")
+
+
 # --- regularization (gen-reg) -------------------------------------------------------------------
 # [regularization tasks]
 @task(iterable=["server"], help={
@@ -114,6 +137,26 @@ def gen_reg(c: Context, character: str = "example", count: str | None = None, se
     base = settings(c, comfyui_urls=server or None, concurrency=concurrency)
     script(c, "gen_reg", "--character", character, "--dataset-root", base.dataset_root,
            "--concurrency", base.concurrency, *flag_pairs(count=count, server=servers(server, base)))
+
+
+@task(iterable=["server"], help={
+    "character": CHARACTER_HELP,
+    "count": "candidates to render (default: the table's [topup] count, 8)",
+    "pick": "add these candidates to the table instead of rendering, e.g. 3,7,12 (numbers on the contact sheet)",
+    "server": "ComfyUI server URL; repeat for several (default: the configured comfyui_urls)",
+    "concurrency": "prompts kept queued per server (default: the configured concurrency)",
+})
+def topup(c: Context, character: str = "example", count: int = 0, pick: str = "", server: list[str] | None = None,
+          concurrency: int = 0) -> None:
+    """Render candidate pictures to top up a set, or pick some."""
+    if count < 0 or concurrency < 0:
+        raise Exit("--count and --concurrency must be positive; leave them out for the defaults.", code=2)
+    base = settings(c, comfyui_urls=server or None, concurrency=concurrency or None)
+    if pick:
+        script(c, "topup", "--character", character, "--dataset-root", base.dataset_root, "--pick", pick)
+        return
+    script(c, "topup", "--character", character, "--dataset-root", base.dataset_root,
+           "--concurrency", base.concurrency, *flag_pairs(count=count or None, server=servers(server, base)))
 
 
 # --- training (setup, smoke, train) -------------------------------------------------------------

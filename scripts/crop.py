@@ -8,7 +8,8 @@ can be corrupt behind valid chunk checksums, which only decoding finds). Crops a
 LANCZOS to fit `resolution` x `resolution`, centred on the character's background colour,
 optionally mirrored (`flip`, refused for asymmetric characters unless allowed). `--dry-run` writes
 previews plus `contact_sheet.png` into the preview folder; the final mode writes `<name>.png` +
-`<name>.txt` (caption, trigger first). Writes are atomic. Each PNG we write carries a fingerprint
+`<name>.txt` (caption, trigger first). Writes are atomic; crops are rendered and encoded on a few
+threads and written in order (`scripts.common.writes`). Each PNG we write carries a fingerprint
 (source size and mtime, box, resolution, background, flip) in a `lora-crop` text chunk, so re-runs
 skip up-to-date outputs, and PNGs that carry our fingerprint but are no longer in the table are
 moved with their caption into `dataset/<character>/trash/<timestamp>/` (never deleted); files we did
@@ -20,6 +21,7 @@ kept; `--overwrite-captions` replaces it, the old one going to the trash).
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import sys
@@ -34,6 +36,7 @@ from scripts.common import atomic, interrupts
 from scripts.common.progress import ProgressLine
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
 from scripts.common.trash import TRASH_NAME, Trash
+from scripts.common.writes import ParallelWrites
 from scripts.imaging.box_quality import box_findings, resolution_warning
 from scripts.imaging.contact import contact_sheet
 from scripts.imaging.geometry import Box, Size, check_box, format_box
@@ -110,10 +113,10 @@ def plan_crops(character: Character, sources: Mapping[Path, SourceInfo], *, clam
         if info.error or info.size is None:
             unreadable.setdefault(crop.source, []).append(crop.name)
             continue
-        bounds = check_box(crop.box, info.size)
-        box = crop.box
+        box = crop.box if crop.box is not None else (0, 0, info.size[0], info.size[1])  # no box: whole image
+        bounds = check_box(box, info.size)
         if not bounds.ok:
-            where = (f"crop {crop.name!r}: box {format_box(crop.box)} on {crop.source} "
+            where = (f"crop {crop.name!r}: box {format_box(box)} on {crop.source} "
                      f"({info.size[0]}x{info.size[1]}) {bounds.describe()}")
             if clamp:
                 warnings.append(f"{where} -- clamped to it (--clamp)")
@@ -275,18 +278,23 @@ def run_crop(character: Character, *, dry_run: bool = False, clamp: bool = False
         by_source.setdefault(job.crop.source, []).append(job)
     sheets = decode_sheets(character, by_source)  # every needed sheet, once, before the first write
     done = 0
-    for source, jobs in by_source.items():
-        sheet = sheets.pop(source)
-        for job in jobs:
-            image = render(sheet, job.box, character.resolution, character.background, job.flip)
-            path = target / f"{job.stem}.png"
-            atomic.write_bytes(path, png_bytes(image, fingerprints[job.stem]))
-            interrupts.note_done()
-            result.files_written.append(path)
-            result.written.append(job.stem)
-            images[job.stem] = image
-            done += 1
-            progress.update(f"crop {done}/{len(stale_jobs)} {job.stem}")
+
+    def encoded(sheet: Image.Image, job: Job) -> bytes:  # on a writer thread: Pillow releases the GIL
+        image = render(sheet, job.box, character.resolution, character.background, job.flip)
+        images[job.stem] = image
+        return png_bytes(image, fingerprints[job.stem])
+
+    # render, encode and fsync overlap on a few threads; each write atomic
+    with ParallelWrites(on_written=interrupts.note_done) as writes:
+        for source, jobs in by_source.items():
+            for job in jobs:
+                path = target / f"{job.stem}.png"
+                writes.submit(path, functools.partial(encoded, sheets[source], job))
+                result.files_written.append(path)
+                result.written.append(job.stem)
+                done += 1
+                progress.update(f"crop {writes.completed}/{len(stale_jobs)} {job.stem}")
+    for sheet in sheets.values():
         sheet.close()
     progress.close(f"crop {done}/{len(stale_jobs)} written" if stale_jobs else None)
     written = set(result.written)

@@ -3,7 +3,10 @@
 Owns the art of `dataset/example/`: Ember, a simple figure with ginger hair, a white cloak, a gold
 bracer on the right forearm and a steel pauldron on the left knee (one-sided marks, so the
 character is asymmetric), drawn in several poses, views, framings and expressions. One sheet is
-2816x1536 like the seed's wide sheet; the others are 1024x1024. The same Pillow version draws the
+2816x1536 like the seed's wide sheet; the others are 1024x1024. Every sheet has a title line;
+the lineup's guard holds a long blade high above the head (the box the example first shipped with
+cut it and a foot; `invoke boxes --fix-cuts` widened it), and `ember_more.png`, on light grey, has
+no table entries yet (`invoke boxes --write-proposals` adds them). The same Pillow version draws the
 same bytes every time; a sheet whose file already holds exactly those bytes is left alone, and
 new files are written atomically. The crop boxes in `dataset/example/character.toml` refer to the
 panels laid out here (`PANELS`), so change both together.
@@ -81,6 +84,9 @@ POSES: dict[str, Pose] = {
                 ((-5, 52), (-20, 62), (-30, 80)), ((5, 52), (12, 72), (4, 94)), lean=4, cloak_sway=-12),
     "kneel": Pose(((-10, 22), (-14, 36), (-10, 48)), ((10, 22), (16, 34), (18, 46)),
                   ((-5, 52), (-14, 60), (-18, 78)), ((5, 52), (16, 54), (16, 78)), drop=18),
+    "guard_high": Pose(((-10, 22), (-20, 32), (-26, 40)), ((10, 22), (4, 34), (-22, 40)),
+                       ((-5, 52), (-16, 72), (-24, 96)), ((5, 52), (16, 72), (22, 96)),
+                       drop=3, sword=((-24, 40), (-30, -28))),  # a long blade reaching high above the head
     "lunge": Pose(((-10, 22), (-22, 24), (-36, 22)), ((10, 22), (20, 26), (30, 24)),
                   ((-5, 52), (-22, 66), (-34, 94)), ((5, 52), (16, 72), (34, 96)),
                   drop=4, sword=((-36, 22), (-48, -6)), cloak_sway=10),
@@ -244,20 +250,24 @@ class Figure:
 
 @dataclass(frozen=True)
 class Sheet:
+    """`clip`: each figure is cut to its panel (busts, closeups); otherwise drawn whole on the sheet."""
+
     name: str
     size: tuple[int, int]
     title: str
     figures: tuple[Figure, ...]
+    background: tuple[int, int, int] = WHITE
+    clip: bool = True
 
 
 SHEETS: tuple[Sheet, ...] = (
     Sheet("ember_lineup.png", (2816, 1536), "EMBER - turnaround and poses", (
         Figure((0, 80, 560, 1456), "stand", "neutral", 1280, 110),
         Figure((560, 80, 560, 1456), "walk", "determined", 1240, 130, x=0.55),
-        Figure((1120, 80, 560, 1456), "guard", "angry", 950, 300, x=0.6),
-        Figure((1680, 80, 560, 1456), "stand", "calm", 1300, 90, back=True),
+        Figure((1120, 80, 560, 1456), "guard_high", "angry", 950, 300, x=0.6),
+        Figure((1680, 80, 560, 1456), "stand", "calm", 1250, 90, x=0.55, back=True),
         Figure((2240, 80, 576, 1456), "slash", "determined", 920, 400, x=0.52),
-    )),
+    ), clip=False),
     Sheet("ember_action.png", (1024, 1024), "EMBER - action", (
         Figure((0, 40, 512, 984), "jump", "surprised", 760, 150),
         Figure((512, 40, 512, 984), "kick", "angry", 640, 180, x=0.42),
@@ -277,15 +287,24 @@ SHEETS: tuple[Sheet, ...] = (
         Figure((512, 532, 512, 236), "stand", "calm", 1000, 36),
         Figure((512, 788, 512, 236), "slash", "angry", 1000, 50, x=0.5),
     )),
+    Sheet("ember_more.png", (1024, 1024), "EMBER - more poses (not in the table yet)", (
+        Figure((0, 60, 512, 964), "walk", "calm", 760, 120, x=0.5, back=True),
+        Figure((512, 60, 512, 964), "lunge", "determined", 620, 260, x=0.5),
+    ), background=(226, 226, 230), clip=False),
 )
 
 
 def draw_sheet(sheet: Sheet) -> Image.Image:
-    image = Image.new("RGB", sheet.size, WHITE)
-    ImageDraw.Draw(image).text((16, 8), sheet.title, fill=(150, 150, 150), font=label_font(24))
+    image = Image.new("RGB", sheet.size, sheet.background)
+    ink = (150, 150, 150) if sheet.background == WHITE else (110, 110, 116)
+    ImageDraw.Draw(image).text((16, 8), sheet.title, fill=ink, font=label_font(24))
     for figure in sheet.figures:
         left, top, width, height = figure.panel
-        panel = Image.new("RGB", (width, height), WHITE)
+        if not sheet.clip:
+            draw_figure(image, (left + width * figure.x, top + figure.top), figure.height, figure.pose,
+                        figure.expression, figure.back)
+            continue
+        panel = Image.new("RGB", (width, height), sheet.background)
         draw_figure(panel, (width * figure.x, figure.top), figure.height, figure.pose, figure.expression, figure.back)
         image.paste(panel, (left, top))
     return image

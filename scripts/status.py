@@ -63,6 +63,11 @@ def dataset_stages(character: Character) -> list[Stage]:
         Stage("training images", images >= len(character.crops) > 0 and not findings,
               f"{images} images, {captions} captions for {len(character.crops)} table entries"
               + (f"; {len(findings)} stale or damaged: {shown}{more}" if findings else ""), fix),
+        Stage("enough pictures", len(character.crops) >= character.validation.min_train,
+              f"{len(character.crops)} table entries (crops + picks), at least {character.validation.min_train} wanted",
+              f"invoke topup --character {character.slug} --count "
+              f"{2 * (character.validation.min_train - len(character.crops))}, then pick from topup/contact_sheet.png "
+              f"with invoke topup --character {character.slug} --pick N,N,..."),
         Stage("regularization", reg >= wanted, f"{reg}/{wanted} images in {character.reg_dir}",
               f"invoke gen-reg --character {character.slug} (needs a running ComfyUI with "
               f"{character.regularization.checkpoint or 'a checkpoint set in [regularization]'})"),

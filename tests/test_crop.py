@@ -367,3 +367,18 @@ def test_example_pipeline_from_a_clean_folder_ends_green(tmp_path: Path, capsys:
     committed = repo_example / "train" / character.train_dir.name
     for caption in sorted(character.train_dir.glob("*.txt")):
         assert (committed / caption.name).read_text() == caption.read_text()
+
+
+def test_an_entry_without_a_box_uses_the_whole_picture_from_a_subfolder(tmp_path: Path) -> None:
+    entry = crop_entry("picked_one", [0, 0, 1, 1], source="picked/wide.png")
+    del entry["box"]
+    folder = write_table(tmp_path, [entry])
+    draw_sheet(folder / "picked" / "wide.png", (200, 50))  # 4:1, red left half, blue right half
+    assert load_character(folder).crops[0].box is None
+    assert run(folder) == 0
+    with Image.open(load_character(folder).train_dir / "picked_one.png") as image:
+        assert image.size == (32, 32)
+        assert {image.getpixel((16, y)) for y in range(0, 11)} == {BG}  # 32x8 content at y 12..19
+        assert {image.getpixel((16, y)) for y in range(21, 32)} == {BG}
+        left, right = image.getpixel((4, 15)), image.getpixel((28, 15))
+    assert left[0] > 150 > left[2] and right[2] > 150 > right[0]  # the whole width: red, then blue

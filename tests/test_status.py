@@ -75,3 +75,16 @@ def test_cli_reports_a_missing_table_in_one_paragraph(tmp_path: Path, capsys) ->
     assert main(["--character", "nobody", "--dataset-root", str(tmp_path), "--offline"]) == 2
     err = capsys.readouterr().err
     assert "No character table" in err and "Traceback" not in err
+
+
+def test_too_few_table_entries_ask_for_a_top_up(tmp_path: Path) -> None:
+    folder = tmp_path / "few"
+    folder.mkdir()
+    (folder / "character.toml").write_text(
+        '[character]\nname = "Few"\ntrigger = "few_v1"\nclass = "anime character"\n'
+        '[validation]\nmin_train = 3\nmax_train = 5\n'
+        '[[crop]]\nname = "a"\nsource = "s.png"\ncaption = "a"\nframing = "full_body"\npose = "neutral"\n'
+        'expression = "calm"\nshows_details = true\n')
+    stages = {s.name: s for s in dataset_stages(load_character(folder))}
+    assert not stages["enough pictures"].done and "1 table entries" in stages["enough pictures"].detail
+    assert "invoke topup --character few --count 4" in stages["enough pictures"].next_step

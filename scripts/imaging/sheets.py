@@ -7,6 +7,7 @@ with LANCZOS to fit the square and centres it; `png_bytes` / `read_marker` write
 from __future__ import annotations
 
 import io
+import zlib
 from pathlib import Path
 
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
@@ -43,7 +44,9 @@ def png_bytes(image: Image.Image, marker: str | None = None) -> bytes:
     if marker is not None:
         info.add_text(MARKER, marker)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=info)
+    # zlib's run-length strategy: about a third less encoding time than the default on drawn art,
+    # files within a few percent of its size; still lossless
+    image.save(buffer, format="PNG", pnginfo=info, compress_type=zlib.Z_RLE)
     return buffer.getvalue()
 
 

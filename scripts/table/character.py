@@ -5,9 +5,10 @@ problem found (unknown key, wrong type, missing required key, bad value) is coll
 raised together as one `CharacterError` naming the file, the entry and the key.
 
 Sections: `[character]` (required), `[[crop]]`, `[regularization]`, `[training]` (overrides of
-`kohya/train.toml`, checked by the training code), `[validation]` (coverage targets) and
-`[[test_prompt]]` (prompts for the checkpoint grid; the seed notes' three when absent).
-It is past 300 lines because the one job is the whole schema: each of those six sections needs
+`kohya/train.toml`, checked by the training code), `[validation]` (coverage targets),
+`[[test_prompt]]` (prompts for the checkpoint grid; the seed notes' three when absent) and
+`[topup]` (how `invoke topup` renders candidate pictures; sampler settings from `[regularization]`).
+It is past 300 lines because the one job is the whole schema: each of those seven sections needs
 its frozen dataclass, its key table and its parser, and splitting them would scatter one file's
 rules over several modules.
 """
@@ -36,7 +37,7 @@ class CharacterError(ValueError):
 class Crop:
     name: str
     source: Path  # relative to the character folder
-    box: tuple[int, int, int, int]  # left, top, width, height in source pixels
+    box: tuple[int, int, int, int] | None  # left, top, width, height in source pixels; None: the whole image
     caption: str  # trigger already first
     framing: str
     pose: str
@@ -73,6 +74,23 @@ class Compare:
     scheduler: str
     clip_skip: int
     negative: str
+
+
+@dataclass(frozen=True)
+class Topup:
+    """How `invoke topup` renders candidates of the character; unset values come from [regularization]."""
+    count: int
+    checkpoint: str | None
+    prompt: str
+    negative: str
+    width: int
+    height: int
+    steps: int
+    cfg: float
+    sampler: str
+    scheduler: str
+    clip_skip: int
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -116,6 +134,7 @@ class Character:
     validation: Validation
     test_prompts: tuple[TestPrompt, ...]
     training: Mapping[str, Any]
+    topup: Topup
 
     @property
     def table_path(self) -> Path:
@@ -204,7 +223,7 @@ SCHEMAS: dict[str, dict[str, tuple[Check, Any]]] = {
         "asymmetric": (BOOL, False), "details": (STR_LIST, []),
     },
     "crop": {
-        "name": (STR, REQUIRED), "source": (STR, REQUIRED), "box": (BOX, REQUIRED),
+        "name": (STR, REQUIRED), "source": (STR, REQUIRED), "box": (BOX, None),
         "caption": (STR, REQUIRED), "framing": (STR, REQUIRED), "pose": (STR, REQUIRED),
         "expression": (STR, REQUIRED), "shows_details": (BOOL, REQUIRED), "flip": (BOOL, False),
     },
@@ -225,11 +244,16 @@ SCHEMAS: dict[str, dict[str, tuple[Check, Any]]] = {
         "min_details_share": (NUMBER, 0.6), "min_expressions": (INT, 3),
         "max_expression_share": (NUMBER, 0.5), "duplicate_distance": (INT, 4),
     },
+    "topup": {
+        "count": (INT, 8), "checkpoint": (STR, None), "prompt": (STR, None), "negative": (STR, None),
+        "width": (INT, None), "height": (INT, None), "steps": (INT, None), "cfg": (NUMBER, None),
+        "sampler": (STR, None), "scheduler": (STR, None), "clip_skip": (INT, None), "seed": (INT, None),
+    },
     "test_prompt": {
         "name": (STR, REQUIRED), "prompt": (STR, REQUIRED), "negative": (STR, ""), "seed": (INT, REQUIRED),
     },
 }
-TOP_LEVEL = {"character", "crop", "regularization", "compare", "training", "validation", "test_prompt"}
+TOP_LEVEL = {"character", "crop", "regularization", "compare", "training", "validation", "test_prompt", "topup"}
 
 
 class _Problems:
@@ -320,6 +344,7 @@ def parse_character(data: Mapping[str, Any], folder: Path, path: Path | None = N
     crops = _parse_crops(data.get("crop", []), trigger, problems)
     regularization = _parse_regularization(data.get("regularization", {}), head, problems)
     compare = _parse_compare(data.get("compare", {}), regularization, problems)
+    topup = _parse_topup(data.get("topup", {}), head, regularization, problems)
     validation = _parse_validation(data.get("validation", {}), problems)
     test_prompts = _parse_test_prompts(data.get("test_prompt"), trigger, tuple(head["details"]), problems)
     training = data.get("training", {})
@@ -332,7 +357,7 @@ def parse_character(data: Mapping[str, Any], folder: Path, path: Path | None = N
         repeats=head["repeats"], resolution=head["resolution"], background=background,
         asymmetric=head["asymmetric"], details=tuple(head["details"]), crops=crops,
         regularization=regularization, compare=compare, validation=validation, test_prompts=test_prompts,
-        training=dict(training),
+        training=dict(training), topup=topup,
     )
 
 
@@ -367,11 +392,14 @@ def _parse_crops(raw: Any, trigger: str, problems: _Problems) -> tuple[Crop, ...
             problems.add(where, f"key 'framing' must be one of {', '.join(FRAMINGS)}, not {values['framing']!r}")
         if values["pose"] not in POSES:
             problems.add(where, f"key 'pose' must be one of {', '.join(POSES)}, not {values['pose']!r}")
-        left, top, width, height = values["box"]
-        if width <= 0 or height <= 0 or left < 0 or top < 0:
+        box: tuple[int, int, int, int] | None = None  # no box: the whole image (e.g. a picked picture)
+        if values["box"] is not None:
+            left, top, width, height = values["box"]
+            box = (left, top, width, height)
+        if box is not None and (box[2] <= 0 or box[3] <= 0 or box[0] < 0 or box[1] < 0):
             problems.add(where, f"key 'box' needs left, top >= 0 and width, height > 0, not {values['box']}")
         crops.append(Crop(
-            name=name, source=source, box=(left, top, width, height),
+            name=name, source=source, box=box,
             caption=with_trigger(values["caption"], trigger), framing=values["framing"],
             pose=values["pose"], expression=values["expression"].strip().lower(),
             shows_details=values["shows_details"], flip=values["flip"],
@@ -424,6 +452,25 @@ def _parse_compare(raw: Any, regularization: Regularization, problems: _Problems
                  ("checkpoint", "width", "height", "steps", "cfg", "sampler", "scheduler", "clip_skip")}
     merged = {key: inherited[key] if values[key] is None else values[key] for key in inherited}
     return Compare(**{**merged, "cfg": float(merged["cfg"])}, negative=values["negative"])
+
+
+def _parse_topup(raw: Any, head: Mapping[str, Any], regularization: Regularization, problems: _Problems) -> Topup:
+    values = _read_entry(raw, "topup", "[topup]", problems)
+    if len(values) < len(SCHEMAS["topup"]):
+        values = {k: d for k, ((_, _), d) in SCHEMAS["topup"].items()} | values
+    for key in ("count", "width", "height", "steps"):
+        if values[key] is not None and values[key] < 1:
+            problems.add("[topup]", f"key {key!r} must be at least 1, not {values[key]}")
+    details = ", ".join(head["details"])
+    prompt = values["prompt"] or ", ".join(
+        p for p in (head["class"], "solo, full body, standing", details, "simple background, white background") if p)
+    negative = values["negative"] or "lowres, bad anatomy, bad hands, text, watermark, multiple views"
+    inherited = {key: getattr(regularization, key) for key in
+                 ("checkpoint", "width", "height", "steps", "cfg", "sampler", "scheduler", "clip_skip")}
+    merged = {key: inherited[key] if values[key] is None else values[key] for key in inherited}
+    seed = values["seed"] if values["seed"] is not None else regularization.seed + 100_000
+    return Topup(count=values["count"], prompt=prompt, negative=negative, seed=seed,
+                 **{**merged, "cfg": float(merged["cfg"])})
 
 
 def _parse_validation(raw: Any, problems: _Problems) -> Validation:

@@ -16,9 +16,11 @@ from pathlib import Path
 
 from scripts.common import atomic
 from scripts.common.trash import Trash
+from scripts.table.caption_edit import TomlEditError, set_crop_caption
 from scripts.table.character import Character, Crop, with_trigger
 from scripts.table.crop_record import (
     Entry,
+    box_list,
     caption_state,
     file_sha256,
     load_record,
@@ -26,7 +28,6 @@ from scripts.table.crop_record import (
     record_path,
     save_record,
 )
-from scripts.table.toml_edit import TomlEditError, set_crop_caption
 
 
 @dataclass
@@ -144,7 +145,7 @@ def update_record(character: Character, outputs: Sequence[tuple[str, Crop, tuple
     for stem, crop, box, flip, fingerprint in outputs:
         png = character.train_dir / f"{stem}.png"
         previous = old.get(stem)
-        if previous and previous.get("fingerprint") == fingerprint and previous.get("box") == list(crop.box):
+        if previous and previous.get("fingerprint") == fingerprint and previous.get("box") == box_list(crop):
             entry = dict(previous)
         else:
             if crop.source not in hashes:

@@ -35,6 +35,11 @@ FLIP_SUFFIX = "_flip"
 Entry = dict[str, Any]
 
 
+def box_list(crop: Crop) -> list[int] | None:
+    """The crop's box as the record stores it; None for a whole-image entry (no box)."""
+    return list(crop.box) if crop.box is not None else None
+
+
 def record_path(character: Character) -> Path:
     return character.folder / RECORD_NAME
 
@@ -71,7 +76,7 @@ def hex_colour(rgb: Iterable[int]) -> str:
 def make_entry(*, crop: Crop, sheet_sha256: str, box_used: Iterable[int], flip: bool, character: Character,
                caption: str, png_bytes: int, fingerprint: str) -> Entry:
     """One output's entry: `box` is the table's box, `box_used` the one cropped (they differ after --clamp)."""
-    return {"source": crop.source.as_posix(), "sheet_sha256": sheet_sha256, "box": list(crop.box),
+    return {"source": crop.source.as_posix(), "sheet_sha256": sheet_sha256, "box": box_list(crop),
             "box_used": list(box_used), "flip": flip,
             "background": hex_colour(character.background), "resolution": character.resolution,
             "caption": caption, "png_bytes": png_bytes, "fingerprint": fingerprint}
@@ -177,8 +182,8 @@ def _check_one(character: Character, crop: Crop, stem: str, entry: Entry | None,
     if entry is None:
         return "not in crop's record (written by an older crop, or by hand)"
     changed = []
-    if list(entry.get("box", [])) != list(crop.box):
-        changed.append(f"box {entry.get('box')} -> {list(crop.box)}")
+    if entry.get("box") != box_list(crop):
+        changed.append(f"box {entry.get('box')} -> {box_list(crop)}")
     if entry.get("background") != hex_colour(character.background):
         changed.append(f"background {entry.get('background')} -> {hex_colour(character.background)}")
     if entry.get("resolution") != character.resolution:

@@ -1,89 +1,162 @@
-"""Edit one value in `character.toml` as TEXT: every comment, blank line and key order stays.
+"""Edit a character table as TEXT: append `[[crop]]` entries, change one crop's `box`.
 
-Only the value's characters change: the `caption = ...` line of the `[[crop]]` entry whose `name`
-matches keeps its indentation and any trailing comment. After the edit the whole text is parsed
-again and compared with the old parse (with just that one value changed); anything else differing,
-or a layout this editor does not understand (an inline table, a dotted key), raises
-`TomlEditError` and nothing is written, so the person edits that one line by hand instead.
+Pure (text in, text out). Tools that change `character.toml` never re-serialise it: every
+comment, blank line, key order and existing entry stays byte-for-byte, and only the appended
+block or the one `box = [...]` value changes. Each edit re-parses its result with tomllib and
+checks that exactly the intended change happened, so an edit can never silently damage a table;
+what it cannot do safely (a crop written as an inline table, a box spread over several lines)
+comes back as a `TomlEditError` saying what to change by hand.
 """
 from __future__ import annotations
 
+import json
 import re
 import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import tomli_w
-
-_HEADER = re.compile(r"^\s*\[")
-_CROP_HEADER = re.compile(r"^\s*\[\[\s*crop\s*\]\]\s*(#.*)?$")
-_STRING = re.compile(r'"""[\s\S]*?"""(?!")|\'\'\'[\s\S]*?\'\'\'(?!\')|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'')
+Box = tuple[int, int, int, int]
+HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
+KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+|\"[^\"]*\")\s*=\s*(.*)$")
+BOX_VALUE = re.compile(r"^(\s*box\s*=\s*)(\[[^\]\n#]*\])(.*)$", re.DOTALL)
 
 
 class TomlEditError(ValueError):
-    """The text could not be edited safely; the message names the entry and what to do by hand."""
+    """The table text cannot be edited safely; the message says what to change by hand."""
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """A `[[crop]]` entry to append: known keys get values, the rest are left for the person."""
+
+    name: str
+    source: str
+    box: Box | None  # None: the whole image
+    comment: str  # one line shown above the entry, e.g. where it came from
+    framing: str | None = None  # a guess, written with a note saying so
+    framing_note: str = "guess from the figure's shape: check it"
 
 
 def toml_string(value: str) -> str:
-    """`value` as a TOML basic string, escaped as tomli-w escapes it."""
-    return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()
+    """A TOML basic string (JSON's escapes are valid TOML ones)."""
+    return json.dumps(value, ensure_ascii=False)
 
 
-def _crop_blocks(lines: list[str]) -> list[tuple[int, int]]:
-    """(first line, end line) of each [[crop]] block, header included."""
-    blocks: list[tuple[int, int]] = []
+def format_box(box: Box) -> str:
+    return "[" + ", ".join(str(v) for v in box) + "]"
+
+
+def entry_block(entry: NewEntry, newline: str = "\n") -> str:
+    """The text of one new `[[crop]]` entry; caption, pose, expression and shows_details are
+    TODO comments, so the table names them as missing until a person fills them in."""
+    lines = [f"# {entry.comment}", "[[crop]]", f"name = {toml_string(entry.name)}",
+             f"source = {toml_string(entry.source)}"]
+    if entry.box is not None:
+        lines.append(f"box = {format_box(entry.box)}")
+    lines.append('# caption = ""  # TODO: describe the image (the trigger is put first for you)')
+    if entry.framing:
+        lines.append(f"framing = {toml_string(entry.framing)}  # {entry.framing_note}")
+    else:
+        lines.append('# framing = ""  # TODO: full_body, bust or closeup')
+    lines += ['# pose = ""  # TODO: neutral or action', '# expression = ""  # TODO: e.g. neutral, angry, calm',
+              "# shows_details = true  # TODO: does it show the character's details?", "flip = false"]
+    return newline.join(lines) + newline
+
+
+def _newline(text: str) -> str:
+    return "\r\n" if "\r\n" in text else "\n"
+
+
+def _parse(text: str, what: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise TomlEditError(f"{what} is not valid TOML ({error}); fix the syntax first, nothing was changed") from None
+
+
+def append_entries(text: str, entries: Sequence[NewEntry]) -> str:
+    """`text` unchanged, then a blank line and one block per entry."""
+    before = _parse(text, "the table")
+    if not entries:
+        return text
+    nl = _newline(text)
+    head = text if text.endswith(("\n", "\r")) or not text else text + nl
+    if head and not head.endswith(nl + nl):
+        head += nl
+    result = head + nl.join(entry_block(e, nl) for e in entries)
+    after = _parse(result, "the edited table")
+    old_crops, new_crops = before.get("crop", []), after.get("crop", [])
+    if new_crops[:len(old_crops)] != old_crops or len(new_crops) != len(old_crops) + len(entries):
+        raise TomlEditError("appending [[crop]] entries would change existing entries (is the last table in the "
+                            "file an array of tables other than [[crop]]?); nothing was changed")
+    return result
+
+
+def _crop_spans(lines: list[str]) -> list[tuple[int, int]]:
+    """(first, end) line ranges of every `[[crop]]` table in the text."""
+    spans: list[tuple[int, int]] = []
     start: int | None = None
     for index, line in enumerate(lines):
-        if _HEADER.match(line):
-            if start is not None:
-                blocks.append((start, index))
-                start = None
-            if _CROP_HEADER.match(line):
-                start = index
-    if start is not None:
-        blocks.append((start, len(lines)))
-    return blocks
-
-
-def _value_in(block: str, key: str) -> re.Match[str] | None:
-    """The match of `key = <string>` in the block's text (group 'value' is the string literal)."""
-    head = re.search(rf"^[ \t]*{key}[ \t]*=[ \t]*", block, flags=re.MULTILINE)
-    if head is None:
-        return None
-    literal = _STRING.match(block, head.end())
-    if literal is None:
-        return None
-    return re.compile(rf"^[ \t]*{key}[ \t]*=[ \t]*(?P<value>{re.escape(literal.group(0))})",
-                      flags=re.MULTILINE).search(block, head.start())
-
-
-def set_crop_caption(text: str, crop_name: str, caption: str) -> str:
-    """`text` with the caption of the [[crop]] named `crop_name` set to `caption` (a text edit)."""
-    lines = text.splitlines(keepends=True)
-    for start, end in _crop_blocks(lines):
-        block = "".join(lines[start:end])
-        name = _value_in(block, "name")
-        if name is None or tomllib.loads("v = " + name.group("value"))["v"] != crop_name:
+        match = HEADER.match(line)
+        if match is None:
             continue
-        found = _value_in(block, "caption")
-        if found is None:
-            raise TomlEditError(f"the [[crop]] entry {crop_name!r} has no `caption = \"...\"` line this tool can "
-                                f"edit; set its caption by hand")
-        new_block = block[:found.start("value")] + toml_string(caption) + block[found.end("value"):]
-        new_text = "".join(lines[:start]) + new_block + "".join(lines[end:])
-        _check(text, new_text, crop_name, caption)
-        return new_text
-    raise TomlEditError(f"no [[crop]] entry named {crop_name!r} written as `name = \"...\"` was found; set its "
-                        f"caption by hand")
+        if start is not None:
+            spans.append((start, index))
+            start = None
+        if line.strip().startswith("[[") and match.group(1).strip() == "crop":
+            start = index
+    if start is not None:
+        spans.append((start, len(lines)))
+    return spans
 
 
-def _check(old_text: str, new_text: str, crop_name: str, caption: str) -> None:
-    try:
-        old, new = tomllib.loads(old_text), tomllib.loads(new_text)
-    except tomllib.TOMLDecodeError as error:
-        raise TomlEditError(f"editing the caption of {crop_name!r} would break the table ({error}); set it by "
-                            f"hand") from None
-    expected: dict[str, Any] = {**old, "crop": [dict(entry, caption=caption) if entry.get("name") == crop_name
-                                               else entry for entry in old.get("crop", [])]}
-    if new != expected:
-        raise TomlEditError(f"editing the caption of {crop_name!r} as text would change more than that value; "
-                            f"set it by hand")
+def replace_box(text: str, crop_name: str, box: Box) -> str:
+    """`text` with the `box` of the `[[crop]]` named `crop_name` set to `box`; nothing else changes."""
+    before = _parse(text, "the table")
+    lines = text.splitlines(keepends=True)
+    for first, end in _crop_spans(lines):
+        name_line = box_line = None
+        for index in range(first + 1, end):
+            match = KEY.match(lines[index])
+            if match is None:
+                continue
+            if match.group(1) == "name":
+                try:
+                    value = tomllib.loads(lines[index]).get("name")
+                except tomllib.TOMLDecodeError:
+                    value = None
+                if value == crop_name:
+                    name_line = index
+            elif match.group(1) == "box":
+                box_line = index
+        if name_line is None:
+            continue
+        if box_line is None:
+            raise TomlEditError(f"crop {crop_name!r} has no `box = [...]` line (a whole-image entry); add "
+                                f"box = {format_box(box)} by hand if you want a box; nothing was changed")
+        match = BOX_VALUE.match(lines[box_line])
+        if match is None:
+            raise TomlEditError(f"crop {crop_name!r}: its box is not written on one line as `box = [l, t, w, h]`; "
+                                f"write it so, or set it to {format_box(box)} by hand; nothing was changed")
+        lines[box_line] = match.group(1) + format_box(box) + match.group(3)
+        result = "".join(lines)
+        after = _parse(result, "the edited table")
+        expected = [dict(c, box=list(box)) if c.get("name") == crop_name else c for c in before.get("crop", [])]
+        if after.get("crop") != expected or {k: v for k, v in after.items() if k != "crop"} != \
+                {k: v for k, v in before.items() if k != "crop"}:
+            raise TomlEditError(f"changing the box of crop {crop_name!r} by text would change more than that "
+                                f"box; set it to {format_box(box)} by hand; nothing was changed")
+        return result
+    raise TomlEditError(f"no [[crop]] named {crop_name!r} written as a [[crop]] table in the file (inline "
+                        f"tables cannot be edited); set its box to {format_box(box)} by hand; nothing was changed")
+
+
+def unique_name(wanted: str, taken: set[str]) -> str:
+    """`wanted`, or `wanted_2`, `wanted_3`... whichever is not taken yet."""
+    if wanted not in taken:
+        return wanted
+    number = 2
+    while f"{wanted}_{number}" in taken:
+        number += 1
+    return f"{wanted}_{number}"

@@ -151,3 +151,25 @@ def test_compare_settings_inherit_regularization_and_can_be_overridden(tmp_path:
 def test_compare_section_is_checked_like_the_others(tmp_path: Path) -> None:
     message = error_of(tmp_path, HEAD + CROP + '[compare]\nsteps = 0\nsampel = "euler"\n')
     assert "[compare]: unknown key 'sampel'" in message and "key 'steps' must be at least 1" in message
+
+
+def test_topup_inherits_regularization_settings_and_builds_its_prompt_from_the_details(tmp_path: Path) -> None:
+    head = HEAD + 'details = ["red scarf", "silver hairpin"]\n'
+    regularization = '[regularization]\ncheckpoint = "base.safetensors"\nwidth = 640\nsteps = 25\nseed = 40\n'
+    inherited = load_character(write(tmp_path, head + CROP + regularization)).topup
+    assert (inherited.checkpoint, inherited.width, inherited.height, inherited.steps) == (
+        "base.safetensors", 640, 512, 25)
+    assert inherited.prompt == ("anime character, solo, full body, standing, red scarf, silver hairpin, "
+                                "simple background, white background")
+    assert "tess_v1" not in inherited.negative and inherited.seed == 100_040 and inherited.count == 8
+    own = '[topup]\ncount = 30\nprompt = "tess in a plain room"\nsampler = "dpmpp_2m"\nseed = 7\n'
+    chosen = load_character(write(tmp_path, head + CROP + regularization + own)).topup
+    assert (chosen.count, chosen.prompt, chosen.sampler, chosen.seed, chosen.steps) == (
+        30, "tess in a plain room", "dpmpp_2m", 7, 25)
+    assert "[topup]: key 'count' must be at least 1" in error_of(tmp_path, head + CROP + "[topup]\ncount = 0\n")
+
+
+def test_a_crop_without_box_is_the_whole_picture(tmp_path: Path) -> None:
+    crop = CROP.replace("box = [0, 0, 10, 10]\n", "").replace('"sheet.png"', '"picked/one.png"')
+    (only,) = load_character(write(tmp_path, HEAD + crop)).crops
+    assert only.box is None and only.source == Path("picked/one.png")
