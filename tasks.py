@@ -169,7 +169,7 @@ def train(c: Context, character: str = "example", dry_run: bool = False, resume:
                        skip_validate=skip_validate))
 
 
-# --- checkpoint selection and deploy (compare, deploy) ------------------------------------------
+# --- checkpoint selection and deploy (compare, rank, deploy) ------------------------------------
 # [selection tasks]
 @task(iterable=["server", "strength", "prompt"], help={
     "character": CHARACTER_HELP,
@@ -188,6 +188,24 @@ def compare(c: Context, character: str = "example", server: list[str] | None = N
            "--output-root", base.output_root, "--comfyui-dir", base.comfyui_dir, "--concurrency", base.concurrency,
            *flag_pairs(server=servers(server, base), strength=strength or None, steps=steps or None,
                        prompt=prompt or None, keep_staged=keep_staged))
+
+
+@task(iterable=["server"], help={
+    "character": CHARACTER_HELP,
+    "server": "ComfyUI server URL; repeat for several (default: the configured comfyui_urls)",
+    "seeds": "seeds per test prompt, starting at the prompt's own (default: 4)",
+    "steps": "only these checkpoints, comma-separated, e.g. 230,460,final (default: all)",
+    "embedder": "how images are compared: stats (colour histograms + thumbnails, no model; default)",
+    "keep_staged": "leave the staged copies in <loras>/_eval/<character>/ to try them in the ComfyUI UI",
+})
+def rank(c: Context, character: str = "example", server: list[str] | None = None, seeds: int = 4,
+         steps: str = "", embedder: str = "stats", keep_staged: bool = False) -> None:
+    """Propose the best checkpoint, with measured reasons."""
+    base = settings(c, comfyui_urls=server or None)
+    script(c, "rank", "--character", character, "--dataset-root", base.dataset_root,
+           "--output-root", base.output_root, "--comfyui-dir", base.comfyui_dir, "--concurrency", base.concurrency,
+           "--seeds", seeds, "--embedder", embedder,
+           *flag_pairs(server=servers(server, base), steps=steps or None, keep_staged=keep_staged))
 
 
 @task(iterable=["server"], help={
