@@ -210,7 +210,7 @@ def rank(c: Context, character: str = "example", server: list[str] | None = None
 
 @task(iterable=["server"], help={
     "character": CHARACTER_HELP,
-    "step": "checkpoint to put live: a step number from the grid, or 'final'",
+    "step": "checkpoint to put live: a step number from the grid, 'final', or 'proposed' (invoke rank's top pick)",
     "rollback": "swap the live LoRA with the backup kept by the last deploy",
     "server": "ComfyUI server to confirm the deploy on; repeatable (default: the configured comfyui_urls)",
 })

@@ -33,6 +33,7 @@ from scripts import comfyui
 from scripts.comfyui.loras import remove_staged
 from scripts.common.atomic import atomic_path, write_text
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.evaluation.proposal import PROPOSED, ProposalError, load_proposal
 from scripts.table.character import Character, CharacterError, load_character
 from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
 from scripts.trainer.lora_checks import configured_network, verification_problems
@@ -236,6 +237,10 @@ async def deploy(settings: Settings, character: Character, step: str, now: datet
     output_dir = settings.character_output(character.slug)
     checkpoints = list_checkpoints(output_dir, character.trigger)
     infos = {c.path: inspect_lora(c.path) for c in checkpoints}
+    proposal = load_proposal(output_dir, character.slug) if step.strip().lower() == PROPOSED else None
+    if proposal is not None:
+        print(f"rank proposed (at {proposal.created_at}) {proposal.reason}", file=out)
+        step = proposal.step
     chosen = choose_checkpoint(checkpoints, step, infos, output_dir, character.slug)
     others = [infos[c.path] for c in checkpoints if c != chosen]
     expected, expected_from = configured_network(character)
@@ -248,6 +253,10 @@ async def deploy(settings: Settings, character: Character, step: str, now: datet
         )
     info = infos[chosen.path]
     sha = sha256_of(chosen.path)
+    if proposal is not None and proposal.sha256 not in (None, sha):
+        raise DeployError(f"{chosen.path} changed since rank proposed it (its sha256 differs from the one in "
+                          f"rank.json); {target.production} was not touched. Run invoke rank --character "
+                          f"{character.slug} again, or deploy by number with --step {step}.")
     current = read_record(target.record)
     old_sha = sha256_of(target.production) if target.production.exists() else None
     if old_sha == sha:
@@ -346,7 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Put one trained checkpoint live in ComfyUI as <trigger>.safetensors, verified, "
                     "keeping the replaced file as a backup that --rollback restores.")
     parser.add_argument("--character", required=True, help="character folder under the dataset root")
-    parser.add_argument("--step", help="the checkpoint to deploy: a step number from the grid, or 'final'")
+    parser.add_argument("--step", help="the checkpoint to deploy: a step number from the grid, 'final', or "
+                                       "'proposed' (rank's top proposal, printed first)")
     parser.add_argument("--rollback", action="store_true",
                         help="swap the production file with its backup instead of deploying")
     add_settings_arguments(parser, "comfyui_dir", "comfyui_urls", "output_root", "dataset_root")
@@ -366,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             _, problem = asyncio.run(rollback(settings, character))
         else:
             _, problem = asyncio.run(deploy(settings, character, args.step))
-    except (DeployError, CharacterError, SettingsError) as error:
+    except (DeployError, ProposalError, CharacterError, SettingsError) as error:
         print(str(error), file=sys.stderr)
         return 1
     except OSError as error:

@@ -2,6 +2,7 @@
 the report and record, a re-run that renders nothing, and the loss plot from a recorded log."""
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
-from scripts import compare, rank
+from scripts import compare, deploy, rank
+from scripts.status import training_stages
 from scripts.evaluation.plan import plan_prompts, without_trigger
 from scripts.evaluation.ranking import Thresholds
 from scripts.imaging.plot import PROPOSED
@@ -19,7 +21,7 @@ from scripts.table.character import load_character
 from scripts.trainer.loss_curve import loss_points
 from tests.paths import SHARED_FIXTURES
 from tests.test_compare import Quiet, job_key, nodes, options, start, table
-from tests.test_deploy import TRIGGER, make_run
+from tests.test_deploy import TRIGGER, cli, make_run
 
 
 @pytest.fixture
@@ -56,7 +58,8 @@ def clip_text(post: dict[str, Any]) -> str:
     return post["prompt"][positive_id]["inputs"]["text"]
 
 
-async def test_rank_renders_the_plan_reuses_compare_and_writes_a_checkable_report(setup, comfy_server) -> None:
+async def test_rank_renders_the_plan_reuses_compare_and_writes_a_checkable_report(setup, comfy_server,
+                                                                                  capsys) -> None:
     settings, character = setup
     output = settings.character_output("zara")
     make_run(output, steps=(100, 200))
@@ -120,6 +123,18 @@ async def test_rank_renders_the_plan_reuses_compare_and_writes_a_checkable_repor
     again = await rank.run(rank_options(settings, character, seeds=2), progress=Quiet())
     assert len(server.state.posts) == compare_posts + 44 and again.rendered == 0 and again.kept == 56
     assert json.loads(again.record.read_text())["proposal"] == record["proposal"]
+
+    # status shows the proposal; deploy --step proposed prints it and deploys that very file
+    stages = {s.name: s for s in training_stages(character, settings)}
+    assert stages["checkpoint ranking"].done
+    assert stages["checkpoint ranking"].detail == f"proposed {record['proposal'][0]['reason']}"
+    assert stages["deployed"].next_step == "invoke deploy --character zara --step proposed"
+    capsys.readouterr()
+    assert await asyncio.to_thread(deploy.main, cli(settings, "--step", "proposed")) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].endswith(record["proposal"][0]["reason"]) and "rank proposed" in out
+    production = settings.loras_dir / f"{TRIGGER}.safetensors"
+    assert deploy.sha256_of(production) == record["proposal"][0]["sha256"]
 
 
 async def test_without_compare_everything_is_rendered_and_failures_are_named(setup, comfy_server) -> None:
@@ -188,3 +203,32 @@ def test_command_line_refusals(setup, capsys) -> None:
     with pytest.raises(SystemExit):
         rank.main([*base, "--seeds", "0"])
     assert "--seeds" in capsys.readouterr().err
+
+
+def write_record(settings: Any, proposal: list[dict[str, Any]]) -> None:
+    path = settings.character_output("zara") / "rank" / "rank.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": 1, "created_at": "2026-01-01T00:00:00+00:00", "proposal": proposal}))
+
+
+def test_deploy_proposed_refuses_without_a_ranking_an_empty_one_or_a_changed_file(setup, capsys) -> None:
+    from tests.test_deploy import dead_url, write_lora
+
+    settings, _ = setup
+    settings = settings.replace(comfyui_urls=(dead_url(),))
+    output = settings.character_output("zara")
+    files = make_run(output, steps=(100, 200))
+    production = settings.loras_dir / f"{TRIGGER}.safetensors"
+    assert deploy.main(cli(settings, "--step", "proposed")) == 1
+    assert "invoke rank --character zara" in capsys.readouterr().err and not production.exists()
+
+    write_record(settings, [])
+    assert deploy.main(cli(settings, "--step", "proposed")) == 1
+    assert "proposes no checkpoint" in capsys.readouterr().err and not production.exists()
+
+    write_record(settings, [{"step": "200", "label": "step 200", "reason": "step 200: identity 0.50",
+                             "sha256": compare.sha256_of(files[200])}])
+    write_lora(files[200], step=200, fill=0.9)  # retrained since the ranking
+    assert deploy.main(cli(settings, "--step", "proposed")) == 1
+    err = capsys.readouterr().err
+    assert "changed since rank proposed it" in err and "--step 200" in err and not production.exists()
