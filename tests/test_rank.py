@@ -12,10 +12,10 @@ import pytest
 from PIL import Image, ImageDraw
 
 from scripts import compare, deploy, rank
-from scripts.status import training_stages
 from scripts.evaluation.plan import plan_prompts, without_trigger
 from scripts.evaluation.ranking import Thresholds
 from scripts.imaging.plot import PROPOSED
+from scripts.status import training_stages
 from scripts.table.character import TestPrompt as Prompt
 from scripts.table.character import load_character
 from scripts.trainer.loss_curve import loss_points
