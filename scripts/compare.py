@@ -406,11 +406,14 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
     failed_files = {line.split(":", 1)[0] for line in failed}
     grid_cells = []
     for cell in cells:
+        if cell.strength is None and cell.col % len(strengths):
+            continue  # the baseline is shown once per prompt, across that prompt's strength columns
         entry = manifest.get(cell.file) or {}
         present = entry.get("key") == cell.key and (folder / cell.file).is_file() and cell.file not in failed_files
         grid_cells.append(Cell(cell.row, cell.col, folder / cell.file if present else None, cell.prompt.prompt,
                                cell.prompt.negative, cell.prompt.seed, cell.strength,
-                               "" if present else "failed" if cell.file in failed_files else "not rendered"))
+                               "" if present else "failed" if cell.file in failed_files else "not rendered",
+                               len(strengths) if cell.strength is None else 1))
     labels = [row.label for row in planned_rows]
     columns = column_labels(prompts, strengths)
     title = f"{character.name} ({character.trigger}) on {render.checkpoint}: same seed per column"
