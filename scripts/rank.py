@@ -25,8 +25,8 @@ from typing import Any
 
 import aiohttp
 
-from scripts import compare
-from scripts.comfyui import client as comfy
+from scripts import comfyui, compare
+from scripts.comfyui.loras import remove_staged, stage, staging_dir
 from scripts.comfyui.workflow import WorkflowError, fill_txt2img, load_template
 from scripts.common.atomic import write_bytes, write_text
 from scripts.common.cli import whole_number
@@ -65,7 +65,7 @@ class Options:
     steps: list[int | None] | None = None
     embedder: str = "stats"
     keep_staged: bool = False
-    timeout: float = 600.0
+    timeout: float = comfyui.DEFAULT_TIMEOUTS.job
     retries: int = 2
     limits: Thresholds = field(default_factory=Thresholds)
 
@@ -115,14 +115,14 @@ def _present(cell: RankCell, manifest: dict[str, Any], folder: Path) -> bool:
     return entry.get("key") == cell.key and (folder / cell.file).is_file()
 
 
-def make_job(cell: RankCell, row: compare.Row, render: Compare, template: dict[str, Any]) -> comfy.Job:
+def make_job(cell: RankCell, row: compare.Row, render: Compare, template: dict[str, Any]) -> comfyui.Job:
     p = cell.planned.prompt
     workflow = fill_txt2img(
-        template, checkpoint=render.checkpoint or "", prompt=p.prompt, negative=p.negative, width=render.width,
+        template, checkpoint=compare.base_checkpoint(render), prompt=p.prompt, negative=p.negative, width=render.width,
         height=render.height, steps=render.steps, cfg=render.cfg, sampler=render.sampler,
         scheduler=render.scheduler, clip_skip=render.clip_skip, seed=p.seed, filename_prefix="lora_pipeline/rank",
         lora_name=row.lora_name, lora_strength=1.0)
-    return comfy.Job(Path(cell.file).stem, workflow, group=row.key, meta={"cell": cell})
+    return comfyui.Job(Path(cell.file).stem, workflow, group=row.key, meta={"cell": cell})
 
 
 async def render_missing(options: Options, rows: list[compare.Row], todo: list[RankCell], render: Compare,
@@ -133,16 +133,16 @@ async def render_missing(options: Options, rows: list[compare.Row], todo: list[R
                         f"checkpoints cannot be staged where ComfyUI loads LoRAs. Pass --comfyui-dir.")
     rendered, failed, started = 0, [], time.monotonic()
     try:
-        compare.stage(rows, settings.loras_dir)
+        stage(rows, settings.loras_dir)
         template = load_template("txt2img_lora")
-        stats = comfy.BatchStats()
+        stats = comfyui.BatchStats()
         async with aiohttp.ClientSession() as session:
             urls, spelled = await compare.resolve_lora_names(session, settings.comfyui_urls, rows, render,
-                                                             compare.staging_dir(settings.loras_dir, slug))
+                                                             staging_dir(settings.loras_dir, slug))
             by_key = {row.key: row for row in spelled}
             jobs = [make_job(cell, by_key[cell.row.key], render, template) for cell in todo]
 
-            async def on_result(result: comfy.JobResult) -> None:
+            async def on_result(result: comfyui.JobResult) -> None:
                 nonlocal rendered
                 cell: RankCell = result.job.meta["cell"]
                 if result.status == "done" and result.images:
@@ -160,12 +160,13 @@ async def render_missing(options: Options, rows: list[compare.Row], todo: list[R
                 progress.update(f"rank {finished}/{stats.total} renders, {stats.failed} failed, "
                                 f"{stats.in_flight} in flight, {rate:.2f}/s, ETA {format_duration(eta)}")
 
-            await comfy.run_jobs(jobs, urls, concurrency=settings.concurrency, on_result=on_result,
-                                 timeout=options.timeout, retries=options.retries, session=session, stats=stats)
+            await comfyui.run_jobs(jobs, urls, concurrency=settings.concurrency, on_result=on_result,
+                                   timeouts=comfyui.Timeouts(job=options.timeout), retries=options.retries,
+                                   session=session, stats=stats)
     finally:
         progress.close()
         if not options.keep_staged:
-            compare.remove_staged(settings.loras_dir, slug)
+            remove_staged(settings.loras_dir, slug)
     return rendered, failed
 
 
@@ -294,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how images are compared: stats = colour histograms + thumbnails (no model)")
     parser.add_argument("--keep-staged", action="store_true",
                         help="leave the staged copies in <loras>/_eval/<character>/ for trying them in the UI")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per image before it is retried")
+    parser.add_argument("--timeout", type=float, default=comfyui.DEFAULT_TIMEOUTS.job,
+                        help="seconds per image before it is retried")
     add_settings_arguments(parser, "comfyui_urls", "comfyui_dir", "concurrency", "output_root", "dataset_root")
     return parser
 
@@ -307,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         options = Options(character, settings, seeds=args.seeds, steps=compare.parse_steps(args.steps),
                           embedder=args.embedder, keep_staged=args.keep_staged, timeout=args.timeout)
         summary = asyncio.run(run(options))
-    except (RankError, compare.CompareError, CharacterError, SettingsError, WorkflowError, comfy.ComfyError) as error:
+    except (RankError, compare.CompareError, CharacterError, SettingsError, WorkflowError, comfyui.ComfyError) as error:
         print(str(error), file=sys.stderr)
         return 1
     except OSError as error:
