@@ -6,7 +6,7 @@ VENV := .venv
 INV := $(VENV)/bin/invoke
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lint demo test bench setup crop validate gen-reg smoke train compare deploy clean
+.PHONY: help venv lint demo test bench setup crop validate gen-reg smoke train compare rank deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -52,7 +52,10 @@ train: $(STAMP) ## full training run
 compare: $(STAMP) ## render the checkpoint x prompt grid on ComfyUI
 	$(INV) compare --character $(or $(CHARACTER),example)
 
-deploy: $(STAMP) ## deploy a checkpoint: make deploy STEP=600
+rank: $(STAMP) ## propose the best checkpoint with measured reasons (rank/report.html)
+	$(INV) rank --character $(or $(CHARACTER),example)
+
+deploy: $(STAMP) ## deploy a checkpoint: make deploy STEP=600 (or STEP=proposed)
 	$(INV) deploy --character $(or $(CHARACTER),example) --step $(STEP)
 
 clean: ## remove build/ and output/ (never dataset tables or captions)
