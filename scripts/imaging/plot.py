@@ -70,7 +70,8 @@ def draw_loss_plot(target: Path, points: Sequence[tuple[int, float]], marks: Seq
         colour = PROPOSED if mark.proposed else MARK
         for y in range(MARGIN_TOP, bottom, 8):
             draw.line([(x, y), (x, min(y + 4, bottom))], fill=colour, width=3 if mark.proposed else 1)
-        draw.text((x + 2, bottom + 6), mark.label, fill=colour, font=font)
+        left = min(x + 2, layout.size[0] - draw.textlength(mark.label, font=font) - 2)  # kept inside
+        draw.text((left, bottom + 6), mark.label, fill=colour, font=font)
     xy = [(layout.x(s), layout.y(v)) for s, v in points]
     if len(xy) == 1:
         draw.ellipse([xy[0][0] - 2, xy[0][1] - 2, xy[0][0] + 2, xy[0][1] + 2], fill=CURVE)
