@@ -195,17 +195,19 @@ def compare(c: Context, character: str = "example", server: list[str] | None = N
     "server": "ComfyUI server URL; repeat for several (default: the configured comfyui_urls)",
     "seeds": "seeds per test prompt, starting at the prompt's own (default: 4)",
     "steps": "only these checkpoints, comma-separated, e.g. 230,460,final (default: all)",
-    "embedder": "how images are compared: stats (colour histograms + thumbnails, no model; default)",
+    "embedder": "how images are compared: stats (no model; default), dino or clip (in the kohya venv)",
+    "embedder_path": "a local folder with the dino/clip weights (default: the Hugging Face cache)",
     "keep_staged": "leave the staged copies in <loras>/_eval/<character>/ to try them in the ComfyUI UI",
 })
 def rank(c: Context, character: str = "example", server: list[str] | None = None, seeds: int = 4,
-         steps: str = "", embedder: str = "stats", keep_staged: bool = False) -> None:
+         steps: str = "", embedder: str = "stats", embedder_path: str = "", keep_staged: bool = False) -> None:
     """Propose the best checkpoint, with measured reasons."""
     base = settings(c, comfyui_urls=server or None)
     script(c, "rank", "--character", character, "--dataset-root", base.dataset_root,
            "--output-root", base.output_root, "--comfyui-dir", base.comfyui_dir, "--concurrency", base.concurrency,
-           "--seeds", seeds, "--embedder", embedder,
-           *flag_pairs(server=servers(server, base), steps=steps or None, keep_staged=keep_staged))
+           "--seeds", seeds, "--embedder", embedder, "--kohya-python", base.kohya_python,
+           *flag_pairs(server=servers(server, base), steps=steps or None, embedder_path=embedder_path or None,
+                       keep_staged=keep_staged))
 
 
 @task(iterable=["server"], help={

@@ -37,11 +37,12 @@ from scripts.evaluation.ranking import Candidate, Ranked, Thresholds, proposals,
 from scripts.evaluation.report import deploy_step, rank_record, render_report
 from scripts.evaluation.scores import References, Sample
 from scripts.imaging.embed import FeatureCache, Features, features, make_embedder
+from scripts.imaging.model_embed import EmbedderUnavailable
 from scripts.imaging.plot import Mark, draw_loss_plot
 from scripts.table.character import Character, CharacterError, Compare, load_character
 from scripts.trainer.loss_curve import read_losses
 
-EMBEDDERS = ("stats",)
+EMBEDDERS = ("stats", "dino", "clip")
 RECORD = "rank.json"
 
 
@@ -64,6 +65,7 @@ class Options:
     seeds: int = 4
     steps: list[int | None] | None = None
     embedder: str = "stats"
+    embedder_path: Path | None = None
     keep_staged: bool = False
     timeout: float = comfyui.DEFAULT_TIMEOUTS.job
     retries: int = 2
@@ -180,7 +182,7 @@ def training_images(character: Character) -> list[Path]:
 
 def score_run(cells: Sequence[RankCell], present: dict[str, Path], train: list[Path], options: Options,
               folder: Path, trained: dict[str, int]) -> list[Ranked]:
-    embedder = make_embedder(options.embedder)
+    embedder = make_embedder(options.embedder, options.settings.kohya_python, options.embedder_path)
     cache = FeatureCache(folder / f"features-{embedder.name}.json", embedder.name)
     found = features([*train, *present.values()], embedder, cache)
     cache.save()
@@ -292,12 +294,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", default=None,
                         help="only these checkpoints, comma-separated, e.g. 230,460,final (default: all)")
     parser.add_argument("--embedder", choices=EMBEDDERS, default="stats",
-                        help="how images are compared: stats = colour histograms + thumbnails (no model)")
+                        help="how images are compared: stats = colour histograms + thumbnails (no model); "
+                             "dino (DINOv2-small) or clip (CLIP ViT-B/32) run in the kohya venv")
+    parser.add_argument("--embedder-path", type=Path, default=None,
+                        help="a local folder with the dino/clip weights (default: the Hugging Face cache)")
     parser.add_argument("--keep-staged", action="store_true",
                         help="leave the staged copies in <loras>/_eval/<character>/ for trying them in the UI")
     parser.add_argument("--timeout", type=float, default=comfyui.DEFAULT_TIMEOUTS.job,
                         help="seconds per image before it is retried")
-    add_settings_arguments(parser, "comfyui_urls", "comfyui_dir", "concurrency", "output_root", "dataset_root")
+    add_settings_arguments(parser, "comfyui_urls", "comfyui_dir", "concurrency", "output_root", "dataset_root",
+                           "kohya_python")
     return parser
 
 
@@ -307,9 +313,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_from_args(args)
         character = load_character(settings.character_dir(args.character))
         options = Options(character, settings, seeds=args.seeds, steps=compare.parse_steps(args.steps),
-                          embedder=args.embedder, keep_staged=args.keep_staged, timeout=args.timeout)
+                          embedder=args.embedder, embedder_path=args.embedder_path, keep_staged=args.keep_staged,
+                          timeout=args.timeout)
         summary = asyncio.run(run(options))
-    except (RankError, compare.CompareError, CharacterError, SettingsError, WorkflowError, comfyui.ComfyError) as error:
+    except (RankError, compare.CompareError, CharacterError, SettingsError, WorkflowError, comfyui.ComfyError,
+            EmbedderUnavailable) as error:
         print(str(error), file=sys.stderr)
         return 1
     except OSError as error:

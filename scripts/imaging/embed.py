@@ -137,7 +137,11 @@ def features(paths: Sequence[Path], embedder: Embedder, cache: FeatureCache | No
     return {path: cache.items[digest] for path, digest in hashes.items()}
 
 
-def make_embedder(name: str) -> Embedder:
+def make_embedder(name: str, python: Path | None = None, model_path: Path | None = None) -> Embedder:
+    """`stats`, or a model embedder (`dino`, `clip`) run with `python` (the kohya venv's)."""
     if name == "stats":
         return StatsEmbedder()
+    from scripts.imaging.model_embed import MODEL_EMBEDDERS, WorkerEmbedder
+    if name in MODEL_EMBEDDERS and python is not None:
+        return WorkerEmbedder(name, python, model_path)
     raise ValueError(f"unknown embedder {name!r}")
