@@ -36,8 +36,8 @@ from scripts.evaluation.plan import RankPrompt, plan_prompts
 from scripts.evaluation.ranking import Candidate, Ranked, Thresholds, proposals, rank
 from scripts.evaluation.report import deploy_step, rank_record, render_report
 from scripts.evaluation.scores import References, Sample
-from scripts.imaging.embed import FeatureCache, Features, features, make_embedder
-from scripts.imaging.model_embed import EmbedderUnavailable
+from scripts.imaging.embed import Embedder, FeatureCache, Features, features, make_embedder
+from scripts.imaging.model_embed import EmbedderUnavailable, WorkerEmbedder
 from scripts.imaging.plot import Mark, draw_loss_plot
 from scripts.table.character import Character, CharacterError, Compare, load_character
 from scripts.trainer.loss_curve import read_losses
@@ -181,8 +181,7 @@ def training_images(character: Character) -> list[Path]:
 
 
 def score_run(cells: Sequence[RankCell], present: dict[str, Path], train: list[Path], options: Options,
-              folder: Path, trained: dict[str, int]) -> list[Ranked]:
-    embedder = make_embedder(options.embedder, options.settings.kohya_python, options.embedder_path)
+              folder: Path, trained: dict[str, int], embedder: Embedder) -> list[Ranked]:
     cache = FeatureCache(folder / f"features-{embedder.name}.json", embedder.name)
     found = features([*train, *present.values()], embedder, cache)
     cache.save()
@@ -224,6 +223,9 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
     prompts = compare.grid_prompts(character, [])
     checkpoints, skipped = compare.find_checkpoints(character, settings, options.steps)
     train = training_images(character)
+    embedder = make_embedder(options.embedder, settings.kohya_python, options.embedder_path)
+    if isinstance(embedder, WorkerEmbedder):
+        embedder.check()  # before any rendering: a missing model must not cost a GPU run
     output = settings.character_output(character.slug)
     folder = output / "rank"
     rows = [compare.Row(compare.BASELINE, "no LoRA"), *compare.checkpoint_rows(checkpoints, character.slug)]
@@ -242,7 +244,7 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
         rendered, failed = await render_missing(options, rows, todo, render, folder, manifest,
                                                 progress or ProgressLine())
     present = {cell.file: folder / cell.file for cell in cells if _present(cell, manifest, folder)}
-    ranked = score_run(cells, present, train, options, folder, trained)
+    ranked = score_run(cells, present, train, options, folder, trained, embedder)
     proposed = proposals(ranked)
     plot = write_plot(character, settings, ranked, proposed, folder)
     title = f"{character.name} ({character.trigger}): which checkpoint, measured"

@@ -232,3 +232,19 @@ def test_deploy_proposed_refuses_without_a_ranking_an_empty_one_or_a_changed_fil
     assert deploy.main(cli(settings, "--step", "proposed")) == 1
     err = capsys.readouterr().err
     assert "changed since rank proposed it" in err and "--step 200" in err and not production.exists()
+
+
+async def test_an_unavailable_model_embedder_is_one_line_before_anything_is_rendered(setup, comfy_server,
+                                                                                  capsys) -> None:
+    import sys
+
+    settings, _ = setup
+    make_run(settings.character_output("zara"), steps=(100,), final=False)
+    server, settings = await start(comfy_server, settings)
+    argv = ["--character", "zara", "--dataset-root", str(settings.dataset_root), "--output-root",
+            str(settings.output_root), "--comfyui-dir", str(settings.comfyui_dir), "--server", server.url,
+            "--seeds", "1", "--embedder", "dino", "--kohya-python", sys.executable]  # this venv has no torch
+    assert await asyncio.to_thread(rank.main, argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "torch" in err and err.endswith("use --embedder stats.")
+    assert server.state.posts == []  # refused before any rendering

@@ -29,9 +29,14 @@ class WorkerEmbedder:
         suffix = hashlib.sha256(str(model_path.resolve()).encode()).hexdigest()[:8] if model_path else ""
         self.name = f"{kind}-{suffix}" if suffix else kind
 
+    def check(self) -> None:
+        """Load the model once with no images: fails fast, before anything is rendered for it."""
+        self._run([])
+
     def vectors(self, paths: Sequence[Path]) -> list[tuple[float, ...]]:
-        if not paths:
-            return []
+        return self._run(paths) if paths else []
+
+    def _run(self, paths: Sequence[Path]) -> list[tuple[float, ...]]:
         if not self.python.exists():
             raise EmbedderUnavailable(f"--embedder {self.kind} runs in the kohya venv, and {self.python} does not "
                                       f"exist; run invoke setup (or pass --kohya-python), or use --embedder stats.")

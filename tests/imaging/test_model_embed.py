@@ -23,13 +23,15 @@ TINY = {
     "dino": "from transformers import Dinov2Config, Dinov2Model, BitImageProcessor\n"
             "Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,"
             " image_size=32, patch_size=8)).save_pretrained(out)\n"
-            "BitImageProcessor(size={'shortest_edge': 32}, crop_size={'height': 32, 'width': 32}).save_pretrained(out)\n",
+            "BitImageProcessor(size={'shortest_edge': 32}, crop_size={'height': 32, 'width': 32})"
+            ".save_pretrained(out)\n",
     "clip": "from transformers import CLIPConfig, CLIPModel, CLIPImageProcessor\n"
             "CLIPModel(CLIPConfig(text_config={'hidden_size': 32, 'num_hidden_layers': 1, 'num_attention_heads': 2,"
             " 'intermediate_size': 64}, vision_config={'hidden_size': 32, 'num_hidden_layers': 1,"
             " 'num_attention_heads': 2, 'intermediate_size': 64, 'image_size': 32, 'patch_size': 8},"
             " projection_dim=16)).save_pretrained(out)\n"
-            "CLIPImageProcessor(size={'shortest_edge': 32}, crop_size={'height': 32, 'width': 32}).save_pretrained(out)\n",
+            "CLIPImageProcessor(size={'shortest_edge': 32}, crop_size={'height': 32, 'width': 32})"
+            ".save_pretrained(out)\n",
 }
 
 
