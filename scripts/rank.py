@@ -224,8 +224,6 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
     checkpoints, skipped = compare.find_checkpoints(character, settings, options.steps)
     train = training_images(character)
     embedder = make_embedder(options.embedder, settings.kohya_python, options.embedder_path)
-    if isinstance(embedder, WorkerEmbedder):
-        embedder.check()  # before any rendering: a missing model must not cost a GPU run
     output = settings.character_output(character.slug)
     folder = output / "rank"
     rows = [compare.Row(compare.BASELINE, "no LoRA"), *compare.checkpoint_rows(checkpoints, character.slug)]
@@ -240,6 +238,8 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
         compare.write_manifest(folder / compare.MANIFEST, manifest)
     todo = [cell for cell in cells if not _present(cell, manifest, folder)]
     rendered, failed = 0, list[str]()
+    if todo and isinstance(embedder, WorkerEmbedder):
+        embedder.check()  # before any rendering: a missing model must not cost a GPU run
     if todo:
         rendered, failed = await render_missing(options, rows, todo, render, folder, manifest,
                                                 progress or ProgressLine())
