@@ -1,7 +1,7 @@
 """Propose the best checkpoint with measured reasons: identity, leakage, memorisation, damage.
 
 This module owns `output/<character>/rank/` (cells/, cells.json, features-<embedder>.json,
-loss.png, report.html, rank.json). It renders, through the concurrent ComfyUI client and
+grid.png, loss.png, report.html, rank.json). It renders, through the concurrent ComfyUI client and
 compare's staging, every usable checkpoint and the no-LoRA baseline at the test prompts x
 `--seeds` seeds plus the leak probes (scripts.evaluation.plan); a cell `compare` already rendered
 with the same key (checkpoint sha256 + prompt + seed + strength 1 + render settings) is copied, not
@@ -32,13 +32,14 @@ from scripts.common.atomic import write_bytes, write_text
 from scripts.common.cli import whole_number
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.evaluation.figures import write_grid, write_loss_plot
 from scripts.evaluation.plan import RankPrompt, plan_prompts
 from scripts.evaluation.ranking import Candidate, Ranked, Thresholds, proposals, rank
 from scripts.evaluation.report import deploy_step, rank_record, render_report
 from scripts.evaluation.scores import References, Sample
 from scripts.imaging.embed import Embedder, FeatureCache, Features, features, make_embedder
+from scripts.imaging.grid import GridLayout
 from scripts.imaging.model_embed import EmbedderUnavailable, WorkerEmbedder
-from scripts.imaging.plot import Mark, draw_loss_plot
 from scripts.table.character import Character, CharacterError, Compare, load_character
 from scripts.trainer.loss_curve import read_losses
 
@@ -87,6 +88,7 @@ class Summary:
     skipped: list[str]
     seconds: float
     plot: Path | None = None
+    grid_layout: GridLayout | None = None
 
 
 def plan_cells(rows: Sequence[compare.Row], planned: Sequence[RankPrompt], render: Compare) -> list[RankCell]:
@@ -203,19 +205,6 @@ def score_run(cells: Sequence[RankCell], present: dict[str, Path], train: list[P
     return rank(candidates, refs, options.limits)
 
 
-def write_plot(character: Character, settings: Settings, ranked: list[Ranked], proposed: list[Ranked],
-               folder: Path) -> Path | None:
-    points = read_losses(settings.character_output(character.slug) / "train.log")
-    if not points:
-        return None
-    top = proposed[0].key if proposed else None
-    marks = [Mark(r.step, r.label.replace("final (step ", "final (").removeprefix("step "), r.key == top)
-             for r in sorted(ranked, key=lambda r: r.step)]
-    target = folder / "loss.png"
-    draw_loss_plot(target, points, marks)
-    return target
-
-
 async def run(options: Options, progress: ProgressLine | None = None) -> Summary:
     character, settings = options.character, options.settings
     started = time.monotonic()
@@ -246,22 +235,25 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
     present = {cell.file: folder / cell.file for cell in cells if _present(cell, manifest, folder)}
     ranked = score_run(cells, present, train, options, folder, trained, embedder)
     proposed = proposals(ranked)
-    plot = write_plot(character, settings, ranked, proposed, folder)
+    plot = write_loss_plot(folder / "loss.png", read_losses(output / "train.log"), ranked, proposed)
     title = f"{character.name} ({character.trigger}): which checkpoint, measured"
     notes = [f"{len(failed)} renders failed and are left out of the scores; run again to render them."
              ] if failed else []
     images: dict[tuple[str, str], str | None] = {(c.row.key, c.planned.file_stem): c.file if c.file in present
                                                  else None for c in cells}
+    row_labels = [(r.key, r.label) for r in rows]
+    layout = write_grid(folder / "grid.png", title, row_labels, proposed, planned,
+               {(c.row.key, c.planned.file_stem): present.get(c.file) for c in cells})
     report = folder / "report.html"
-    write_text(report, render_report(title, ranked, proposed, planned, [(r.key, r.label) for r in rows], images,
-                                     plot.name if plot else None, notes))
+    write_text(report, render_report(title, ranked, proposed, planned, row_labels, images,
+                                     plot.name if plot else None, notes, grid="grid.png"))
     record = folder / RECORD
     sha = {row.key: row.sha256 for row in rows if row.sha256}
     write_text(record, json.dumps(rank_record(
         ranked, proposed, character=character.slug, embedder=options.embedder, limits=options.limits, sha256=sha,
         seeds=options.seeds, created_at=datetime.now(UTC).isoformat(timespec="seconds")), indent=1) + "\n")
     return Summary(folder, report, record, ranked, proposed, len(cells), rendered, reused, kept, failed, skipped,
-                   time.monotonic() - started, plot)
+                   time.monotonic() - started, plot, layout)
 
 
 def summary_text(summary: Summary, character: Character) -> str:

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from scripts import compare, deploy, rank
+from scripts.evaluation import figures
 from scripts.evaluation.plan import plan_prompts, without_trigger
 from scripts.evaluation.ranking import Thresholds
 from scripts.imaging.plot import PROPOSED
@@ -114,7 +115,13 @@ async def test_rank_renders_the_plan_reuses_compare_and_writes_a_checkable_repor
     for row in ("base", "step00000100", "step00000200", "final"):
         for stem in ("trigger__novel_pose__1", "probe__class__0", "probe__details__1"):
             assert f'src="cells/{row}__{stem}.png"' in page
-    assert 'src="loss.png"' in page
+    assert 'src="loss.png"' in page and 'src="grid.png"' in page
+    # the grid shows the compare cells (each prompt at its own seed), proposals marked in the row labels
+    labels = figures.proposal_labels([(r.key, r.label) for r in summary.ranked], summary.proposed)
+    assert labels[0].endswith("(proposed 1)") and f"{summary.proposed[0].label} (proposed 1)" == labels[0]
+    with Image.open(summary.folder / "grid.png") as grid:
+        box = summary.grid_layout.cell_box(1, [p.name for p in character.test_prompts].index("details"))
+        assert grid.convert("RGB").crop(box).tobytes() == Image.open(compare_cell).convert("RGB").tobytes()
     with Image.open(summary.plot) as plot:
         assert plot.size == (720, 320)
     text = rank.summary_text(summary, character)

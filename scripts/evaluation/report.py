@@ -84,7 +84,7 @@ def _renders_table(kind: str, prompts: Sequence[RankPrompt], rows: Sequence[tupl
 
 def render_report(title: str, ranked: Sequence[Ranked], proposed: Sequence[Ranked], prompts: Sequence[RankPrompt],
                   rows: Sequence[tuple[str, str]], images: Mapping[tuple[str, str], str | None],
-                  plot: str | None, notes: Sequence[str] = ()) -> str:
+                  plot: str | None, notes: Sequence[str] = (), grid: str | None = None) -> str:
     """The page; `rows` = (row key, label) with the baseline first; `images[(row, stem)]` = relative src."""
     esc = html.escape
     out = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{esc(title)}</title>",
@@ -98,6 +98,8 @@ def render_report(title: str, ranked: Sequence[Ranked], proposed: Sequence[Ranke
         out.append("<p>No checkpoint passed: every one was demoted (see the table). Retrain with fewer steps "
                    "or a lower learning rate, or pick one by eye.</p>")
     out += [f"<p>{esc(note)}</p>" for note in notes]
+    if grid:
+        out.append(f'<p><img src="{esc(grid)}" alt="each checkpoint at each test prompt, proposals marked"></p>')
     out += ["<h2>Scores</h2>", *_scores_table(ranked, proposed)]
     if plot:
         out += ["<h2>Loss</h2>", f'<p><img src="{esc(plot)}" alt="training loss per step"></p>']
