@@ -35,6 +35,7 @@ from scripts.comfyui.workflow import WorkflowError, fill_txt2img, load_template
 from scripts.common.atomic import write_bytes, write_text
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.evaluation.proposal import proposal_marks
 from scripts.imaging.grid import Cell, Column, GridLayout, render_grid, write_html
 from scripts.table.character import (
     Character,
@@ -414,7 +415,8 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
                                cell.prompt.negative, cell.prompt.seed, cell.strength,
                                "" if present else "failed" if cell.file in failed_files else "not rendered",
                                len(strengths) if cell.strength is None else 1))
-    labels = [row.label for row in planned_rows]
+    marks = proposal_marks(settings.character_output(character.slug))  # rank's proposals, same file only
+    labels = [f"{row.label} ({marks[row.sha256]})" if row.sha256 in marks else row.label for row in planned_rows]
     columns = column_labels(prompts, strengths)
     title = f"{character.name} ({character.trigger}) on {render.checkpoint}: same seed per column"
     grid = folder / "grid.png"

@@ -127,6 +127,12 @@ async def test_rank_renders_the_plan_reuses_compare_and_writes_a_checkable_repor
     text = rank.summary_text(summary, character)
     assert "invoke deploy --character zara --step proposed" in text and "12 taken from compare" in text
 
+    # compare's own grid marks the proposals from now on (its cells are all kept: nothing rendered)
+    regrid = await compare.run(options(settings, character), progress=Quiet())
+    compare_page = regrid.html.read_text()
+    assert regrid.rendered == 0 and compare_page.count("(proposed ") == len(summary.proposed)
+    assert f"<th>{summary.proposed[0].label} (proposed 1)</th>" in compare_page
+
     again = await rank.run(rank_options(settings, character, seeds=2), progress=Quiet())
     assert len(server.state.posts) == compare_posts + 44 and again.rendered == 0 and again.kept == 56
     assert json.loads(again.record.read_text())["proposal"] == record["proposal"]

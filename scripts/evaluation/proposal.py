@@ -49,3 +49,12 @@ def load_proposal(output_dir: Path, slug: str) -> Proposal:
                             f"run invoke rank --character {slug} again.")
     raise ProposalError(f"There is no ranking for {slug} yet ({path} is missing), so there is no proposed step. "
                         f"Run invoke rank --character {slug} first, or deploy by number with --step N.")
+
+
+def proposal_marks(output_dir: Path) -> dict[str, str]:
+    """sha256 of each proposed checkpoint -> "proposed N", for marking grid rows (the same file only)."""
+    try:
+        data = json.loads((output_dir / RECORD).read_text(encoding="utf-8"))
+        return {str(p["sha256"]): f"proposed {i}" for i, p in enumerate(data["proposal"], start=1) if p.get("sha256")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
