@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -130,7 +131,8 @@ async def test_rank_renders_the_plan_reuses_compare_and_writes_a_checkable_repor
     # compare's own grid marks the proposals from now on (its cells are all kept: nothing rendered)
     regrid = await compare.run(options(settings, character), progress=Quiet())
     compare_page = regrid.html.read_text()
-    assert regrid.rendered == 0 and compare_page.count("(proposed ") == len(summary.proposed)
+    marked = dict(re.findall(r"<th>([^<]*) \(proposed (\d)\)</th>", compare_page))
+    assert regrid.rendered == 0 and marked == {r.label: str(i) for i, r in enumerate(summary.proposed, start=1)}
     assert f"<th>{summary.proposed[0].label} (proposed 1)</th>" in compare_page
 
     again = await rank.run(rank_options(settings, character, seeds=2), progress=Quiet())
