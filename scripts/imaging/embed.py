@@ -117,7 +117,7 @@ class FeatureCache:
     def save(self) -> None:
         if self.path is None or not self.changed:
             return
-        items = {key: {"vector": [round(v, 6) for v in f.vector], "phash": f"{f.phash:016x}",
+        items = {key: {"vector": list(f.vector), "phash": f"{f.phash:016x}",
                        "measures": asdict(f.measures)} for key, f in self.items.items()}
         write_text(self.path, json.dumps({"version": CACHE_VERSION, "embedder": self.embedder, "items": items}) + "\n")
         self.changed = False
@@ -132,7 +132,9 @@ def features(paths: Sequence[Path], embedder: Embedder, cache: FeatureCache | No
         vectors = embedder.vectors(todo)
         for path, vector in zip(todo, vectors, strict=True):
             with Image.open(path) as image:
-                cache.items[hashes[path]] = Features(tuple(vector), phash(image), measures(image))
+                # rounded as the cache stores them, so a first run and a cached re-run score alike
+                cache.items[hashes[path]] = Features(tuple(round(v, 6) for v in vector), phash(image),
+                                                     measures(image))
         cache.changed = True
     return {path: cache.items[digest] for path, digest in hashes.items()}
 
