@@ -41,7 +41,7 @@ from scripts.imaging.embed import Embedder, FeatureCache, Features, features, ma
 from scripts.imaging.grid import GridLayout
 from scripts.imaging.model_embed import EmbedderUnavailable, WorkerEmbedder
 from scripts.table.character import Character, CharacterError, Compare, load_character
-from scripts.trainer.loss_curve import read_losses
+from scripts.trainer.loss_curve import loss_points, read_log, validation_points
 
 EMBEDDERS = ("stats", "dino", "clip")
 RECORD = "rank.json"
@@ -235,7 +235,8 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
     present = {cell.file: folder / cell.file for cell in cells if _present(cell, manifest, folder)}
     ranked = score_run(cells, present, train, options, folder, trained, embedder)
     proposed = proposals(ranked)
-    plot = write_loss_plot(folder / "loss.png", read_losses(output / "train.log"), ranked, proposed)
+    log = read_log(output / "train.log")
+    plot = write_loss_plot(folder / "loss.png", loss_points(log), ranked, proposed, validation_points(log))
     title = f"{character.name} ({character.trigger}): which checkpoint, measured"
     notes = [f"{len(failed)} renders failed and are left out of the scores; run again to render them."
              ] if failed else []

@@ -263,3 +263,25 @@ async def test_an_unavailable_model_embedder_is_one_line_before_anything_is_rend
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "torch" in err and err.endswith("use --embedder stats.")
     assert server.state.posts == []  # refused before any rendering
+
+
+def test_validation_loss_is_read_after_its_training_step_and_drawn(tmp_path: Path) -> None:
+    """The validation bar's format comes from the pinned sd-scripts' train_network.py (no recording)."""
+    from scripts.imaging.plot import VALIDATION, Mark, draw_loss_plot
+    from scripts.trainer.loss_curve import validation_points
+
+    log = (SHARED_FIXTURES / "sd-scripts" / "train.log").read_text()
+    head, tail = log.split("steps:  50%", 1)
+    bar = ("validation steps:  50%|█████     | 1/2 [00:01<00:01,  1.10s/it, val_avg_loss=0.31, timestep=500]\r"
+           "validation steps: 100%|██████████| 2/2 [00:02<00:00,  1.05s/it, val_avg_loss=0.29, timestep=500]\n"
+           "epoch validation steps: 100%|██████████| 2/2 [00:02<00:00,  1.0s/it, val_epoch_avg_loss=0.5, "
+           "timestep=500]\n")
+    text = head + bar + "steps:  50%" + tail + bar.replace("0.29", "0.27")
+    assert validation_points(text) == [(9, 0.29), (20, 0.27)]
+    assert loss_points(text) == loss_points(log)  # the training curve is unchanged by the validation bars
+    assert validation_points(log) == []
+    layout = draw_loss_plot(tmp_path / "loss.png", loss_points(text), [Mark(20, "20", proposed=True)],
+                            validation_points(text))
+    with Image.open(tmp_path / "loss.png") as image:
+        x, y = round(layout.x(9)), round(layout.y(0.29))
+        assert image.getpixel((x, y)) == VALIDATION

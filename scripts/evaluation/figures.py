@@ -31,11 +31,11 @@ def write_grid(target: Path, title: str, rows: Sequence[tuple[str, str]], propos
 
 
 def write_loss_plot(target: Path, points: Sequence[tuple[int, float]], ranked: Sequence[Ranked],
-                    proposed: Sequence[Ranked]) -> Path | None:
+                    proposed: Sequence[Ranked], validation: Sequence[tuple[int, float]] = ()) -> Path | None:
     if not points:
         return None
     top = proposed[0].key if proposed else None
     marks = [Mark(r.step, r.label.replace("final (step ", "final (").removeprefix("step "), r.key == top)
              for r in sorted(ranked, key=lambda r: r.step)]
-    draw_loss_plot(target, points, marks)
+    draw_loss_plot(target, points, marks, validation)
     return target

@@ -16,6 +16,7 @@ from scripts.common.atomic import write_with
 WIDTH, HEIGHT = 720, 320
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 28, 40
 CURVE = (40, 90, 200)
+VALIDATION = (220, 120, 20)
 MARK = (150, 150, 150)
 PROPOSED = (20, 150, 60)
 TEXT = (20, 20, 20)
@@ -44,17 +45,21 @@ class PlotLayout:
         return self.size[1] - MARGIN_BOTTOM - (loss - lo) / span * (self.size[1] - MARGIN_TOP - MARGIN_BOTTOM)
 
 
-def plot_layout(points: Sequence[tuple[int, float]], marks: Sequence[Mark]) -> PlotLayout:
-    steps = [s for s, _ in points] + [m.step for m in marks]
-    losses = [v for _, v in points]
+def plot_layout(points: Sequence[tuple[int, float]], marks: Sequence[Mark],
+                validation: Sequence[tuple[int, float]] = ()) -> PlotLayout:
+    steps = [s for s, _ in (*points, *validation)] + [m.step for m in marks]
+    losses = [v for _, v in (*points, *validation)]
     if not steps or not losses:
         raise ValueError("a loss plot needs at least one loss value")
     return PlotLayout((min(0, *steps), max(steps)), (min(losses), max(losses)))
 
 
 def draw_loss_plot(target: Path, points: Sequence[tuple[int, float]], marks: Sequence[Mark],
-                   title: str = "training loss (avr_loss) per step") -> PlotLayout:
-    layout = plot_layout(points, marks)
+                   validation: Sequence[tuple[int, float]] = ()) -> PlotLayout:
+    """Training loss in blue; validation loss, when given, in orange with a dot per validation."""
+    layout = plot_layout(points, marks, validation)
+    title = "training loss (avr_loss, blue)" + (" and validation loss (val_avg_loss, orange)" if validation else "")
+    title += " per step"
     image = Image.new("RGB", layout.size, (255, 255, 255))
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default()
@@ -72,10 +77,12 @@ def draw_loss_plot(target: Path, points: Sequence[tuple[int, float]], marks: Seq
             draw.line([(x, y), (x, min(y + 4, bottom))], fill=colour, width=3 if mark.proposed else 1)
         left = min(x + 2, layout.size[0] - draw.textlength(mark.label, font=font) - 2)  # kept inside
         draw.text((left, bottom + 6), mark.label, fill=colour, font=font)
-    xy = [(layout.x(s), layout.y(v)) for s, v in points]
-    if len(xy) == 1:
-        draw.ellipse([xy[0][0] - 2, xy[0][1] - 2, xy[0][0] + 2, xy[0][1] + 2], fill=CURVE)
-    else:
-        draw.line(xy, fill=CURVE, width=2)
+    for series, colour in ((points, CURVE), (validation, VALIDATION)):
+        xy = [(layout.x(s), layout.y(v)) for s, v in series]
+        if len(xy) > 1:
+            draw.line(xy, fill=colour, width=2)
+        if len(xy) == 1 or (xy and colour == VALIDATION):
+            for px, py in xy:
+                draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
     write_with(target, lambda handle: image.save(handle, format="PNG"))
     return layout
