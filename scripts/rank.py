@@ -33,11 +33,11 @@ from scripts.common.cli import whole_number
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.evaluation.figures import write_grid, write_loss_plot
-from scripts.evaluation.plan import RankPrompt, plan_prompts
+from scripts.evaluation.plan import TRIGGER, RankPrompt, plan_prompts, without_trigger
 from scripts.evaluation.ranking import Candidate, Ranked, Thresholds, proposals, rank
 from scripts.evaluation.report import deploy_step, rank_record, render_report
 from scripts.evaluation.scores import References, Sample
-from scripts.imaging.embed import Embedder, FeatureCache, Features, features, make_embedder
+from scripts.imaging.embed import Embedder, FeatureCache, Features, features, make_embedder, text_features
 from scripts.imaging.grid import GridLayout
 from scripts.imaging.model_embed import EmbedderUnavailable, WorkerEmbedder
 from scripts.table.character import Character, CharacterError, Compare, load_character
@@ -186,6 +186,9 @@ def score_run(cells: Sequence[RankCell], present: dict[str, Path], train: list[P
               folder: Path, trained: dict[str, int], embedder: Embedder) -> list[Ranked]:
     cache = FeatureCache(folder / f"features-{embedder.name}.json", embedder.name)
     found = features([*train, *present.values()], embedder, cache)
+    prompts = {c.planned.name: without_trigger(c.planned.prompt.prompt, options.character.trigger)
+               for c in cells if c.planned.kind == TRIGGER}
+    by_text = text_features(list(prompts.values()), embedder, cache)
     cache.save()
     baseline: dict[tuple[str, str, int], Features] = {}
     samples: dict[str, list[Sample]] = {}
@@ -202,7 +205,8 @@ def score_run(cells: Sequence[RankCell], present: dict[str, Path], train: list[P
     refs = References(crops, crops, baseline)
     rows = list(dict.fromkeys(cell.row for cell in cells if cell.row.sha256 is not None))
     candidates = [Candidate(row.key, row.label, trained[row.key], samples.get(row.key, [])) for row in rows]
-    return rank(candidates, refs, options.limits)
+    texts = {name: by_text[text] for name, text in prompts.items() if text in by_text}
+    return rank(candidates, refs, options.limits, texts or None)
 
 
 async def run(options: Options, progress: ProgressLine | None = None) -> Summary:

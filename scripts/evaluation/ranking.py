@@ -11,7 +11,7 @@ from the best.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from scripts.evaluation.scores import References, Sample, Scores, bootstrap, leak_scale, score
@@ -83,12 +83,14 @@ def order(ranked: Sequence[Ranked]) -> list[Ranked]:
     return out
 
 
-def rank(candidates: Sequence[Candidate], refs: References, limits: Thresholds | None = None) -> list[Ranked]:
+def rank(candidates: Sequence[Candidate], refs: References, limits: Thresholds | None = None,
+         texts: Mapping[str, Sequence[float]] | None = None) -> list[Ranked]:
+    """`texts`: prompt name -> text vector (clip), for the prompt-adherence column."""
     limits = limits or Thresholds()
     self_similarity, scale = refs.self_similarity(), leak_scale(refs.baseline)
     ranked = []
     for candidate in candidates:
-        scores = score(candidate.samples, refs, self_similarity, scale)
+        scores = score(candidate.samples, refs, self_similarity, scale, texts)
         total = limits.identity_weight * scores.identity - (1 - limits.identity_weight) * scores.leakage
         identity_spread, spread = bootstrap(scores, limits.identity_weight)
         ranked.append(Ranked(candidate.key, candidate.label, candidate.step, scores, total, identity_spread, spread,
@@ -104,6 +106,8 @@ def summary(r: Ranked) -> str:
     damage = "no damage" if not any(p.startswith("damage") for p in r.problems) else ""
     copies = "no near-copies" if s.memorised == 0 else f"{s.memorised}/{s.renders} near-copies"
     parts = [f"identity {s.identity:.2f} (±{r.identity_spread:.2f})", f"leakage {s.leakage:.2f}", copies]
+    if s.adherence is not None:
+        parts.append(f"prompt adherence {s.adherence:+.3f}")
     return ", ".join(p for p in [*parts, damage] if p)
 
 

@@ -37,8 +37,8 @@ def rank_record(ranked: Sequence[Ranked], proposed: Sequence[Ranked], *, charact
                 "identity_spread": round(r.identity_spread, 4), "leakage": round(s.leakage, 4),
                 "memorised": s.memorised, "renders": s.renders, "damage": {k: round(v, 4) for k, v in
                                                                             asdict(s.damage).items()},
-                "score": round(r.total, 4), "score_spread": round(r.spread, 4), "problems": r.problems,
-                "reason": r.reason}
+                "adherence": None if s.adherence is None else round(s.adherence, 4), "score": round(r.total, 4),
+                "score_spread": round(r.spread, 4), "problems": r.problems, "reason": r.reason}
 
     return {"version": 1, "character": character, "embedder": embedder, "seeds": seeds, "created_at": created_at,
             "thresholds": asdict(limits), "proposal": [entry(r) for r in proposed],
@@ -47,16 +47,19 @@ def rank_record(ranked: Sequence[Ranked], proposed: Sequence[Ranked], *, charact
 
 def _scores_table(ranked: Sequence[Ranked], proposed: Sequence[Ranked]) -> list[str]:
     esc = html.escape
+    clip = any(r.scores.adherence is not None for r in ranked)
     out = ["<table><tr><th>rank</th><th>checkpoint</th><th>identity (± spread)</th><th>leakage</th>"
-           "<th>near-copies</th><th>saturation ×</th><th>clipped ×</th><th>detail ×</th><th>score (± spread)</th>"
-           "<th>demoted because</th></tr>"]
+           "<th>near-copies</th><th>saturation ×</th><th>clipped ×</th><th>detail ×</th>"
+           + ("<th>prompt adherence</th>" if clip else "") + "<th>score (± spread)</th><th>demoted because</th></tr>"]
     for index, r in enumerate(ranked, start=1):
         s, d = r.scores, r.scores.damage
         kind = "demoted" if r.demoted else "proposed" if r in proposed else ""
         out.append(f'<tr class="{kind}"><td>{index}</td><td>{esc(r.label)}</td>'
                    f"<td>{s.identity:.2f} (±{r.identity_spread:.2f})</td><td>{s.leakage:.2f}</td>"
                    f"<td>{s.memorised}/{s.renders}</td><td>{d.saturation:.2f}</td><td>{d.clipped:.2f}</td>"
-                   f"<td>{d.detail:.2f}</td><td>{r.total:.3f} (±{r.spread:.3f})</td>"
+                   f"<td>{d.detail:.2f}</td>"
+                   + (f"<td>{s.adherence:+.3f}</td>" if s.adherence is not None else "<td></td>" if clip else "")
+                   + f"<td>{r.total:.3f} (±{r.spread:.3f})</td>"
                    f"<td>{esc('; '.join(r.problems))}</td></tr>")
     out.append("</table>")
     return out

@@ -19,6 +19,8 @@ with the same key.
   expected, where expected is the baseline render at the same seed or the references, whichever
   is more lenient (a colourful character may be more saturated than the base model's pictures,
   not more than its own art).
+- adherence (clip only): how much closer to its prompt (trigger removed) each trigger render is
+  than the baseline's, by image-text similarity; shown, not ranked on.
 """
 from __future__ import annotations
 
@@ -67,6 +69,7 @@ class Scores:
     damage: Damage
     identity_cells: dict[Key, float]  # per trigger render, for the bootstrap
     leakage_cells: dict[Key, float]
+    adherence: float | None = None  # clip only: prompt similarity gained over the baseline
 
 
 @dataclass(frozen=True)
@@ -140,8 +143,19 @@ def damage(samples: Sequence[Sample], refs: References) -> Damage:
     return Damage(statistics.median(sat), statistics.median(clip), statistics.median(detail))
 
 
+def adherence(samples: Sequence[Sample], baseline: Mapping[Key, Features],
+              texts: Mapping[str, Sequence[float]]) -> float | None:
+    """Mean image-text similarity of the trigger renders to their prompt (trigger removed) minus the
+    baseline's at the same seed: below 0, the LoRA follows the prompt less than the base model."""
+    pairs = [(s, baseline[s.key], texts[s.prompt]) for s in samples
+             if s.kind == TRIGGER and s.key in baseline and s.prompt in texts]
+    if not pairs:
+        return None
+    return statistics.fmean(cosine(s.features.vector, t) - cosine(b.vector, t) for s, b, t in pairs)
+
+
 def score(samples: Sequence[Sample], refs: References, self_similarity: float | None = None,
-          scale: float | None = None) -> Scores:
+          scale: float | None = None, texts: Mapping[str, Sequence[float]] | None = None) -> Scores:
     self_similarity = refs.self_similarity() if self_similarity is None else self_similarity
     scale = leak_scale(refs.baseline) if scale is None else scale
     ident = identity_cells(samples, refs, self_similarity)
@@ -150,7 +164,8 @@ def score(samples: Sequence[Sample], refs: References, self_similarity: float | 
     memorised = sum(near_copy(s.features, refs.training) for s in triggers)
     return Scores(statistics.fmean(ident.values()) if ident else 0.0,
                   statistics.fmean(leak.values()) if leak else 0.0,
-                  memorised, len(triggers), damage(samples, refs), ident, leak)
+                  memorised, len(triggers), damage(samples, refs), ident, leak,
+                  adherence(samples, refs.baseline, texts) if texts else None)
 
 
 def by_seed(cells: Mapping[Key, float]) -> dict[int, list[float]]:

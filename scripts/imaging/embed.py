@@ -102,6 +102,7 @@ class FeatureCache:
     def __init__(self, path: Path | None, embedder: str) -> None:
         self.path, self.embedder = path, embedder
         self.items: dict[str, Features] = {}
+        self.texts: dict[str, Vector] = {}  # prompt text -> text vector (clip)
         self.changed = False
         if path is None or not path.is_file():
             return
@@ -111,15 +112,17 @@ class FeatureCache:
                 return
             for key, item in data["items"].items():
                 self.items[key] = Features(tuple(item["vector"]), int(item["phash"], 16), Measures(**item["measures"]))
+            self.texts = {str(text): tuple(vector) for text, vector in data.get("texts", {}).items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            self.items = {}  # a damaged cache is rebuilt, never trusted
+            self.items, self.texts = {}, {}  # a damaged cache is rebuilt, never trusted
 
     def save(self) -> None:
         if self.path is None or not self.changed:
             return
         items = {key: {"vector": list(f.vector), "phash": f"{f.phash:016x}",
                        "measures": asdict(f.measures)} for key, f in self.items.items()}
-        write_text(self.path, json.dumps({"version": CACHE_VERSION, "embedder": self.embedder, "items": items}) + "\n")
+        write_text(self.path, json.dumps({"version": CACHE_VERSION, "embedder": self.embedder, "items": items,
+                                          "texts": {t: list(v) for t, v in self.texts.items()}}) + "\n")
         self.changed = False
 
 
@@ -137,6 +140,19 @@ def features(paths: Sequence[Path], embedder: Embedder, cache: FeatureCache | No
                                                      measures(image))
         cache.changed = True
     return {path: cache.items[digest] for path, digest in hashes.items()}
+
+
+def text_features(texts: Sequence[str], embedder: Embedder, cache: FeatureCache) -> dict[str, Vector]:
+    """Text vectors in the image vectors' space, for embedders that have them (clip); else {}."""
+    text_vectors = getattr(embedder, "text_vectors", None)
+    if text_vectors is None or getattr(embedder, "kind", "") != "clip":
+        return {}
+    todo = [t for t in dict.fromkeys(texts) if t not in cache.texts]
+    if todo:
+        for text, vector in zip(todo, text_vectors(todo), strict=True):
+            cache.texts[text] = tuple(round(v, 6) for v in vector)
+        cache.changed = True
+    return {t: cache.texts[t] for t in texts}
 
 
 def make_embedder(name: str, python: Path | None = None, model_path: Path | None = None) -> Embedder:

@@ -2,7 +2,8 @@
 
 A standalone script: it imports nothing from this project, so `scripts.imaging.model_embed` can
 run it as `<kohya python> embed_worker.py --model dino|clip [--path FOLDER]` with
-`{"images": [paths]}` on stdin; it answers `{"model": NAME, "vectors": [[...], ...]}` on stdout.
+`{"images": [paths], "texts": [prompts]}` on stdin (texts: clip only, optional); it answers
+`{"model": NAME, "vectors": [[...], ...], "texts": [[...], ...]}` on stdout.
 - dino: DINOv2-small (`facebook/dinov2-small`), the pooled CLS token;
 - clip: CLIP ViT-B/32 (`openai/clip-vit-base-patch32`), the projected image features.
 Weights come from `--path` (a folder `save_pretrained` wrote), else the Hugging Face cache, else
@@ -46,6 +47,16 @@ def load(kind: str, path: str | None, transformers: Any) -> tuple[Any, Any]:
     return processor_class.from_pretrained(repo), model_class.from_pretrained(repo)
 
 
+def embed_texts(path: str | None, model: Any, torch: Any, transformers: Any, texts: list[str]) -> list[list[float]]:
+    """CLIP text features in the same space as its image features (prompt adherence)."""
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path or MODELS["clip"][0])
+    with torch.no_grad():
+        tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+        features = model.get_text_features(**tokens)
+        features = getattr(features, "pooler_output", features)
+    return [[float(x) for x in row] for row in features.reshape(len(texts), -1).tolist()]
+
+
 def embed(kind: str, processor: Any, model: Any, torch: Any, images: list[Any]) -> list[list[float]]:
     with torch.no_grad():
         inputs = processor(images=images, return_tensors="pt")
@@ -77,12 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         return unavailable(f"The {args.model} weights are not in {where} and could not be downloaded "
                            f"({str(error).splitlines()[0]}); pass --embedder-path FOLDER, or use --embedder stats.")
     model.eval()
-    paths = json.load(sys.stdin)["images"]
+    request = json.load(sys.stdin)
+    paths, texts = request["images"], request.get("texts") or []
     vectors: list[list[float]] = []
     for start in range(0, len(paths), BATCH):
         images = [image_module.open(p).convert("RGB") for p in paths[start:start + BATCH]]
         vectors += embed(args.model, processor, model, torch, images)
-    json.dump({"model": args.path or MODELS[args.model][0], "vectors": vectors}, sys.stdout)
+    text_vectors = embed_texts(args.path, model, torch, transformers, texts) if texts and args.model == "clip" else []
+    json.dump({"model": args.path or MODELS[args.model][0], "vectors": vectors, "texts": text_vectors}, sys.stdout)
     return 0
 
 

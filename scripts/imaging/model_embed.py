@@ -34,16 +34,21 @@ class WorkerEmbedder:
         self._run([])
 
     def vectors(self, paths: Sequence[Path]) -> list[tuple[float, ...]]:
-        return self._run(paths) if paths else []
+        return self._run(paths)[0] if paths else []
 
-    def _run(self, paths: Sequence[Path]) -> list[tuple[float, ...]]:
+    def text_vectors(self, texts: Sequence[str]) -> list[tuple[float, ...]]:
+        """CLIP only: text features in the image features' space (empty for other models)."""
+        return self._run([], texts)[1] if texts and self.kind == "clip" else []
+
+    def _run(self, paths: Sequence[Path], texts: Sequence[str] = ()) -> tuple[list[tuple[float, ...]],
+                                                                             list[tuple[float, ...]]]:
         if not self.python.exists():
             raise EmbedderUnavailable(f"--embedder {self.kind} runs in the kohya venv, and {self.python} does not "
                                       f"exist; run invoke setup (or pass --kohya-python), or use --embedder stats.")
         command = [str(self.python), str(WORKER), "--model", self.kind]
         if self.model_path is not None:
             command += ["--path", str(self.model_path)]
-        done = subprocess.run(command, input=json.dumps({"images": [str(p) for p in paths]}),
+        done = subprocess.run(command, input=json.dumps({"images": [str(p) for p in paths], "texts": list(texts)}),
                               capture_output=True, text=True, check=False)
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
         if done.returncode == UNAVAILABLE:
@@ -52,11 +57,12 @@ class WorkerEmbedder:
             raise EmbedderUnavailable(f"The {self.kind} embedder failed in {self.python} ({last}); "
                                       f"use --embedder stats.")
         try:
-            vectors = json.loads(done.stdout)["vectors"]
+            answer = json.loads(done.stdout)
+            vectors, text_vectors = answer["vectors"], answer.get("texts") or []
         except (ValueError, KeyError, TypeError):
             raise EmbedderUnavailable(f"The {self.kind} embedder answered something other than vectors; "
                                       f"use --embedder stats.") from None
         if len(vectors) != len(paths):
             raise EmbedderUnavailable(f"The {self.kind} embedder answered {len(vectors)} vectors for {len(paths)} "
                                       f"images; use --embedder stats.")
-        return [tuple(float(x) for x in v) for v in vectors]
+        return [tuple(float(x) for x in v) for v in vectors], [tuple(float(x) for x in v) for v in text_vectors]

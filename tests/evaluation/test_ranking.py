@@ -126,3 +126,21 @@ def test_scoring_the_synthetic_run_is_fast_and_cached(tmp_path: Path) -> None:
     again = features(crops, Refuses(), FeatureCache(cache_path, "stats"))
     assert [again[p].phash for p in crops] == [first[p].phash for p in crops]
     assert [again[p] for p in crops] == [first[p] for p in crops]  # exactly: a re-run scores as the first run
+
+
+def test_prompt_adherence_is_the_renders_prompt_similarity_over_the_baselines() -> None:
+    from scripts.evaluation.scores import adherence
+    from scripts.imaging.measure import Measures
+
+    def f(*vector: float) -> Features:
+        return Features(vector, 0, Measures(0.5, 0.0, 0.1))
+
+    baseline = {("trigger", "a", 0): f(0.0, 1.0), ("trigger", "a", 1): f(1.0, 1.0)}
+    texts = {"a": (1.0, 0.0)}
+    samples = [Sample("trigger", "a", 0, f(1.0, 0.0)), Sample("trigger", "a", 1, f(1.0, 1.0)),
+               Sample("probe", "a", 0, f(0.0, 1.0))]  # probes are not asked to follow the prompt
+    assert adherence(samples, baseline, texts) == pytest.approx((1.0 - 0.0 + 0.0) / 2)
+    assert adherence(samples, baseline, {"other": (1.0, 0.0)}) is None
+    refs = References([f(1.0, 0.0), f(0.9, 0.1)], [], baseline)
+    assert score(samples, refs).adherence is None  # stats/dino: no text space, no column
+    assert score(samples, refs, texts=texts).adherence == pytest.approx(0.5)

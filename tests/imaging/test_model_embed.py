@@ -31,6 +31,12 @@ TINY = {
             " 'num_attention_heads': 2, 'intermediate_size': 64, 'image_size': 32, 'patch_size': 8},"
             " projection_dim=16)).save_pretrained(out)\n"
             "CLIPImageProcessor(size={'shortest_edge': 32}, crop_size={'height': 32, 'width': 32})"
+            ".save_pretrained(out)\n"
+            "import json, os\nfrom transformers import CLIPTokenizer\n"
+            "json.dump({'<|startoftext|>': 0, '<|endoftext|>': 1, 'a</w>': 2, 'b</w>': 3, 'a': 4, 'b': 5},"
+            " open(os.path.join(out, 'v.json'), 'w'))\n"
+            "open(os.path.join(out, 'm.txt'), 'w').write('#version: 0.2\\n')\n"
+            "CLIPTokenizer(vocab_file=os.path.join(out, 'v.json'), merges_file=os.path.join(out, 'm.txt'))"
             ".save_pretrained(out)\n",
 }
 
@@ -66,6 +72,17 @@ def test_a_tiny_random_model_embeds_through_the_worker(kind: str, tmp_path: Path
     a, b, a_again = embedder.vectors(pictures(tmp_path))
     assert len(a) == (32 if kind == "dino" else 16)
     assert cosine(a, a_again) == pytest.approx(1.0) and a != b
+    if kind == "clip":  # text features in the image features' space, cached by text
+        from scripts.imaging.embed import FeatureCache, text_features
+
+        cache = FeatureCache(None, embedder.name)
+        texts = text_features(["a b", "b"], embedder, cache)
+        assert [len(v) for v in texts.values()] == [16, 16]  # (the tiny vocabulary tokenises both alike)
+        assert -1 <= cosine(a, texts["a b"]) <= 1
+        assert WorkerEmbedder("clip", tmp_path / "gone", model).name == embedder.name  # same model, same cache
+        assert text_features(["b"], WorkerEmbedder("clip", tmp_path / "gone", model), cache) == {"b": texts["b"]}
+    else:
+        assert embedder.text_vectors(["a"]) == []  # type: ignore[attr-defined]
 
 
 def test_without_torch_the_worker_says_so_in_one_line_naming_stats(tmp_path: Path) -> None:
