@@ -9,6 +9,9 @@ rendered again, and a re-run renders only what changed. It then embeds every ren
 training images (scripts.imaging.embed, cached by image hash), scores and ranks the checkpoints
 (scripts.evaluation) and writes the page, the record and the loss plot. Nothing is deployed:
 `deploy --step proposed` reads rank.json.
+
+Past ~300 lines on purpose: the render loop and the reuse of compare's cells build on compare's
+rows and cell keys, and no library may import a verb, so they live here beside the verb.
 """
 from __future__ import annotations
 
