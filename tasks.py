@@ -220,7 +220,7 @@ def deploy(c: Context, character: str = "example", step: str = "", rollback: boo
            server: list[str] | None = None) -> None:
     """Put one checkpoint live in ComfyUI, verified."""
     if not step and not rollback:
-        raise Exit("Say which checkpoint to deploy with --step N (a step from the grid, or final), "
+        raise Exit("Say which checkpoint to deploy with --step N (a step from the grid, final, or proposed), "
                    "or pass --rollback to restore the previous file.", code=2)
     if step and rollback:
         raise Exit("--step and --rollback do not go together: --rollback restores the backup, whatever its step.",
