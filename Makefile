@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Quoted in every recipe, so CHARACTER="my char" stays one word; names with a double quote are not supported.
 CHARACTER_ARG = $(or $(CHARACTER),example)
 
-.PHONY: help venv lint demo test bench mutants setup crop boxes boxes-docs validate gen-reg smoke train compare deploy clean
+.PHONY: help venv lint demo test bench mutants setup crop boxes boxes-docs validate gen-reg smoke train compare rank deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -63,8 +63,11 @@ train: $(STAMP) ## full training run
 compare: $(STAMP) ## render the checkpoint x prompt grid on ComfyUI
 	$(INV) compare --character "$(CHARACTER_ARG)"
 
-deploy: $(STAMP) ## deploy a checkpoint: make deploy STEP=600
-	$(if $(strip $(STEP)),,$(error make deploy needs the checkpoint step to deploy: make deploy STEP=600 (the steps are listed by `invoke status` or the compare page)))
+rank: $(STAMP) ## propose the best checkpoint with measured reasons (rank/report.html)
+	$(INV) rank --character "$(CHARACTER_ARG)"
+
+deploy: $(STAMP) ## deploy a checkpoint: make deploy STEP=600 (or STEP=proposed)
+	$(if $(strip $(STEP)),,$(error make deploy needs the checkpoint step to deploy: make deploy STEP=600 or STEP=proposed (the steps are listed by `invoke status` or the compare page)))
 	$(INV) deploy --character "$(CHARACTER_ARG)" --step "$(strip $(STEP))"
 
 clean: ## remove build/ and output/ (never dataset tables or captions)

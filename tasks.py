@@ -229,7 +229,7 @@ def train(c: Context, character: str = "example", dry_run: bool = False, resume:
                        skip_validate=skip_validate, save_every_n_steps=save_every_n_steps))
 
 
-# --- checkpoint selection and deploy (compare, deploy) ------------------------------------------
+# --- checkpoint selection and deploy (compare, rank, deploy) ------------------------------------
 # [selection tasks]
 @task(iterable=["server", "strength", "prompt"], help={
     "character": CHARACTER_HELP,
@@ -252,7 +252,27 @@ def compare(c: Context, character: str = "example", server: list[str] | None = N
 
 @task(iterable=["server"], help={
     "character": CHARACTER_HELP,
-    "step": "checkpoint to put live: a step number from the grid, or 'final'",
+    "server": "ComfyUI server URL; repeat for several (default: the configured comfyui_urls)",
+    "seeds": "seeds per test prompt, starting at the prompt's own (default: 4)",
+    "steps": "only these checkpoints, comma-separated, e.g. 230,460,final (default: all)",
+    "embedder": "how images are compared: stats (no model; default), dino or clip (in the kohya venv)",
+    "embedder_path": "a local folder with the dino/clip weights (default: the Hugging Face cache)",
+    "keep_staged": "leave the staged copies in <loras>/_eval/<character>/ to try them in the ComfyUI UI",
+})
+def rank(c: Context, character: str = "example", server: list[str] | None = None, seeds: int = 4,
+         steps: str = "", embedder: str = "stats", embedder_path: str = "", keep_staged: bool = False) -> None:
+    """Propose the best checkpoint, with measured reasons."""
+    base = settings(c, comfyui_urls=server or None)
+    script(c, "rank", "--character", character, "--dataset-root", base.dataset_root,
+           "--output-root", base.output_root, "--comfyui-dir", base.comfyui_dir, "--concurrency", base.concurrency,
+           "--seeds", seeds, "--embedder", embedder, "--kohya-python", base.kohya_python,
+           *flag_pairs(server=servers(server, base), steps=steps or None, embedder_path=embedder_path or None,
+                       keep_staged=keep_staged))
+
+
+@task(iterable=["server"], help={
+    "character": CHARACTER_HELP,
+    "step": "checkpoint to put live: a step number from the grid, 'final', or 'proposed' (invoke rank's top pick)",
     "rollback": "swap the live LoRA with the backup kept by the last deploy",
     "server": "ComfyUI server to confirm the deploy on; repeatable (default: the configured comfyui_urls)",
     "comfyui_dir": "the ComfyUI folder whose models/loras/ gets the LoRA (default: the comfyui_dir setting)",
@@ -261,7 +281,7 @@ def deploy(c: Context, character: str = "example", step: str = "", rollback: boo
            server: list[str] | None = None, comfyui_dir: str | None = None) -> None:
     """Put one checkpoint live in ComfyUI, verified."""
     if not step and not rollback:
-        raise Exit("Say which checkpoint to deploy with --step N (a step from the grid, or final), "
+        raise Exit("Say which checkpoint to deploy with --step N (a step from the grid, final, or proposed), "
                    "or pass --rollback to restore the previous file.", code=2)
     if step and rollback:
         raise Exit("--step and --rollback do not go together: --rollback restores the backup, whatever its step.",

@@ -37,6 +37,7 @@ from scripts.common import interrupts
 from scripts.common.atomic import write_bytes, write_text
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.evaluation.proposal import proposal_marks
 from scripts.imaging.grid import Cell, Column, GridLayout, render_grid, write_html
 from scripts.table.character import (
     Character,
@@ -418,12 +419,16 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
     failed_files = {line.split(":", 1)[0] for line in failed}
     grid_cells = []
     for cell in cells:
+        if cell.strength is None and cell.col % len(strengths):
+            continue  # the baseline is shown once per prompt, across that prompt's strength columns
         entry = manifest.get(cell.file) or {}
         present = entry.get("key") == cell.key and (folder / cell.file).is_file() and cell.file not in failed_files
         grid_cells.append(Cell(cell.row, cell.col, folder / cell.file if present else None, cell.prompt.prompt,
                                cell.prompt.negative, cell.prompt.seed, cell.strength,
-                               "" if present else "failed" if cell.file in failed_files else "not rendered"))
-    labels = [row.label for row in planned_rows]
+                               "" if present else "failed" if cell.file in failed_files else "not rendered",
+                               len(strengths) if cell.strength is None else 1))
+    marks = proposal_marks(settings.character_output(character.slug))  # rank's proposals, same file only
+    labels = [f"{row.label} ({marks[row.sha256]})" if row.sha256 in marks else row.label for row in planned_rows]
     columns = column_labels(prompts, strengths)
     title = f"{character.name} ({character.trigger}) on {render.checkpoint}: same seed per column"
     grid = folder / "grid.png"

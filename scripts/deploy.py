@@ -34,6 +34,7 @@ from scripts.comfyui.loras import remove_staged
 from scripts.common import interrupts
 from scripts.common.atomic import atomic_path, write_text
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.evaluation.proposal import PROPOSED, ProposalError, load_proposal
 from scripts.table.character import Character, CharacterError, load_character
 from scripts.trainer.checkout_flags import read_flag_kinds
 from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
@@ -239,6 +240,10 @@ async def deploy(settings: Settings, character: Character, step: str, now: datet
     output_dir = settings.character_output(character.slug)
     checkpoints = list_checkpoints(output_dir, character.trigger)
     infos = {c.path: inspect_lora(c.path) for c in checkpoints}
+    proposal = load_proposal(output_dir, character.slug) if step.strip().lower() == PROPOSED else None
+    if proposal is not None:
+        print(f"rank proposed (at {proposal.created_at}) {proposal.reason}", file=out)
+        step = proposal.step
     chosen = choose_checkpoint(checkpoints, step, infos, output_dir, character.slug)
     others = [infos[c.path] for c in checkpoints if c != chosen]
     expected, expected_from = configured_network(character, read_flag_kinds(settings.sd_scripts_dir.expanduser()))
@@ -252,6 +257,10 @@ async def deploy(settings: Settings, character: Character, step: str, now: datet
         )
     info = infos[chosen.path]
     sha = sha256_of(chosen.path)
+    if proposal is not None and proposal.sha256 not in (None, sha):
+        raise DeployError(f"{chosen.path} changed since rank proposed it (its sha256 differs from the one in "
+                          f"rank.json); {target.production} was not touched. Run invoke rank --character "
+                          f"{character.slug} again, or deploy by number with --step {step}.")
     current = read_record(target.record)
     old_sha = sha256_of(target.production) if target.production.exists() else None
     if old_sha not in (None, sha) and (note := replacement_note(target.production, chosen.path, target.backup)):
@@ -352,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Put one trained checkpoint live in ComfyUI as <trigger>.safetensors, verified, "
                     "keeping the replaced file as a backup that --rollback restores.")
     parser.add_argument("--character", required=True, help="character folder under the dataset root")
-    parser.add_argument("--step", help="the checkpoint to deploy: a step number from the grid, or 'final'")
+    parser.add_argument("--step", help="the checkpoint to deploy: a step number from the grid, 'final', or "
+                                       "'proposed' (rank's top proposal, printed first)")
     parser.add_argument("--rollback", action="store_true",
                         help="swap the production file with its backup instead of deploying")
     add_settings_arguments(parser, "comfyui_dir", "comfyui_urls", "output_root", "dataset_root")
@@ -375,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CharacterError, SettingsError) as error:
         print(str(error), file=sys.stderr)
         return 2  # bad input or configuration (the exit-code table in the README)
-    except DeployError as error:
+    except (DeployError, ProposalError) as error:
         print(str(error), file=sys.stderr)
         return 1
     except OSError as error:

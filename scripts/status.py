@@ -20,6 +20,7 @@ import aiohttp
 from scripts.comfyui.timeouts import DEFAULT_TIMEOUTS
 from scripts.common import interrupts
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.evaluation.proposal import read_proposal
 from scripts.table.character import Character, CharacterError, load_character
 from scripts.table.crop_record import check_outputs
 from scripts.trainer.family_args import describe_base
@@ -84,6 +85,8 @@ def training_stages(character: Character, settings: Settings) -> list[Stage]:
     record_path = output / "deployed.json"
     deployed = json.loads(record_path.read_text()) if record_path.is_file() else None
     trained = bool(steps) or final
+    proposal = read_proposal(output)
+    ranked = (output / "rank" / "rank.json").is_file()
     return [
         base_model_stage(character),
         Stage("sd-scripts + venv", has_sd_scripts and has_venv,
@@ -94,9 +97,12 @@ def training_stages(character: Character, settings: Settings) -> list[Stage]:
               f"invoke smoke --character {character.slug}, then invoke train --character {character.slug}"),
         Stage("checkpoint grid", (output / "compare" / "grid.png").is_file(), f"{output / 'compare' / 'grid.png'}",
               f"invoke compare --character {character.slug}"),
+        Stage("checkpoint ranking", ranked or deployed is not None,
+              f"proposed {proposal.reason}" if proposal else "ranked; nothing proposed (see rank/report.html)"
+              if ranked else "not ranked", f"invoke rank --character {character.slug}"),
         Stage("deployed", deployed is not None,
               f"step {deployed.get('step')} as {deployed.get('target')}" if deployed else "nothing deployed",
-              f"invoke deploy --character {character.slug} --step N"),
+              f"invoke deploy --character {character.slug} --step {'proposed' if proposal else 'N'}"),
     ]
 
 

@@ -166,9 +166,14 @@ async def test_strength_axis_steps_subset_and_an_extra_prompt(setup, comfy_serve
     assert {nodes(p, "CLIPTextEncode")[0]["inputs"]["text"] for p in extra} >= {f"{TRIGGER}, on a beach"}
     assert summary.layout.cols == 8 and summary.layout.rows == 2
     grid = Image.open(summary.grid).convert("RGB")
-    # the baseline image stands in both strength columns of its prompt
-    a, b = summary.layout.cell_box(0, 0), summary.layout.cell_box(0, 1)
-    assert grid.crop(a).tobytes() == grid.crop(b).tobytes()
+    # the baseline image is shown once per prompt, centred across that prompt's two strength columns
+    base = Image.open(settings.character_output("zara") / "compare" / "cells" / "base__environment.png").convert("RGB")
+    a, b, both = summary.layout.cell_box(0, 0), summary.layout.cell_box(0, 1), summary.layout.cell_box(0, 0, 2)
+    assert grid.crop(both).tobytes() == base.tobytes()
+    assert grid.crop(a).tobytes() != base.tobytes() and grid.crop(b).tobytes() != base.tobytes()
+    assert both[0] > a[0] and both[2] < b[2]
+    page = summary.html.read_text()
+    assert page.count('<td colspan="2"><img src="cells/base__') == 4 and page.count('src="cells/base__') == 4
     c, d = summary.layout.cell_box(1, 0), summary.layout.cell_box(1, 1)
     assert grid.crop(c).tobytes() != grid.crop(d).tobytes()
 

@@ -2,7 +2,7 @@
 
 Verbs are the modules directly in `scripts/`; libraries live in one subpackage per outside world.
 No library imports a verb, and the libraries import each other only downwards in this order:
-common < imaging < table < trainer < comfyui.
+common < imaging < table < trainer < comfyui < evaluation.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from tests.paths import ROOT
 
 SCRIPTS = ROOT / "scripts"
-LAYERS = ("common", "imaging", "table", "trainer", "comfyui")
+LAYERS = ("common", "imaging", "table", "trainer", "comfyui", "evaluation")
 
 
 def imported_scripts_modules(path: Path) -> set[str]:

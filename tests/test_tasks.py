@@ -35,7 +35,7 @@ def test_every_task_has_a_short_docstring_and_help_for_each_flag(name: str) -> N
 
 
 def test_pipeline_tasks_exist() -> None:
-    expected = {"crop", "validate", "gen-reg", "setup", "smoke", "train", "compare", "deploy", "demo", "test", "bench"}
+    expected = {"crop", "validate", "gen-reg", "setup", "smoke", "train", "compare", "rank", "deploy", "demo", "test", "bench"}
     assert expected <= set(TASKS), f"missing tasks: {sorted(expected - set(TASKS))}"
 
 
@@ -66,3 +66,16 @@ def test_readme_opens_with_the_two_commands_and_names_every_task() -> None:
 
 def test_ci_runs_the_readme_test_command() -> None:
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_rank_task_runs_the_rank_script_with_explicit_flags() -> None:
+    from invoke import Config, MockContext, Result
+
+    c = MockContext(config=Config(overrides={"lora": {}}), run=Result())
+    tasks.rank(c, character="zara", server=["http://h:1"], seeds=2, steps="100,final", keep_staged=True)
+    command = c.run.call_args[0][0]  # type: ignore[attr-defined]
+    words = command.split()
+    assert words[1:4] == ["-m", "scripts.rank", "--character"] and words[4] == "zara"
+    for flag in (["--seeds", "2"], ["--embedder", "stats"], ["--server", "http://h:1"], ["--steps", "100,final"]):
+        assert " ".join(flag) in command
+    assert "--keep-staged" in words

@@ -44,6 +44,7 @@ class Cell:
     seed: int | None = None
     strength: float | None = None
     note: str = ""
+    span: int = 1  # columns the cell covers from `col` (the baseline once across a prompt's strengths)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class GridLayout:
     title_h: int
     header_h: int
     gap: int = GAP
+    title_lines: tuple[str, ...] = ()  # the title wrapped to the grid's width
 
     @property
     def size(self) -> tuple[int, int]:
@@ -73,9 +75,10 @@ class GridLayout:
         top = self.title_h + self.header_h + self.gap + row * (self.cell_h + self.gap)
         return 0, top, self.label_w, top + self.cell_h
 
-    def cell_box(self, row: int, col: int) -> tuple[int, int, int, int]:
-        """Where the image of (row, col) is pasted: centred in its column slot."""
-        left = self.column_box(col)[0] + (self.col_w - self.cell_w) // 2
+    def cell_box(self, row: int, col: int, span: int = 1) -> tuple[int, int, int, int]:
+        """Where the image of (row, col) is pasted: centred in its column slot (or `span` slots)."""
+        width = span * self.col_w + (span - 1) * self.gap
+        left = self.column_box(col)[0] + (width - self.cell_w) // 2
         top = self.row_label_box(row)[1]
         return left, top, left + self.cell_w, top + self.cell_h
 
@@ -89,6 +92,22 @@ def cell_size(image_size: tuple[int, int], max_side: int = MAX_CELL) -> tuple[in
 
 def font_size_for(cell_h: int) -> int:
     return max(14, min(28, cell_h // 14))
+
+
+def wrap(text: str, width: int, text_size: Callable[[str], tuple[int, int]]) -> list[str]:
+    """Words into lines no wider than `width`; a word wider than that is cut by characters."""
+    lines: list[str] = []
+    for whole in text.split():
+        word = whole
+        while len(word) > 1 and text_size(word)[0] > width:
+            cut = max((i for i in range(1, len(word)) if text_size(word[:i])[0] <= width), default=1)
+            lines.append(word[:cut])
+            word = word[cut:]
+        if lines and text_size(f"{lines[-1]} {word}")[0] <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
 
 
 def plan_layout(
@@ -105,11 +124,14 @@ def plan_layout(
     label_w = max(text_size(label)[0] for label in row_labels) + 2 * PAD
     widest_header = max(max(text_size(c.label)[0], text_size(c.sublabel)[0]) for c in columns) + 2 * PAD
     lines = 2 if any(c.sublabel for c in columns) else 1
+    col_w = max(cell[0], widest_header)
+    width = label_w + len(columns) * (col_w + GAP) + GAP
+    title_lines = tuple(wrap(title, width - 2 * PAD, text_size)) if title else ()
     return GridLayout(
         rows=len(row_labels), cols=len(columns), cell_w=cell[0], cell_h=cell[1],
-        col_w=max(cell[0], widest_header), label_w=label_w,
-        title_h=(line_h + 2 * PAD) if title else 0,
-        header_h=lines * (line_h + PAD) + PAD,
+        col_w=col_w, label_w=label_w,
+        title_h=(len(title_lines) * (line_h + PAD) + PAD) if title else 0,
+        header_h=lines * (line_h + PAD) + PAD, title_lines=title_lines,
     )
 
 
@@ -151,7 +173,7 @@ def render_grid(
     canvas = Image.new("RGB", layout.size, BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     if title:
-        _draw_centered(draw, (0, 0, layout.size[0], layout.title_h), [title], font)
+        _draw_centered(draw, (0, 0, layout.size[0], layout.title_h), layout.title_lines, font)
     draw.rectangle((0, layout.title_h, layout.size[0], layout.title_h + layout.header_h), fill=HEADER)
     draw.rectangle((0, layout.title_h, layout.label_w, layout.size[1]), fill=HEADER)
     for col, column in enumerate(columns):
@@ -159,7 +181,7 @@ def render_grid(
     for row, label in enumerate(row_labels):
         _draw_centered(draw, layout.row_label_box(row), [label], font)
     for cell in cells:
-        box = layout.cell_box(cell.row, cell.col)
+        box = layout.cell_box(cell.row, cell.col, cell.span)
         if cell.image is None:
             draw.rectangle(box, fill=MISSING)
             _draw_centered(draw, box, [cell.note or "missing"], font)
@@ -193,12 +215,16 @@ def render_html(
             f"<th>{esc(c.label)}" + (f"<br>{esc(c.sublabel)}" if c.sublabel else "") + "</th>" for c in columns
         ) + "</tr>",
     ]
+    covered = {(c.row, c.col + i) for c in cells for i in range(1, c.span)}
     for row, label in enumerate(row_labels):
         out.append(f"<tr><th>{esc(label)}</th>")
         for col in range(len(columns)):
+            if (row, col) in covered:
+                continue
             cell = by_position.get((row, col))
+            td = f'<td colspan="{cell.span}">' if cell is not None and cell.span > 1 else "<td>"
             if cell is None or cell.image is None:
-                out.append(f'<td><div class="missing">{esc(cell.note if cell and cell.note else "missing")}</div></td>')
+                out.append(f'{td}<div class="missing">{esc(cell.note if cell and cell.note else "missing")}</div></td>')
                 continue
             src = cell.image.relative_to(base).as_posix() if cell.image.is_relative_to(base) else cell.image.as_posix()
             meta = [f"<b>prompt</b> {esc(cell.prompt)}"]
@@ -208,7 +234,7 @@ def render_html(
             if cell.strength is not None:
                 meta.append(f"<b>strength</b> {cell.strength:g}")
             meta.append(f'<b>file</b> <a href="{esc(src)}">{esc(src)}</a>')
-            out.append(f'<td><img src="{esc(src)}" alt="{esc(label)} / {esc(columns[col].label)}">'
+            out.append(f'{td}<img src="{esc(src)}" alt="{esc(label)} / {esc(columns[col].label)}">'
                        f'<div class="meta">{"<br>".join(meta)}</div></td>')
         out.append("</tr>")
     out += ["</table>", "</body></html>", ""]

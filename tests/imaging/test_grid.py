@@ -108,3 +108,36 @@ def test_index_html_shows_every_cell_full_size_with_prompt_seed_and_file(tmp_pat
     assert "width=" not in page  # full size: no scaling attribute
     write_html(tmp_path / "index.html", "Zara grid", ["no LoRA", "step 1"], [Column("env"), Column("pose")], cells)
     assert (tmp_path / "index.html").read_text().startswith("<!doctype html>")
+
+
+def test_a_title_wider_than_a_narrow_grid_wraps_onto_more_lines() -> None:
+    title = "Zara (zara_v1) on random_sd15.safetensors: same seed per column"
+    columns = [Column("a"), Column("b"), Column("c")]
+    layout = plan_layout(["no LoRA", "step 100"], columns, (64, 64), fixed_text, title=title)
+    width = layout.size[0]
+    assert fixed_text(title)[0] > width  # one line would be clipped at both ends
+    assert len(layout.title_lines) >= 3 and " ".join(layout.title_lines) == title
+    assert all(fixed_text(line)[0] <= width - 16 for line in layout.title_lines)
+    assert layout.title_h == len(layout.title_lines) * (12 + 8) + 8
+    wide = plan_layout(["no LoRA"], [Column(f"prompt{i}") for i in range(12)], (64, 64), fixed_text, title=title)
+    assert wide.title_lines == (title,)
+
+
+def test_a_word_longer_than_the_grid_is_cut_not_clipped() -> None:
+    from scripts.imaging.grid import wrap
+    assert wrap("ab " + "x" * 10, 28, fixed_text) == ["ab", "xxxx", "xxxx", "xx"]
+
+
+def test_a_spanning_cell_is_centred_across_its_columns_and_spans_in_html(tmp_path: Path) -> None:
+    red, blue = solid(tmp_path / "r.png", (255, 0, 0)), solid(tmp_path / "b.png", (0, 0, 255))
+    columns = [Column("p", "strength 0.5"), Column("p", "strength 1")]
+    cells = [Cell(0, 0, red, span=2), Cell(1, 0, blue), Cell(1, 1, blue)]
+    layout = render_grid(tmp_path / "grid.png", ["no LoRA", "step 1"], columns, cells)
+    grid = Image.open(tmp_path / "grid.png").convert("RGB")
+    left, top, right, bottom = layout.cell_box(0, 0, 2)
+    assert (left + right) // 2 == (layout.column_box(0)[0] + layout.column_box(1)[2]) // 2
+    assert grid.getpixel((left + 1, top + 1)) == (255, 0, 0) and grid.getpixel((right - 1, bottom - 1)) == (255, 0, 0)
+    assert grid.getpixel((layout.cell_box(0, 0)[0] + 1, top + 1)) != (255, 0, 0)  # not in the first slot's place
+    page = render_html("t", ["no LoRA", "step 1"], columns, cells, tmp_path)
+    first_row = page.split("<tr><th>no LoRA</th>")[1].split("</tr>")[0]
+    assert first_row.count("<td") == 1 and '<td colspan="2"><img src="r.png"' in first_row
