@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Quoted in every recipe, so CHARACTER="my char" stays one word; names with a double quote are not supported.
 CHARACTER_ARG = $(or $(CHARACTER),example)
 
-.PHONY: help venv lint demo test bench mutants setup crop boxes boxes-docs validate gen-reg smoke train compare rank deploy clean
+.PHONY: help venv lint demo test bench mutants setup crop boxes boxes-docs validate gen-reg smoke train compare rank deploy all clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ rank: $(STAMP) ## propose the best checkpoint with measured reasons (rank/report
 deploy: $(STAMP) ## deploy a checkpoint: make deploy STEP=600 (or STEP=proposed)
 	$(if $(strip $(STEP)),,$(error make deploy needs the checkpoint step to deploy: make deploy STEP=600 or STEP=proposed (the steps are listed by `invoke status` or the compare page)))
 	$(INV) deploy --character "$(CHARACTER_ARG)" --step "$(strip $(STEP))"
+
+all: $(STAMP) ## every stage not done yet, stopping at the two gates: make all CHARACTER=name
+	$(INV) all --character "$(CHARACTER_ARG)"
 
 clean: ## remove build/ and output/ (never dataset tables or captions)
 	rm -rf build output

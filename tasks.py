@@ -292,6 +292,46 @@ def deploy(c: Context, character: str = "example", step: str = "", rollback: boo
            *flag_pairs(server=servers(server, base), step=step or None, rollback=rollback))
 
 
+# --- the whole chain (all, approve) -------------------------------------------------------------
+# [chain tasks]
+@task(name="all", iterable=["server"], help={
+    "character": CHARACTER_HELP,
+    "check": "list every missing prerequisite of the chain (servers, base model, sd-scripts); run nothing",
+    "from_": "skip the stages before this one (crop-preview, approve, crop, gen-reg, validate, setup, smoke, "
+             "train, compare, rank where present, choose, deploy)",
+    "until": "stop after this stage",
+    "approve_crops": "approve the crop previews without stopping at gate 1 (you looked at them already)",
+    "deploy_proposed": "at gate 2, deploy the proposed checkpoint (rank's; the final one without scripts/rank.py)",
+    "step": "at gate 2, deploy this checkpoint: a step number from the grid, or 'final'",
+    "server": "ComfyUI server URL; repeat for several (default: the configured comfyui_urls)",
+})
+def all_stages(c: Context, character: str = "example", check: bool = False, from_: str = "", until: str = "",
+               approve_crops: bool = False, deploy_proposed: bool = False, step: str = "",
+               server: list[str] | None = None) -> None:
+    """Run every stage not done yet; stop at the two gates."""
+    base = settings(c, comfyui_urls=server or None)
+    machine = flag_pairs(dataset_root=base.dataset_root, output_root=base.output_root, build_root=base.build_root,
+                         comfyui_dir=base.comfyui_dir, concurrency=base.concurrency, kohya_dir=base.kohya_dir,
+                         sd_scripts_dir=base.sd_scripts_dir, kohya_python=base.kohya_python,
+                         accelerate_config=base.accelerate_config, num_processes=base.num_processes,
+                         tokenizer_cache_dir=base.tokenizer_cache_dir, server=list(base.comfyui_urls))
+    script(c, "pipeline", "--character", character, *machine,
+           *flag_pairs(check=check, until=until or None, approve_crops=approve_crops,
+                       deploy_proposed=deploy_proposed, step=step or None),
+           *(["--from", from_] if from_ else []))
+
+
+@task(positional=["what"], help={
+    "what": "what you approve: crops (the crop previews; gate 1 of invoke all)",
+    "character": CHARACTER_HELP,
+})
+def approve(c: Context, what: str = "crops", character: str = "example") -> None:
+    """Approve the crop previews (gate 1 of invoke all)."""
+    base = settings(c)
+    script(c, "approve", what, "--character", character, "--dataset-root", base.dataset_root,
+           "--output-root", base.output_root)
+
+
 # --- project chores -----------------------------------------------------------------------------
 @task(iterable=["server"], help={
     "character": CHARACTER_HELP, "offline": "skip asking the ComfyUI servers whether they are up",

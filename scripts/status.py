@@ -1,7 +1,8 @@
 """Where a character stands in the pipeline, and the one next step for each stage.
 
 Reads only: the character table, the dataset folders, the training output folder, the deploy
-record, the kohya checkout and venv paths, and (briefly, with a short timeout) each ComfyUI
+record, the `invoke all` run record (pipeline.json: when each stage last ran and why it is stale),
+the kohya checkout and venv paths, and (briefly, with a short timeout) each ComfyUI
 server's `/system_stats`. Prints one line per stage: state, what exists, and the command that
 moves it forward. `make demo` ends with this report.
 """
@@ -23,6 +24,7 @@ from scripts.common.settings import Settings, SettingsError, add_settings_argume
 from scripts.evaluation.proposal import read_proposal
 from scripts.table.character import Character, CharacterError, load_character
 from scripts.table.crop_record import check_outputs
+from scripts.trainer import pipeline
 from scripts.trainer.family_args import describe_base
 from scripts.trainer.train_args import LOCKED_FILE
 
@@ -158,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     servers = {} if args.offline else asyncio.run(probe_servers(settings.comfyui_urls))
     print(render(character, dataset_stages(character) + training_stages(character, settings), servers))
+    print("\n".join(pipeline.describe(character, settings)) or "  invoke all: not run yet for this character")
     return 0
 
 

@@ -19,6 +19,11 @@ lora_switch_time, faults, history_max). The returned object is the started FakeC
 
 `fixtures_dir` — the recorded ComfyUI transcripts (../shared/fixtures/comfyui beside the repo).
 
+`kohya_world` / `kohya_setup` — the stand-in sd-scripts world of tests/kohya_world.py and the
+output of the first (real, offline) `scripts.setup` on it; session-scoped, so the kohya venv is
+built once for test_train_e2e and test_pipeline together. The GIT_* variables the local
+submodule remote needs stay set while the world lives.
+
 One fixture is autouse: `_no_developer_environment` removes every `LORA_*` and `INVOKE_*` variable
 from the environment for each test (and so for the scripts a test runs), so a developer's
 `LORA_COMFYUI_URLS` or `INVOKE_LORA_CONCURRENCY` cannot change a result. A test that wants one
@@ -30,8 +35,10 @@ checked against, so a run without it stops at start-up with one message naming t
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +46,8 @@ import pytest
 import pytest_asyncio
 
 from tests.fakes.comfy_app import FakeComfy
+from tests.fakes.sd_scripts import _testkit
+from tests.kohya_world import make_world, run_setup
 from tests.paths import SHARED_FIXTURES
 
 COMFY_FIXTURES = SHARED_FIXTURES / "comfyui"
@@ -79,3 +88,21 @@ async def comfy_server() -> AsyncIterator[Callable[..., Awaitable[FakeComfy]]]:
 @pytest.fixture
 def fixtures_dir() -> Path:
     return COMFY_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def kohya_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    root = tmp_path_factory.mktemp("kohya")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in _testkit.git_env().items():
+            if key.startswith("GIT_"):
+                patch.setenv(key, value)
+        yield make_world(root)
+
+
+@pytest.fixture(scope="session")
+def kohya_setup(kohya_world: dict[str, Path]) -> str:
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert run_setup(kohya_world) == 0, buffer.getvalue()
+    return buffer.getvalue()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from scripts import train
+from tests.kohya_world import write_character
 from tests.sparse import from_recording
-from tests.test_train_e2e import write_character
 
 
 @pytest.fixture

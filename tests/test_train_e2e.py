@@ -1,7 +1,8 @@
 """The "done when" path, for real: git submodule, venv, pip (offline), then smoke and train.
 
-One venv per module (creating it costs seconds): a local bare repository holds the stand-in
-sd-scripts (tests/fakes/sd_scripts) and is the submodule's remote; `scripts.setup` initialises
+One venv per test session (creating it costs seconds; tests/kohya_world.py builds it, shared with
+test_pipeline): a local bare repository holds the stand-in sd-scripts (tests/fakes/sd_scripts)
+and is the submodule's remote; `scripts.setup` initialises
 the empty submodule, creates the kohya venv, installs the stand-in requirements.txt and then
 the one module the probe finds missing (lion_pytorch -> lion-pytorch) from wheels built here,
 with `--no-index --find-links`. Then `scripts.train` runs the stand-in through the fake
@@ -13,76 +14,26 @@ import json
 import os
 import struct
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from safetensors import deserialize
 
-from scripts import setup
-from scripts import train
+from scripts import setup, train
 from scripts.trainer.checkpoints import list_checkpoints
-from tests.fakes.sd_scripts import _testkit
-from tests.sparse import from_recording
+from tests.kohya_world import PNG, run_setup, settings_flags, write_character
 
 pytestmark = pytest.mark.slow
-PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
-
-
-def write_character(root: Path, name: str, trigger: str, training: dict[str, object], images: bool = True) -> None:
-    folder = root / name
-    folder.mkdir(parents=True)
-    lines = [f'[character]\nname = "{name}"\ntrigger = "{trigger}"\nclass = "anime character"\nresolution = 256\n',
-             "[training]"] + [f"{k} = {json.dumps(v)}" for k, v in training.items()]
-    (folder / "character.toml").write_text("\n".join(lines) + "\n")
-    if images:
-        train_dir, reg_dir = folder / "train" / f"10_{trigger}", folder / "reg" / "1_anime_character"
-        train_dir.mkdir(parents=True)
-        reg_dir.mkdir(parents=True)
-        for i in range(3):
-            (train_dir / f"{i}.png").write_bytes(PNG)
-            (train_dir / f"{i}.txt").write_text(f"{trigger}, red coat")
-            (reg_dir / f"{i}.png").write_bytes(PNG)
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
-    root = tmp_path_factory.mktemp("kohya")
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in _testkit.git_env().items():
-            if key.startswith("GIT_"):
-                patch.setenv(key, value)
-        remote, commit = _testkit.make_remote(root)
-        project = _testkit.make_superproject(root, remote.as_uri(), commit)
-        wheels = _testkit.build_wheelhouse(root / "wheels")
-        model = root / "models" / "base.safetensors"
-        from_recording("sd15", model)  # the header of a real SD 1.5 checkpoint, sparse (no weights)
-        dataset = root / "dataset"
-        write_character(dataset, "hero", "hero_v1", {"pretrained_model": str(model), "save_every_n_steps": 4,
-                                                    "max_train_steps": 12})
-        write_character(dataset, "empty", "empty_v1", {"pretrained_model": str(model)}, images=False)
-        yield {"root": root, "project": project, "wheels": wheels, "dataset": dataset, "model": model}
-
-
-def settings_flags(world: dict[str, Path]) -> list[str]:
-    project = world["project"]
-    return ["--kohya-dir", str(project / "kohya"), "--kohya-python", str(project / "kohya/.venv/bin/python"),
-            "--tokenizer-cache-dir", str(world["root"] / "tok"), "--dataset-root", str(world["dataset"])]
-
-
-def run_setup(world: dict[str, Path]) -> int:
-    return setup.main([*settings_flags(world), "--character", "hero", "--skip-comfyui",
-                       "--pip-option=--no-index", f"--pip-option=--find-links={world['wheels']}"])
+def world(kohya_world: dict[str, Path]) -> dict[str, Path]:
+    return kohya_world  # built once per session (tests/conftest.py), shared with test_pipeline
 
 
 @pytest.fixture(scope="module")
-def first_setup(world: dict[str, Path]) -> str:
-    import contextlib
-    import io
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        assert run_setup(world) == 0, buffer.getvalue()
-    return buffer.getvalue()
+def first_setup(kohya_setup: str) -> str:
+    return kohya_setup
 
 
 def train_main(world: dict[str, Path], tmp_path: Path, *extra: str) -> int:
