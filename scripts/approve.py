@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from scripts.common import interrupts
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import CharacterError, load_character
 from scripts.trainer import pipeline
@@ -39,4 +40,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interrupts.run_main("approve", main))

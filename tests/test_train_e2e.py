@@ -22,6 +22,7 @@ from safetensors import deserialize
 from scripts import setup, train
 from scripts.trainer.checkpoints import list_checkpoints
 from tests.kohya_world import PNG, run_setup, settings_flags, write_character
+from tests.sparse import from_recording
 
 pytestmark = pytest.mark.slow
 
