@@ -35,7 +35,7 @@ from scripts.comfyui.loras import STAGING_ROOT, checkpoint_key, remove_staged, s
 from scripts.comfyui.workflow import WorkflowError, fill_txt2img, load_template
 from scripts.common import interrupts
 from scripts.common.atomic import write_bytes, write_text
-from scripts.common.progress import ProgressLine, format_duration
+from scripts.common.progress import ProgressLine, batch_line, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.evaluation.proposal import proposal_marks
 from scripts.imaging.grid import Cell, Column, GridLayout, render_grid, write_html
@@ -401,12 +401,9 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
                         rendered += 1
                     else:
                         failed.append(f"{cell.file}: {result.error or result.status}")
-                    elapsed = time.monotonic() - started
-                    finished = stats.done + stats.failed
-                    rate = finished / elapsed if elapsed > 0 else 0.0
-                    eta = (stats.total - finished) / rate if rate else None
-                    progress.update(f"compare {finished}/{stats.total} cells, {stats.failed} failed, "
-                                    f"{stats.in_flight} in flight, {rate:.2f}/s, ETA {format_duration(eta)}")
+                    progress.update(batch_line("compare", "cells", finished=stats.done + stats.failed,
+                                               total=stats.total, failed=stats.failed, in_flight=stats.in_flight,
+                                               elapsed=time.monotonic() - started))
 
                 await comfyui.run_jobs(jobs, urls, concurrency=settings.concurrency, on_result=on_result,
                                        timeouts=comfyui.Timeouts(job=options.timeout), retries=options.retries,

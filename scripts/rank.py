@@ -33,7 +33,7 @@ from scripts.comfyui.loras import remove_staged, stage, staging_dir
 from scripts.comfyui.workflow import WorkflowError, fill_txt2img, load_template
 from scripts.common.atomic import write_bytes, write_text
 from scripts.common.cli import whole_number
-from scripts.common.progress import ProgressLine, format_duration
+from scripts.common.progress import ProgressLine, batch_line, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.evaluation.figures import write_grid, write_loss_plot
 from scripts.evaluation.plan import TRIGGER, RankPrompt, plan_prompts, without_trigger
@@ -160,12 +160,9 @@ async def render_missing(options: Options, rows: list[compare.Row], todo: list[R
                     rendered += 1
                 else:
                     failed.append(f"{cell.file}: {result.error or result.status}")
-                elapsed = time.monotonic() - started
-                finished = stats.done + stats.failed
-                rate = finished / elapsed if elapsed > 0 else 0.0
-                eta = (stats.total - finished) / rate if rate else None
-                progress.update(f"rank {finished}/{stats.total} renders, {stats.failed} failed, "
-                                f"{stats.in_flight} in flight, {rate:.2f}/s, ETA {format_duration(eta)}")
+                progress.update(batch_line("rank", "renders", finished=stats.done + stats.failed, total=stats.total,
+                                           failed=stats.failed, in_flight=stats.in_flight,
+                                           elapsed=time.monotonic() - started))
 
             await comfyui.run_jobs(jobs, urls, concurrency=settings.concurrency, on_result=on_result,
                                    timeouts=comfyui.Timeouts(job=options.timeout), retries=options.retries,

@@ -46,3 +46,12 @@ class ProgressLine:
             self.stream.write("\n")
             self.stream.flush()
         self._width = 0
+
+
+def batch_line(label: str, unit: str, *, finished: int, total: int, failed: int, in_flight: int,
+               elapsed: float) -> str:
+    """One progress line for a batch of renders: counts, rate and ETA (compare and rank share it)."""
+    rate = finished / elapsed if elapsed > 0 else 0.0
+    eta = (total - finished) / rate if rate else None
+    return (f"{label} {finished}/{total} {unit}, {failed} failed, {in_flight} in flight, {rate:.2f}/s, "
+            f"ETA {format_duration(eta)}")
