@@ -2,8 +2,9 @@
 
 `--count N` renders N candidates from the table's `[topup]` section (prompt built from the class
 and `details` on a plain background unless set; checkpoint, size and sampler settings default to
-`[regularization]`) into `dataset/<character>/topup/topup_001.png ...`, spread over every server
-by the concurrent client (`scripts.comfyui`). Candidate i always gets seed `seed + i`; every
+`[regularization]`, then the family's `[render]` in kohya/families/) into
+`dataset/<character>/topup/topup_001.png ...`, spread over every server by the concurrent client
+(`scripts.comfyui`). Candidate i always gets seed `seed + i`; every
 image's seed, server and prompt id are in `topup/manifest.jsonl`; valid files already there are
 skipped, so an interrupted run resumes. It ends with `topup/contact_sheet.png`, each candidate
 numbered, to pick from.
@@ -29,6 +30,7 @@ import aiohttp
 from PIL import Image
 
 from scripts import comfyui
+from scripts.comfyui.family_graphs import render_plan
 from scripts.comfyui.workflow import fill_txt2img, load_template
 from scripts.common import atomic
 from scripts.common.cli import positive_int
@@ -39,6 +41,7 @@ from scripts.table.character import TABLE_NAME, Character, CharacterError, load_
 from scripts.table.entries import crop_entries
 from scripts.table.manifest import MANIFEST_NAME, Manifest, load, make_record, prompt_hash
 from scripts.table.toml_edit import NewEntry, TomlEditError, append_entries
+from scripts.trainer.train_args import KohyaConfigError
 
 log = logging.getLogger(__name__)
 TOPUP_DIR, PICKED_DIR, CONTACT_SHEET = "topup", "picked", "contact_sheet.png"
@@ -82,10 +85,10 @@ def parse_picks(text: str) -> list[int]:
     return list(dict.fromkeys(numbers))
 
 
-def workflow_for(character: Character, item: Planned) -> dict[str, Any]:
+def workflow_for(character: Character, item: Planned, template: str = "txt2img") -> dict[str, Any]:
     top = character.topup
     assert top.checkpoint is not None
-    return fill_txt2img(load_template("txt2img"), checkpoint=top.checkpoint, prompt=top.prompt,
+    return fill_txt2img(load_template(template), checkpoint=top.checkpoint, prompt=top.prompt,
                         negative=top.negative, width=top.width, height=top.height, steps=top.steps, cfg=top.cfg,
                         sampler=top.sampler, scheduler=top.scheduler, clip_skip=top.clip_skip, seed=item.seed,
                         filename_prefix="topup")
@@ -136,7 +139,8 @@ def write_contact_sheet(folder: Path, items: Sequence[Planned], size: tuple[int,
 # --- generate -------------------------------------------------------------------------------------
 
 async def generate(character: Character, count: int, servers: tuple[str, ...], concurrency: int,
-                   stream: TextIO, timeouts: comfyui.Timeouts = comfyui.DEFAULT_TIMEOUTS) -> int:
+                   stream: TextIO, timeouts: comfyui.Timeouts = comfyui.DEFAULT_TIMEOUTS,
+                   template: str = "txt2img") -> int:
     top = character.topup
     if not top.checkpoint:
         raise Fail(f"No checkpoint is set for top-up pictures in {character.table_path}. Set [topup] or "
@@ -172,7 +176,7 @@ async def generate(character: Character, count: int, servers: tuple[str, ...], c
         timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.request)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             alive = await check_servers(session, servers, top.checkpoint, timeouts)
-            jobs = [comfyui.Job(key, workflow_for(character, item)) for key, item in todo.items()]
+            jobs = [comfyui.Job(key, workflow_for(character, item, template)) for key, item in todo.items()]
             try:
                 await comfyui.run_jobs(jobs, alive, concurrency=concurrency, on_result=on_result,
                                        timeouts=timeouts, session=session, stats=stats)
@@ -274,10 +278,13 @@ def main(argv: list[str] | None = None) -> int:
         folder = settings.character_dir(args.character)
         if args.pick is not None:
             return pick(folder, parse_picks(args.pick), sys.stdout)
-        character = load_for_topup(folder)
+        graphs = render_plan(load_for_topup(folder), settings.comfyui_dir)  # family defaults (kohya/families)
+        character = graphs.character
+        if graphs.family != "sd1":
+            print(f"topup: {graphs.line()}", file=sys.stderr)
         return asyncio.run(generate(character, args.count or character.topup.count, settings.comfyui_urls,
-                                    settings.concurrency, sys.stderr))
-    except (CharacterError, SettingsError, TomlEditError) as error:
+                                    settings.concurrency, sys.stderr, template=graphs.topup_template))
+    except (CharacterError, SettingsError, TomlEditError, KohyaConfigError) as error:
         print(f"topup: {error}", file=sys.stderr)
         return 2
     except Fail as error:

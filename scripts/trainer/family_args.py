@@ -37,7 +37,8 @@ from scripts.trainer.train_args import (
 )
 
 FAMILIES_DIR = Path(__file__).resolve().parents[2] / "kohya" / "families"
-PROFILE_KEYS = {"script", "resolution", "flags", "dataset", "forbidden", "memory"}
+# [render] holds ComfyUI defaults, read by scripts/comfyui/render_defaults.py, not by training
+PROFILE_KEYS = {"script", "resolution", "flags", "dataset", "forbidden", "memory", "render"}
 
 
 @dataclass(frozen=True)
