@@ -53,6 +53,7 @@ from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
 from scripts.trainer.lora_checks import configured_network, verification_problems
 from scripts.trainer.lora_family import base_model_of, configured_family, render_family_problem
 from scripts.trainer.lora_file import inspect_lora
+from scripts.trainer.train_args import KohyaConfigError
 
 MANIFEST = "cells.json"
 BASELINE = "base"
@@ -493,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         options = Options(character, settings, strengths=args.strength or [1.0], steps=parse_steps(args.steps),
                           extra_prompts=args.prompt, keep_staged=args.keep_staged, timeout=args.timeout)
         summary = asyncio.run(run(options))
-    except (CharacterError, SettingsError) as error:
+    except (CharacterError, SettingsError, KohyaConfigError) as error:
         print(str(error), file=sys.stderr)
         return 2  # bad input or configuration (the exit-code table in the README)
     except (CompareError, WorkflowError, comfyui.ComfyError) as error:

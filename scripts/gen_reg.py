@@ -37,6 +37,7 @@ from scripts.common.settings import SettingsError, add_settings_arguments, setti
 from scripts.imaging.png import is_valid_file, png_problem
 from scripts.table.character import Character, CharacterError, Regularization, load_character
 from scripts.table.manifest import MANIFEST_NAME, Manifest, make_record, prompt_hash
+from scripts.trainer.train_args import KohyaConfigError
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
                      timeout=args.timeout, retries=args.retries, quiet=args.quiet_seconds,
                      dead_after=args.dead_after)
         return asyncio.run(run(cfg))
-    except (CharacterError, SettingsError) as error:
+    except (CharacterError, SettingsError, KohyaConfigError) as error:
         print(f"gen-reg: {error}", file=sys.stderr)
         return 2
     except Fail as error:
