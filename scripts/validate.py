@@ -4,7 +4,8 @@ Owns the gate before training. `collect_inventory` is the only part that touches
 the train folder (`train/<repeats>_<trigger>/`, not its `preview/`) and the reg folder, checks
 every PNG by walking its chunks to IEND with checksums (size from IHDR, truncation and corruption
 found without decoding pixels), reads captions, and takes a 64-bit dHash (9x8 greyscale) of each
-readable image for near-duplicate search. The rules (`scripts.table.rules`) are pure functions
+readable image plus a 16x16 grey thumbnail for near-duplicate search (a pair needs both to agree).
+The rules (`scripts.table.rules`) are pure functions
 from that inventory to `RuleResult(rule, status, detail)` with status OK, WARN or FAIL; `main`
 exits 1 when any rule fails. No regularization images is a warning (before gen-reg) unless --require-reg (before
 training, passed by `scripts.train`) makes it a failure.
@@ -22,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from scripts.common import interrupts
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
-from scripts.imaging.png import dhash, inspect_png
+from scripts.imaging.png import dhash, grey_thumbnail, inspect_png
 from scripts.table.character import Character, CharacterError, Validation, load_character
 from scripts.table.crop_record import table_match_rule
 from scripts.table.rules import FAIL, WARN, ImageInfo, Inventory, format_report, run_rules
@@ -45,9 +46,10 @@ def read_image(path: Path) -> ImageInfo:
         with Image.open(path) as image:
             # decoding a small thumbnail's worth: PNG has no draft mode, but this is the dHash only
             hashed = dhash(image)
+            thumb = grey_thumbnail(image)
     except (UnidentifiedImageError, OSError, ValueError) as error:
         return ImageInfo(path, size=size, error=f"corrupt (pixel data cannot be decoded: {error})", digest=digest)
-    return ImageInfo(path, size=size, dhash=hashed, digest=digest)
+    return ImageInfo(path, size=size, dhash=hashed, digest=digest, thumb=thumb)
 
 
 def _folder(folder: Path) -> tuple[tuple[ImageInfo, ...], dict[str, str]]:
