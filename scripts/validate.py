@@ -25,7 +25,7 @@ from scripts.common import interrupts
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
 from scripts.imaging.png import dhash, grey_thumbnail, inspect_png
 from scripts.table.character import Character, CharacterError, Validation, load_character
-from scripts.table.crop_record import table_match_rule
+from scripts.table.crop_record import load_record, record_path, table_match_rule
 from scripts.table.rules import FAIL, WARN, ImageInfo, Inventory, format_report, run_rules
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -66,8 +66,10 @@ def collect_inventory(character: Character, validation: Validation | None = None
                       require_reg: bool = False) -> Inventory:
     train_images, train_captions = _folder(character.train_dir)
     reg_images, reg_captions = _folder(character.reg_dir)
+    record = load_record(record_path(character))
+    allowed = frozenset(stem for stem, entry in record.items() if entry.get("asymmetric_flip_allowed") is True)
     return Inventory(character, validation or character.validation, character.train_dir, character.reg_dir,
-                     train_images, train_captions, reg_images, reg_captions, require_reg)
+                     train_images, train_captions, reg_images, reg_captions, require_reg, allowed)
 
 
 def validate(character: Character, validation: Validation | None = None, out: TextIO | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -11,11 +12,14 @@ import pytest
 from PIL import Image, ImageChops, ImageEnhance
 
 from scripts import crop as crop_module
-from scripts import example_art
+from scripts import example_art, validate
 from scripts.table.character import Character, load_character
-from scripts.table.rules import OK, WARN, rule_duplicates
+from scripts.table.crop_record import record_path
+from scripts.table.rules import FAIL, OK, WARN, rule_duplicates
+from scripts.table.sides import mirror_sides
 from scripts.validate import collect_inventory
 from tests.paths import ROOT
+from tests.test_crop import crop_entry, draw_sheet, write_table
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +77,36 @@ def test_real_near_duplicates_are_found_and_every_pair_is_listed(example: Path, 
     for pair in pairs:
         left, right = pair.removeprefix("train: ").split(" (")[0].split(" ~ ")
         assert left.split("_v")[0].removesuffix(".png") == right.split("_v")[0].removesuffix(".png"), pair
+
+
+def test_mirror_sides_swaps_whole_words_and_keeps_case() -> None:
+    assert mirror_sides("Right forearm, left-handed, LEFT eye, bright light, leftover") == \
+        "Left forearm, right-handed, RIGHT eye, bright light, leftover"
+
+
+def rows(report: str) -> dict[str, str]:
+    return {line[:18].strip(): line[18:26].strip() for line in report.splitlines()[2:] if line[:18].strip()}
+
+
+def test_an_allowed_asymmetric_flip_gets_swapped_sides_and_passes_validate(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    entry = crop_entry("a", [0, 0, 40, 80], flip=True, caption="a pose, tattoo on right forearm, Left glove")
+    folder = write_table(tmp_path, [entry], asymmetric=True)
+    draw_sheet(folder / "sheet.png")
+    root = ["--character", "tess", "--dataset-root", str(tmp_path)]
+    assert crop_module.main([*root, "--allow-asymmetric-flip"]) == 0
+    train = load_character(folder).train_dir
+    assert (train / "a.txt").read_text() == "tess_v1, a pose, tattoo on right forearm, Left glove\n"
+    assert (train / "a_flip.txt").read_text() == "tess_v1, a pose, tattoo on left forearm, Right glove\n"
+    capsys.readouterr()
+    validate.main([*root, "--min-train", "1", "--duplicate-distance", "0"])
+    report = rows(capsys.readouterr().out)
+    assert report["asymmetric flips"] == WARN and report["matches table"] == OK
+    # a mirrored copy nobody allowed (the record does not say so) still fails, and says the way out
+    record = record_path(load_character(folder))
+    data = json.loads(record.read_text())
+    del data["outputs"]["a_flip"]["asymmetric_flip_allowed"]
+    record.write_text(json.dumps(data))
+    validate.main([*root, "--min-train", "1", "--duplicate-distance", "0"])
+    out = capsys.readouterr().out
+    assert rows(out)["asymmetric flips"] == FAIL and "--allow-asymmetric-flip" in out

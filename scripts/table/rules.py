@@ -57,6 +57,7 @@ class Inventory:
     reg_images: tuple[ImageInfo, ...] = ()
     reg_captions: Mapping[str, str] = field(default_factory=dict)
     require_reg: bool = False  # before training: no regularization images is a failure, not a warning
+    allowed_flips: frozenset[str] = frozenset()  # mirrored stems crop wrote under --allow-asymmetric-flip
 
     @property
     def originals(self) -> list[ImageInfo]:
@@ -224,11 +225,20 @@ def rule_expressions(inv: Inventory) -> RuleResult:
 def rule_asymmetric_flips(inv: Inventory) -> RuleResult:
     if not inv.character.asymmetric:
         return RuleResult("asymmetric flips", OK, "character is symmetric; mirrored copies are fine")
-    flipped = sorted({i.path.name for i in inv.flips}
-                     | {f"{c.name} (flip = true)" for c in inv.character.crops if c.flip})
+    allowed = inv.allowed_flips
+    flipped = sorted({i.path.name for i in inv.flips if i.stem not in allowed}
+                     | {f"{c.name} (flip = true)" for c in inv.character.crops
+                        if c.flip and f"{c.name}{FLIP_SUFFIX}" not in allowed})
     if flipped:
         return RuleResult("asymmetric flips", FAIL, f"the character is asymmetric, so mirrored images teach the wrong "
-                                                    f"side: {_names(flipped)} (set flip = false and re-run crop)")
+                                                    f"side: {_names(flipped)} (set flip = false and re-run crop, or "
+                                                    f"re-run crop with --allow-asymmetric-flip if you want them: "
+                                                    f"their captions get left/right swapped)")
+    chosen = sorted(f"{i.stem}.png" for i in inv.flips if i.stem in allowed)
+    if chosen:
+        return RuleResult("asymmetric flips", WARN, f"mirrored by choice (--allow-asymmetric-flip, captions' "
+                                                    f"left/right swapped): {_names(chosen)}; check their "
+                                                    f"one-sided details")
     return RuleResult("asymmetric flips", OK, "no mirrored images of an asymmetric character")
 
 
