@@ -310,7 +310,8 @@ def run_crop(character: Character, *, dry_run: bool = False, clamp: bool = False
                 result.written.append(path.stem)
                 result.up_to_date.remove(path.stem)
         update_record(character, [(job.stem, job.crop, job.box, job.flip, fingerprints[job.stem])
-                                  for job in plan.jobs], result.captions)
+                                  for job in plan.jobs], result.captions,
+                      asymmetric_flip_allowed=allow_asymmetric_flip)
     result.removed = remove_stale(target, (job.stem for job in plan.jobs), captions=not dry_run, trash=result.trash)
     if dry_run:
         result.contact_sheet = write_contact_sheet(target, plan.jobs, fingerprints, images, character, result)

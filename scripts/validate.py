@@ -4,7 +4,8 @@ Owns the gate before training. `collect_inventory` is the only part that touches
 the train folder (`train/<repeats>_<trigger>/`, not its `preview/`) and the reg folder, checks
 every PNG by walking its chunks to IEND with checksums (size from IHDR, truncation and corruption
 found without decoding pixels), reads captions, and takes a 64-bit dHash (9x8 greyscale) of each
-readable image for near-duplicate search. The rules (`scripts.table.rules`) are pure functions
+readable image plus a 16x16 grey thumbnail for near-duplicate search (a pair needs both to agree).
+The rules (`scripts.table.rules`) are pure functions
 from that inventory to `RuleResult(rule, status, detail)` with status OK, WARN or FAIL; `main`
 exits 1 when any rule fails. No regularization images is a warning (before gen-reg) unless --require-reg (before
 training, passed by `scripts.train`) makes it a failure.
@@ -22,9 +23,9 @@ from PIL import Image, UnidentifiedImageError
 
 from scripts.common import interrupts
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
-from scripts.imaging.png import dhash, inspect_png
+from scripts.imaging.png import dhash, grey_thumbnail, inspect_png
 from scripts.table.character import Character, CharacterError, Validation, load_character
-from scripts.table.crop_record import table_match_rule
+from scripts.table.crop_record import load_record, record_path, table_match_rule
 from scripts.table.rules import FAIL, WARN, ImageInfo, Inventory, format_report, run_rules
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -45,9 +46,10 @@ def read_image(path: Path) -> ImageInfo:
         with Image.open(path) as image:
             # decoding a small thumbnail's worth: PNG has no draft mode, but this is the dHash only
             hashed = dhash(image)
+            thumb = grey_thumbnail(image)
     except (UnidentifiedImageError, OSError, ValueError) as error:
         return ImageInfo(path, size=size, error=f"corrupt (pixel data cannot be decoded: {error})", digest=digest)
-    return ImageInfo(path, size=size, dhash=hashed, digest=digest)
+    return ImageInfo(path, size=size, dhash=hashed, digest=digest, thumb=thumb)
 
 
 def _folder(folder: Path) -> tuple[tuple[ImageInfo, ...], dict[str, str]]:
@@ -64,8 +66,10 @@ def collect_inventory(character: Character, validation: Validation | None = None
                       require_reg: bool = False) -> Inventory:
     train_images, train_captions = _folder(character.train_dir)
     reg_images, reg_captions = _folder(character.reg_dir)
+    record = load_record(record_path(character))
+    allowed = frozenset(stem for stem, entry in record.items() if entry.get("asymmetric_flip_allowed") is True)
     return Inventory(character, validation or character.validation, character.train_dir, character.reg_dir,
-                     train_images, train_captions, reg_images, reg_captions, require_reg)
+                     train_images, train_captions, reg_images, reg_captions, require_reg, allowed)
 
 
 def validate(character: Character, validation: Validation | None = None, out: TextIO | None = None,

@@ -56,6 +56,16 @@ def dhash(image: Image.Image) -> int:
     return bits
 
 
+def grey_thumbnail(image: Image.Image) -> bytes:
+    """16x16 greyscale box-filtered thumbnail: the second, independent near-duplicate measure."""
+    return image.convert("L").resize((16, 16), Image.Resampling.BOX).tobytes()
+
+
+def thumbnail_difference(a: bytes, b: bytes) -> float:
+    """Mean absolute difference of two grey thumbnails, 0 (same) to 255."""
+    return sum(abs(x - y) for x, y in zip(a, b, strict=True)) / max(1, len(a))
+
+
 def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 

@@ -28,6 +28,7 @@ from scripts.table.crop_record import (
     record_path,
     save_record,
 )
+from scripts.table.sides import caption_for
 
 
 @dataclass
@@ -83,7 +84,7 @@ def settle_captions(character: Character, items: Sequence[tuple[str, Crop]], tra
     adoptions: dict[str, tuple[str, str]] = {}  # crop name -> (stem, file text)
     for stem, crop in items:
         path = character.train_dir / f"{stem}.txt"
-        table = crop.caption + "\n"
+        table = caption_for(crop, stem) + "\n"  # a mirrored copy's caption has left/right swapped
         on_disk = _read(path)
         last = record.get(stem, {}).get("caption")
         state = caption_state(on_disk, table, last if isinstance(last, str) else None)
@@ -136,8 +137,11 @@ def _adopt(character: Character, adoptions: dict[str, tuple[str, str]], trash: T
 
 
 def update_record(character: Character, outputs: Sequence[tuple[str, Crop, tuple[int, int, int, int], bool, str]],
-                  captions: CaptionOutcome) -> None:
-    """Store what made each training output now in the table (entries of removed outputs are dropped)."""
+                  captions: CaptionOutcome, *, asymmetric_flip_allowed: bool = False) -> None:
+    """Store what made each training output now in the table (entries of removed outputs are dropped).
+
+    A mirrored copy of an asymmetric character written under --allow-asymmetric-flip is marked
+    `asymmetric_flip_allowed`, so validate knows the person chose it (and its caption's sides are swapped)."""
     path = record_path(character)
     old = load_record(path)
     hashes: dict[Path, str] = {}
@@ -154,6 +158,9 @@ def update_record(character: Character, outputs: Sequence[tuple[str, Crop, tuple
                                character=character, caption="", png_bytes=png.stat().st_size,
                                fingerprint=fingerprint)
         entry["caption"] = captions.recorded.get(stem)
+        entry.pop("asymmetric_flip_allowed", None)
+        if flip and character.asymmetric and asymmetric_flip_allowed:
+            entry["asymmetric_flip_allowed"] = True
         entries[stem] = entry
     if entries != old:
         save_record(path, entries)

@@ -27,6 +27,7 @@ from PIL import Image, UnidentifiedImageError
 from scripts.common import atomic
 from scripts.table.character import Character, Crop
 from scripts.table.rules import FAIL, OK, WARN, RuleResult
+from scripts.table.sides import caption_for
 
 RECORD_NAME = "crop_record.json"
 RECORD_VERSION = 1
@@ -192,7 +193,7 @@ def _check_one(character: Character, crop: Crop, stem: str, entry: Entry | None,
         changed.append(f"source {entry.get('source')} -> {crop.source.as_posix()}")
     elif crop.source in hashes and entry.get("sheet_sha256") != hashes[crop.source]:
         changed.append(f"the sheet {crop.source.as_posix()} changed since it was cropped")
-    if entry.get("caption") != crop.caption + "\n":
+    if entry.get("caption") != caption_for(crop, stem) + "\n":
         changed.append("caption changed in the table")
     if changed:
         return "stale: " + "; ".join(changed) + " since the last crop"

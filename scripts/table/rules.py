@@ -14,12 +14,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts.imaging.png import hamming
+from scripts.imaging.png import hamming, thumbnail_difference
 from scripts.table.character import FRAMINGS, POSES, Character, Validation
 
 FLIP_SUFFIX = "_flip"
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 LISTED = 6  # names shown per rule before "and N more"
+# Near duplicates need a small dHash distance AND a 16x16 grey thumbnail mean difference at or below
+# this (0-255). Measured: the same crop shifted 2 px, JPEG re-encoded or 8% brighter stays <= 4.3;
+# the bundled example's 16 different crops are all >= 11.9 apart (dHash alone paired 10 at distance 10).
+THUMB_DIFFERENCE = 6.0
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class ImageInfo:
     error: str | None = None  # why the file is not a usable PNG
     dhash: int | None = None
     digest: str | None = None  # sha256 of the file bytes (exact duplicates)
+    thumb: bytes | None = None  # 16x16 grey thumbnail (second near-duplicate measure)
 
     @property
     def stem(self) -> str:
@@ -52,6 +57,7 @@ class Inventory:
     reg_images: tuple[ImageInfo, ...] = ()
     reg_captions: Mapping[str, str] = field(default_factory=dict)
     require_reg: bool = False  # before training: no regularization images is a failure, not a warning
+    allowed_flips: frozenset[str] = frozenset()  # mirrored stems crop wrote under --allow-asymmetric-flip
 
     @property
     def originals(self) -> list[ImageInfo]:
@@ -219,21 +225,36 @@ def rule_expressions(inv: Inventory) -> RuleResult:
 def rule_asymmetric_flips(inv: Inventory) -> RuleResult:
     if not inv.character.asymmetric:
         return RuleResult("asymmetric flips", OK, "character is symmetric; mirrored copies are fine")
-    flipped = sorted({i.path.name for i in inv.flips}
-                     | {f"{c.name} (flip = true)" for c in inv.character.crops if c.flip})
+    allowed = inv.allowed_flips
+    flipped = sorted({i.path.name for i in inv.flips if i.stem not in allowed}
+                     | {f"{c.name} (flip = true)" for c in inv.character.crops
+                        if c.flip and f"{c.name}{FLIP_SUFFIX}" not in allowed})
     if flipped:
         return RuleResult("asymmetric flips", FAIL, f"the character is asymmetric, so mirrored images teach the wrong "
-                                                    f"side: {_names(flipped)} (set flip = false and re-run crop)")
+                                                    f"side: {_names(flipped)} (set flip = false and re-run crop, or "
+                                                    f"re-run crop with --allow-asymmetric-flip if you want them: "
+                                                    f"their captions get left/right swapped)")
+    chosen = sorted(f"{i.stem}.png" for i in inv.flips if i.stem in allowed)
+    if chosen:
+        return RuleResult("asymmetric flips", WARN, f"mirrored by choice (--allow-asymmetric-flip, captions' "
+                                                    f"left/right swapped): {_names(chosen)}; check their "
+                                                    f"one-sided details")
     return RuleResult("asymmetric flips", OK, "no mirrored images of an asymmetric character")
 
 
+def thumb_gap(a: ImageInfo, b: ImageInfo) -> float | None:
+    return thumbnail_difference(a.thumb, b.thumb) if a.thumb is not None and b.thumb is not None else None
+
+
 def near_duplicates(images: Sequence[ImageInfo], distance: int) -> list[tuple[ImageInfo, ImageInfo, int]]:
+    """Identical files, or pairs within `distance` dHash bits whose thumbnails also agree."""
     hashed = [i for i in images if i.dhash is not None]
     pairs = []
     for index, a in enumerate(hashed):
         for b in hashed[index + 1:]:
             d = hamming(a.dhash or 0, b.dhash or 0)
-            if d <= distance or a.digest == b.digest:
+            gap = thumb_gap(a, b)
+            if a.digest == b.digest or (d <= distance and (gap is None or gap <= THUMB_DIFFERENCE)):
                 pairs.append((a, b, d))
     return pairs
 
@@ -246,12 +267,18 @@ def rule_duplicates(inv: Inventory) -> RuleResult:
         for a, b, d in near_duplicates(images, distance):
             same = a.digest is not None and a.digest == b.digest
             exact = exact or same
-            found.append(f"{label}: {a.path.name} ~ {b.path.name} ({'identical files' if same else f'distance {d}'})")
+            gap = thumb_gap(a, b)
+            how = "identical files" if same else f"distance {d}" + ("" if gap is None else f", grey {gap:.1f}")
+            found.append(f"{label}: {a.path.name} ~ {b.path.name} ({how})")
     if not found:
-        return RuleResult("near duplicates", OK, f"no pair within dHash distance {distance}")
+        return RuleResult("near duplicates", OK, f"no pair within dHash distance {distance} "
+                                                 f"and grey difference {THUMB_DIFFERENCE:g}")
     status = FAIL if exact else WARN
     pairs = f"{len(found)} pair{'s' if len(found) > 1 else ''}"
-    return RuleResult("near duplicates", status, f"{pairs} within dHash distance {distance}: {_names(found)}")
+    # every pair is listed (no cut-off): each one is a file the person has to look at
+    return RuleResult("near duplicates", status, f"{pairs} within dHash distance {distance} and grey difference "
+                                                 f"{THUMB_DIFFERENCE:g} (delete or replace one of each): "
+                                                 + ", ".join(found))
 
 
 RULES: tuple[Callable[[Inventory], RuleResult], ...] = (
