@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from scripts.table.character import load_character
+from tests.character_tables import write_character
 from tests.test_crop import crop_entry, draw_sheet, listing, run, write_table
 
 TABLE = '''# Tess -- reference sheet v2 (my notes stay here)
@@ -43,9 +44,7 @@ shows_details = true
 
 @pytest.fixture
 def tess(tmp_path: Path) -> Path:
-    folder = tmp_path / "tess"
-    folder.mkdir()
-    (folder / "character.toml").write_text(TABLE, encoding="utf-8")
+    folder = write_character(tmp_path, TABLE)
     draw_sheet(folder / "sheet.png")
     return folder
 

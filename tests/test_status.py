@@ -9,34 +9,13 @@ from PIL import Image
 from scripts.table.character import load_character
 from scripts.common.settings import Settings
 from scripts.status import dataset_stages, main, render, training_stages
+from tests.character_tables import CROP, HEAD, write_character
 
-TABLE = """
-[character]
-name = "Tess"
-trigger = "tess_v1"
-class = "anime character"
-
-[regularization]
-count = 2
-checkpoint = "base.safetensors"
-
-[[crop]]
-name = "tess_front"
-source = "sheet.png"
-box = [0, 0, 10, 10]
-caption = "full body"
-framing = "full_body"
-pose = "neutral"
-expression = "calm"
-shows_details = true
-"""
+TABLE = HEAD + '\n[regularization]\ncount = 2\ncheckpoint = "base.safetensors"\n' + CROP
 
 
 def make_character(tmp_path: Path) -> Path:
-    folder = tmp_path / "dataset" / "tess"
-    folder.mkdir(parents=True)
-    (folder / "character.toml").write_text(TABLE)
-    return folder
+    return write_character(tmp_path / "dataset", TABLE)
 
 
 def png(path: Path) -> None:
@@ -78,13 +57,12 @@ def test_cli_reports_a_missing_table_in_one_paragraph(tmp_path: Path, capsys) ->
 
 
 def test_too_few_table_entries_ask_for_a_top_up(tmp_path: Path) -> None:
-    folder = tmp_path / "few"
-    folder.mkdir()
-    (folder / "character.toml").write_text(
+    folder = write_character(
+        tmp_path,
         '[character]\nname = "Few"\ntrigger = "few_v1"\nclass = "anime character"\n'
         '[validation]\nmin_train = 3\nmax_train = 5\n'
         '[[crop]]\nname = "a"\nsource = "s.png"\ncaption = "a"\nframing = "full_body"\npose = "neutral"\n'
-        'expression = "calm"\nshows_details = true\n')
+        'expression = "calm"\nshows_details = true\n', "few")
     stages = {s.name: s for s in dataset_stages(load_character(folder))}
     assert not stages["enough pictures"].done and "1 table entries" in stages["enough pictures"].detail
     assert "invoke topup --character few --count 4" in stages["enough pictures"].next_step

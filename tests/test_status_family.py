@@ -6,14 +6,13 @@ from pathlib import Path
 from scripts.common.settings import Settings
 from scripts.status import render, training_stages
 from scripts.table.character import load_character
+from tests.character_tables import write_character
 from tests.sparse import from_recording, sdxl_lora
 from tests.test_status import TABLE
 
 
 def stage(tmp_path: Path, model: Path):
-    folder = tmp_path / "dataset" / "tess"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "character.toml").write_text(TABLE + f'\n[training]\npretrained_model = "{model}"\n')
+    folder = write_character(tmp_path / "dataset", TABLE + f'\n[training]\npretrained_model = "{model}"\n')
     character = load_character(folder)
     settings = Settings(output_root=tmp_path / "output", sd_scripts_dir=tmp_path / "sd", kohya_python=tmp_path / "py")
     stages = training_stages(character, settings)

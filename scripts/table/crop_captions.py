@@ -16,7 +16,6 @@ from pathlib import Path
 
 from scripts.common import atomic
 from scripts.common.trash import Trash
-from scripts.table.caption_edit import TomlEditError, set_crop_caption
 from scripts.table.character import Character, Crop, with_trigger
 from scripts.table.crop_record import (
     Entry,
@@ -29,6 +28,7 @@ from scripts.table.crop_record import (
     save_record,
 )
 from scripts.table.sides import caption_for
+from scripts.table.toml_edit import TomlEditError, set_crop_caption
 
 
 @dataclass

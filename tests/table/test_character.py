@@ -6,43 +6,18 @@ from pathlib import Path
 import pytest
 
 from scripts.table.character import CharacterError, load_character, with_trigger
+from tests.character_tables import CROP, HEAD, write_character
 from tests.paths import ROOT
-
-HEAD = """
-[character]
-name = "Tess"
-trigger = "tess_v1"
-class = "anime character"
-"""
-
-CROP = """
-[[crop]]
-name = "tess_front"
-source = "sheet.png"
-box = [0, 0, 10, 10]
-caption = "full body"
-framing = "full_body"
-pose = "neutral"
-expression = "calm"
-shows_details = true
-"""
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    folder = tmp_path / "tess"
-    folder.mkdir(exist_ok=True)
-    (folder / "character.toml").write_text(text, encoding="utf-8")
-    return folder
 
 
 def error_of(tmp_path: Path, text: str) -> str:
     with pytest.raises(CharacterError) as caught:
-        load_character(write(tmp_path, text))
+        load_character(write_character(tmp_path, text))
     return str(caught.value)
 
 
 def test_minimal_table_gets_defaults(tmp_path: Path) -> None:
-    character = load_character(write(tmp_path, HEAD + CROP))
+    character = load_character(write_character(tmp_path, HEAD + CROP))
     assert (character.repeats, character.resolution, character.background) == (10, 512, (255, 255, 255))
     assert character.asymmetric is False and character.details == ()
     assert character.train_dir == tmp_path / "tess" / "train" / "10_tess_v1"
@@ -125,7 +100,7 @@ def test_trigger_is_put_first_once(caption: str, expected: str) -> None:
 
 
 def test_table_caption_gets_the_trigger(tmp_path: Path) -> None:
-    character = load_character(write(tmp_path, HEAD + CROP))
+    character = load_character(write_character(tmp_path, HEAD + CROP))
     assert character.crops[0].caption == "tess_v1, full body"
 
 
@@ -139,11 +114,11 @@ def test_the_example_table_loads() -> None:
 
 def test_compare_settings_inherit_regularization_and_can_be_overridden(tmp_path: Path) -> None:
     regularization = '[regularization]\ncheckpoint = "base.safetensors"\nsteps = 25\nsampler = "dpmpp_2m"\n'
-    inherited = load_character(write(tmp_path, HEAD + CROP + regularization)).compare
+    inherited = load_character(write_character(tmp_path, HEAD + CROP + regularization)).compare
     assert (inherited.checkpoint, inherited.steps, inherited.sampler) == ("base.safetensors", 25, "dpmpp_2m")
     assert (inherited.width, inherited.height) == (512, 512) and "lowres" in inherited.negative
     own = '[compare]\ncheckpoint = "other.safetensors"\nwidth = 256\nnegative = "blurry"\n'
-    chosen = load_character(write(tmp_path, HEAD + CROP + regularization + own)).compare
+    chosen = load_character(write_character(tmp_path, HEAD + CROP + regularization + own)).compare
     assert (chosen.checkpoint, chosen.width, chosen.height, chosen.steps) == ("other.safetensors", 256, 512, 25)
     assert chosen.negative == "blurry"
 
@@ -156,14 +131,14 @@ def test_compare_section_is_checked_like_the_others(tmp_path: Path) -> None:
 def test_topup_inherits_regularization_settings_and_builds_its_prompt_from_the_details(tmp_path: Path) -> None:
     head = HEAD + 'details = ["red scarf", "silver hairpin"]\n'
     regularization = '[regularization]\ncheckpoint = "base.safetensors"\nwidth = 640\nsteps = 25\nseed = 40\n'
-    inherited = load_character(write(tmp_path, head + CROP + regularization)).topup
+    inherited = load_character(write_character(tmp_path, head + CROP + regularization)).topup
     assert (inherited.checkpoint, inherited.width, inherited.height, inherited.steps) == (
         "base.safetensors", 640, 512, 25)
     assert inherited.prompt == ("anime character, solo, full body, standing, red scarf, silver hairpin, "
                                 "simple background, white background")
     assert "tess_v1" not in inherited.negative and inherited.seed == 100_040 and inherited.count == 8
     own = '[topup]\ncount = 30\nprompt = "tess in a plain room"\nsampler = "dpmpp_2m"\nseed = 7\n'
-    chosen = load_character(write(tmp_path, head + CROP + regularization + own)).topup
+    chosen = load_character(write_character(tmp_path, head + CROP + regularization + own)).topup
     assert (chosen.count, chosen.prompt, chosen.sampler, chosen.seed, chosen.steps) == (
         30, "tess in a plain room", "dpmpp_2m", 7, 25)
     assert "[topup]: key 'count' must be at least 1" in error_of(tmp_path, head + CROP + "[topup]\ncount = 0\n")
@@ -171,5 +146,5 @@ def test_topup_inherits_regularization_settings_and_builds_its_prompt_from_the_d
 
 def test_a_crop_without_box_is_the_whole_picture(tmp_path: Path) -> None:
     crop = CROP.replace("box = [0, 0, 10, 10]\n", "").replace('"sheet.png"', '"picked/one.png"')
-    (only,) = load_character(write(tmp_path, HEAD + crop)).crops
+    (only,) = load_character(write_character(tmp_path, HEAD + crop)).crops
     assert only.box is None and only.source == Path("picked/one.png")

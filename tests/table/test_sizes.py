@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from scripts.table.character import load_character
-from tests.table.test_character import HEAD, error_of, write
+from tests.character_tables import HEAD, write_character
+from tests.table.test_character import error_of
 
 
 @pytest.mark.parametrize(("section", "key", "value", "hint"), [
@@ -28,5 +29,5 @@ def test_resolution_off_the_grid_or_huge_is_refused(tmp_path: Path, resolution: 
 
 
 def test_good_sizes_still_load(tmp_path: Path) -> None:
-    character = load_character(write(tmp_path, HEAD + "\n[regularization]\nwidth = 512\nheight = 768\n"))
+    character = load_character(write_character(tmp_path, HEAD + "\n[regularization]\nwidth = 512\nheight = 768\n"))
     assert (character.regularization.width, character.regularization.height) == (512, 768)

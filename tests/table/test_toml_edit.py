@@ -8,6 +8,7 @@ import pytest
 
 from scripts.table.character import CharacterError, load_character
 from scripts.table.toml_edit import NewEntry, TomlEditError, append_entries, replace_box, unique_name
+from tests.character_tables import write_character
 
 TABLE = """\
 # Tess: a hand-written table with comments everywhere.
@@ -87,9 +88,8 @@ def test_append_keeps_the_old_text_as_a_prefix_and_adds_todo_entries(tmp_path: P
     assert data["crop"][3] == {"name": "pick_1", "source": "picked/a b.png", "flip": False}
     assert data["validation"] == {"min_train": 2}  # the entries went after [validation] without joining it
     assert 'framing = "full_body"  # guess' in added
-    (tmp_path / "character.toml").write_text(result, encoding="utf-8")
     with pytest.raises(CharacterError, match="missing required key 'caption'"):
-        load_character(tmp_path)  # a person must caption before the table is used
+        load_character(write_character(tmp_path, result))  # a person must caption before the table is used
 
 
 def test_append_to_a_file_without_final_newline_and_no_entries() -> None:
