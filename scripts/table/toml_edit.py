@@ -7,8 +7,8 @@ appended block or the one value's characters change (its key, spacing and traili
 One core serves every edit:
 - `_scan` reads the text once, statement by statement (a header, or `key = value` whose value may be
   a multi-line string or array), so text inside a string never looks like a header or a key;
-- `entry_span` finds the `[[table]]` entry whose `name` is given, `set_value` replaces (or, asked
-  to, inserts) one key's value in it, written by `toml_value`, and `append_entries` adds entries;
+- `entry_span` finds where the `[[table]]` entry with a given `name` sits, `set_value` replaces (or,
+  asked to, inserts) one key's value in it, written by `toml_value`, and `append_entries` adds entries;
 - `_prove` re-parses the result with tomllib and compares it with the old parse carrying exactly
   the intended change, so an edit can never silently damage a table.
 What cannot be done safely (an entry written as an inline table, a box spread over several lines)
@@ -191,13 +191,19 @@ def _read(text: str, key: _Key) -> Any:
         return None
 
 
-def entry_span(text: str, table: str, name: str) -> tuple[int, int] | None:
-    """(start, end) offsets of the first `[[table]]` entry whose `name` is `name`, header line included."""
+def _entry(text: str, table: str, name: str) -> _Table | None:
+    """The first `[[table]]` entry whose `name` is `name`."""
     for found in _scan(text):
         if found.array and found.name == table and any(
                 key.name == "name" and _read(text, key) == name for key in found.keys):
-            return found.start, found.end
+            return found
     return None
+
+
+def entry_span(text: str, table: str, name: str) -> tuple[int, int] | None:
+    """(start, end) offsets of the first `[[table]]` entry whose `name` is `name`, header line included."""
+    entry = _entry(text, table, name)
+    return None if entry is None else (entry.start, entry.end)
 
 
 def set_value(text: str, table: str, name: str, key: str, value: Value, *, insert: bool = False,
@@ -209,11 +215,10 @@ def set_value(text: str, table: str, name: str, key: str, value: Value, *, inser
     refused, or with `insert` written as a new line after the entry's last key, indented as its name."""
     shown = toml_value(value)
     before = _parse(text, "the table")
-    span = entry_span(text, table, name)
-    if span is None:
+    entry = _entry(text, table, name)
+    if entry is None:
         raise TomlEditError(f"no [[{table}]] named {name!r} written as a [[{table}]] table in the file (inline "
                             f"tables cannot be edited); set its {key} to {shown} by hand; nothing was changed")
-    entry = next(t for t in _scan(text) if t.start == span[0])
     keys = [k for k in entry.keys if k.name == key]
     if keys:
         found = keys[-1]
