@@ -156,7 +156,10 @@ async def test_without_compare_everything_is_rendered_and_failures_are_named(set
     from tests.fakes.comfy_app import Faults
 
     settings, character = setup
-    make_run(settings.character_output("zara"), steps=(100,), final=False)
+    # a LoRA whose trigger phrase is "anime": the stand-in draws its mark into every prompt with that
+    # word (every test prompt says "anime style", the class probe is "anime character"): it leaks
+    make_run(settings.character_output("zara"), steps=(100,), final=False,
+             metadata={"modelspec.trigger_phrase": "anime"})
     seed = character.test_prompts[0].seed
     _server, settings = await start(comfy_server, settings, faults=Faults(fail_seeds={seed}))
     summary = await rank.run(rank_options(settings, character, seeds=1, retries=1, limits=Thresholds()),
@@ -166,7 +169,7 @@ async def test_without_compare_everything_is_rendered_and_failures_are_named(set
     assert summary.plot is None  # no train.log
     page = summary.report.read_text()
     assert "6 renders failed" in page and page.count("not rendered") == 6
-    # random pictures move far from the baseline: demoted for leaking, so nothing is proposed
+    # the marked probes move far from the baseline: demoted for leaking, so nothing is proposed
     assert summary.proposed == [] and json.loads(summary.record.read_text())["proposal"] == []
     assert summary.ranked[0].problems[-1].startswith("leaks:") and "No checkpoint passed" in page
 

@@ -23,6 +23,8 @@ Interface (stable; other helpers code against it)
         faults=None,             # Faults | None (mutable at run time via fake.faults)
         history_max=10000,       # history is capped like ComfyUI's MAXIMUM_HISTORY_SIZE (oldest
                                  #   dropped before storing when over it: up to history_max + 1 kept)
+        subjects=None,           # Mapping[trigger, Path] | None: a folder (or one picture) showing what a
+                                 #   LoRA with that trigger "learned" (see Pictures below; a test convention)
     )
     url = await fake.start(host="127.0.0.1", port=0)   # -> "http://127.0.0.1:PORT"
     fake.url, fake.port
@@ -47,7 +49,24 @@ CLI (two instances by hand for a demo):
     python -m tests.fakes.comfy_app --port 8188 [--service-time 0.05] [--loras-dir DIR]
         [--checkpoint NAME ...] [--drop-ws-after N] [--drop-ws-at-message N] [--fail-runs 3,7]
         [--fail-fraction 0.1] [--fail-seeds 5,9] [--fail-seed-times N] [--http-500-on-post 2,4]
-        [--hang] [--die-after N] [--lora-switch-time S]
+        [--hang] [--die-after N] [--lora-switch-time S] [--subject TRIGGER=FOLDER ...]
+
+Pictures (a test convention, NOT ComfyUI behaviour: no real server draws like this)
+    A render is a deterministic function of (checkpoint, prompt, seed, sampler settings, batch
+    index) and of each applied LoRA's trigger, training progress and strength. Without a LoRA it is
+    a background colour and four shapes drawn from a hash of those inputs. With LoRAs it is that
+    very no-LoRA picture plus, for each LoRA whose trigger occurs in the positive prompt as a
+    whole word (case-insensitive), a mark blended in at weight strength_model x progress (clamped to
+    0..1), so a prompt without the trigger gives the baseline picture unchanged. The trigger is the
+    LoRA file's `modelspec.trigger_phrase` metadata (what sd-scripts writes for
+    --metadata_trigger_phrase), else its `ss_output_name`, else the file name up to the first "-";
+    progress is `ss_steps / ss_max_train_steps` (1 when either is missing), so later checkpoints
+    draw the mark more strongly. The mark is one picture from `subjects[trigger]` (sorted files,
+    picked by seed), scaled to 80 % of the height and placed at a seed-dependent spot; for a
+    trigger without subjects it is a figure (head and body) in colours hashed from the trigger.
+    Tests give the character's training crops as subjects, so identity rises with the step and
+    no-trigger probes stay the baseline; a LoRA whose trigger phrase is a common word (e.g. the
+    class) marks prompts without the character's trigger, i.e. leaks.
 
 LoRA families (from ../shared/fixtures/sd-scripts-sdxl/comfyui_sdxl.txt): a LoRA whose family
 (`ss_base_model_version`, else its module names) differs from the checkpoint's still renders with
@@ -120,7 +139,7 @@ Where each behaviour comes from (three kinds; only the first is "replayed")
     Invented (no real server has them): every `Faults` switch (socket drops, failing runs and
         seeds, a 500 on the k-th POST, hang, die_after, lose_outputs: real ComfyUI answers 500 only
         for malformed JSON, c_validation_errors.json), the pacing (`service_time`,
-        `lora_switch_time`), the pictures' content and the test-only `fake_comfy` PNG chunk.
+        `lora_switch_time`), the pictures' content (see Pictures) and the test-only `fake_comfy` PNG chunk.
 """
 from __future__ import annotations
 
@@ -537,6 +556,71 @@ def render_sample(identity: dict[str, Any], width: int, height: int) -> Image.Im
     return image
 
 
+SUBJECT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+SUBJECT_HEIGHT = 0.8  # of the render's height
+
+
+def lora_trigger(name: str, metadata: dict[str, Any]) -> str:
+    """The word that calls a LoRA's mark (Pictures, module docstring): trigger phrase, output name, file name."""
+    for key in ("modelspec.trigger_phrase", "ss_output_name"):
+        value = str(metadata.get(key) or "").strip()
+        if value and value != "None":
+            return value
+    return posixpath.basename(name).removesuffix(".safetensors").split("-")[0]
+
+
+def lora_progress(metadata: dict[str, Any]) -> float:
+    """ss_steps / ss_max_train_steps within 0..1; 1 when the file does not say."""
+    try:
+        steps, total = float(metadata["ss_steps"]), float(metadata["ss_max_train_steps"])
+    except (KeyError, TypeError, ValueError):
+        return 1.0
+    return min(1.0, max(0.0, steps / total)) if total > 0 else 1.0
+
+
+def without_loras(identity: dict[str, Any]) -> dict[str, Any]:
+    """The identity the same prompt has without LoRAs: a LoRA changes only its mark (Pictures)."""
+    if not identity.get("loras"):
+        return identity
+    clip = identity.get("clip")
+    return dict(identity, loras=[], **({"clip": dict(clip, loras=[])} if isinstance(clip, dict) else {}))
+
+
+def has_trigger(text: str, trigger: str) -> bool:
+    """The trigger occurs in the prompt as a whole word (case-insensitive)."""
+    return bool(trigger) and re.search(rf"(?<!\w){re.escape(trigger)}(?!\w)", text, re.IGNORECASE) is not None
+
+
+def trigger_figure(trigger: str, height: int) -> Image.Image:
+    """The mark of a trigger nobody gave subjects for: a head and a body in colours hashed from it."""
+    h = [16 + v * 224 // 256 for v in _digest("figure", trigger)]  # no clipped channel: not "fried"
+    width = max(2, height // 2)
+    image = Image.new("RGB", (width, height), (h[0], h[1], h[2]))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse([width // 4, 0, 3 * width // 4, height // 4], fill=(h[3], h[4], h[5]))
+    draw.rectangle([width // 8, height // 4, 7 * width // 8, height - 1], fill=(h[6], h[7], h[8]))
+    return image
+
+
+def draw_marks(image: Image.Image, marks: Sequence[tuple[str, float, list[Image.Image]]], seed: int) -> Image.Image:
+    """Blend each (trigger, weight, subject pictures) mark into the picture at a seed-dependent spot."""
+    width, height = image.size
+    for trigger, weight, pictures in marks:
+        h = _digest("mark", trigger, seed)
+        picture = pictures[h[0] % len(pictures)] if pictures else None
+        target_h = max(2, int(height * SUBJECT_HEIGHT))
+        if picture is None:
+            picture = trigger_figure(trigger, target_h)
+        scale = min(target_h / picture.height, 0.9 * width / picture.width)
+        size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+        x = (width - size[0]) * h[1] // 255
+        y = (height - size[1]) * h[2] // 255
+        box = (x, y, x + size[0], y + size[1])
+        region = image.crop(box)
+        image.paste(Image.blend(region, picture.convert("RGB").resize(size, Image.Resampling.BILINEAR), weight), box)
+    return image
+
+
 def lora_family(metadata: dict[str, Any], keys: Sequence[str]) -> str | None:
     """"sdxl" / "sd1" from a LoRA's ss_base_model_version, else its module names (SGM vs diffusers)."""
     version = str(metadata.get("ss_base_model_version", ""))
@@ -655,8 +739,11 @@ class FakeComfy:
                  checkpoints: Sequence[str] = ("random_sd15.safetensors",),
                  service_time: float = 0.0, lora_switch_time: float = 0.0,
                  faults: Faults | None = None, history_max: int = 10000,
-                 checkpoint_families: dict[str, str] | None = None) -> None:
+                 checkpoint_families: dict[str, str] | None = None,
+                 subjects: dict[str, Path | str] | None = None) -> None:
         self.loras_dir = Path(loras_dir) if loras_dir is not None else None
+        self.subjects = {trigger: Path(path) for trigger, path in (subjects or {}).items()}
+        self._subject_pictures: dict[tuple[str, int, int], Image.Image] = {}
         self.checkpoints = list(checkpoints)
         self.checkpoint_families = dict(checkpoint_families or {})
         self.service_time = service_time
@@ -1265,6 +1352,25 @@ class FakeComfy:
             await self._send("executing", {"node": None, "prompt_id": prompt_id}, client)
         self._client_id = None
 
+    def _pictures(self, trigger: str) -> list[Image.Image]:
+        """The subject pictures given for a trigger, read when first needed (and again when changed)."""
+        root = self.subjects.get(trigger)
+        if root is None or not root.exists():
+            return []
+        files = sorted(p for p in root.iterdir() if p.suffix.lower() in SUBJECT_SUFFIXES) if root.is_dir() else [root]
+        pictures = []
+        for path in files:
+            try:
+                stat = path.stat()
+                key = (str(path), stat.st_mtime_ns, stat.st_size)
+                if key not in self._subject_pictures:
+                    with Image.open(path) as image:
+                        self._subject_pictures[key] = image.convert("RGB")
+                pictures.append(self._subject_pictures[key])
+            except OSError:
+                continue  # a picture removed or unreadable meanwhile: drawn from the others
+        return pictures
+
     def _lora_ignored(self, header: dict[str, Any], checkpoint: str) -> bool:
         """Log `lora key not loaded` lines for a LoRA of another family than the checkpoint (module docstring)."""
         base = self.checkpoint_families.get(checkpoint)
@@ -1293,7 +1399,10 @@ class FakeComfy:
             header = read_safetensors_header(self.loras_dir / name)
             if self._lora_ignored(header, inputs["model"]["checkpoint"]):
                 return (inputs["model"], inputs["clip"]), None  # "success", the LoRA silently not applied
-            model = dict(inputs["model"], loras=inputs["model"]["loras"] + [[name, inputs["strength_model"]]])
+            metadata = header.get("__metadata__") or {}
+            mark = [lora_trigger(name, metadata), lora_progress(metadata) * float(inputs["strength_model"])]
+            model = dict(inputs["model"], loras=inputs["model"]["loras"] + [[name, inputs["strength_model"]]],
+                         marks=inputs["model"].get("marks", []) + [mark])
             clip = dict(inputs["clip"], loras=inputs["clip"]["loras"] + [[name, inputs["strength_clip"]]])
             return (model, clip), None
         if class_type == "CLIPSetLastLayer":
@@ -1310,14 +1419,18 @@ class FakeComfy:
                         "clip": positive["clip"], "seed": inputs["seed"], "steps": inputs["steps"],
                         "cfg": inputs["cfg"], "sampler": inputs["sampler_name"],
                         "scheduler": inputs["scheduler"], "denoise": inputs["denoise"]}
-            return (dict(latent, identity=identity),), None
+            marks = [m for m in model.get("marks", []) if has_trigger(positive["text"], m[0])]
+            return (dict(latent, identity=identity, marks=marks),), None
         if class_type == "VAEDecode":
             latent = inputs["samples"]
             identity = latent.get("identity")
             images = []
             for index in range(latent["batch"]):
                 ident = dict(identity or {}, batch_index=index)
-                images.append((render_sample(ident, latent["width"], latent["height"]), ident))
+                image = render_sample(without_loras(ident), latent["width"], latent["height"])
+                marks = [(trigger, min(1.0, max(0.0, weight)), self._pictures(trigger))
+                         for trigger, weight in latent.get("marks", [])]
+                images.append((draw_marks(image, marks, int(ident.get("seed", 0)) + index), ident))
             return (images,), None
         if class_type == "EmptyImage":
             color = int(inputs["color"])
@@ -1369,6 +1482,12 @@ class FakeComfy:
 # --------------------------------------------------------------------------- CLI
 
 
+def _subject(text: str) -> str:
+    if "=" not in text or not text.split("=", 1)[0]:
+        raise argparse.ArgumentTypeError(f"{text!r} is not TRIGGER=FOLDER")
+    return text
+
+
 def _int_set(text: str) -> set[int]:
     return {int(part) for part in text.split(",") if part.strip()}
 
@@ -1378,8 +1497,10 @@ async def _serve(args: argparse.Namespace) -> None:
                     fail_runs=_int_set(args.fail_runs), fail_fraction=args.fail_fraction,
                     fail_seeds=_int_set(args.fail_seeds), fail_seed_times=args.fail_seed_times,
                     http_500_on_post=_int_set(args.http_500_on_post), hang=args.hang, die_after=args.die_after)
+    subjects = dict(item.split("=", 1) for item in args.subject)
     fake = FakeComfy(loras_dir=args.loras_dir, checkpoints=args.checkpoint or ["random_sd15.safetensors"],
-                     service_time=args.service_time, lora_switch_time=args.lora_switch_time, faults=faults)
+                     service_time=args.service_time, lora_switch_time=args.lora_switch_time, faults=faults,
+                     subjects=subjects)
     url = await fake.start(args.host, args.port)
     print(f"fake ComfyUI listening on {url}", flush=True)
     try:
@@ -1410,6 +1531,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-500-on-post", default="", help="comma list of POST /prompt numbers answered 500")
     parser.add_argument("--hang", action="store_true", help="never answer HTTP, never run prompts")
     parser.add_argument("--die-after", type=int, default=None, help="stop listening after N finished prompts")
+    parser.add_argument("--subject", action="append", default=[], type=_subject, metavar="TRIGGER=FOLDER",
+                        help="pictures a LoRA with this trigger draws into its renders (test convention; repeatable)")
     args = parser.parse_args(argv)
     try:
         asyncio.run(_serve(args))
