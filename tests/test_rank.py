@@ -23,7 +23,7 @@ from scripts.table.character import load_character
 from scripts.trainer.loss_curve import loss_points
 from tests.paths import SHARED_FIXTURES
 from tests.test_compare import Quiet, job_key, nodes, options, start, table
-from tests.test_deploy import TRIGGER, cli, make_run
+from tests.test_deploy import TRIGGER, cli, make_run, sha256_hex
 
 
 @pytest.fixture
@@ -45,13 +45,13 @@ def setup(tmp_path: Path) -> tuple[Any, Any]:
     return settings, character
 
 
-# The stand-in draws an unrelated random picture for every (LoRA, prompt, seed), so by the default
-# thresholds every checkpoint "leaks"; these open limits let a proposal through to check the plumbing.
-OPEN = Thresholds(saturation=1e9, clipped=1e9, detail=0.0, memorised=1.0, leakage=1e9)
-
-
 def rank_options(settings: Any, character: Any, **kwargs: Any) -> rank.Options:
-    return rank.Options(character, settings, **{"limits": OPEN, **kwargs})
+    return rank.Options(character, settings, **kwargs)
+
+
+async def start_drawing(comfy_server: Any, settings: Any, character: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """The stand-in, told that LoRAs triggered by zara_v1 draw the training crops (its Pictures convention)."""
+    return await start(comfy_server, settings, subjects={TRIGGER: character.train_dir}, **kwargs)
 
 
 def clip_text(post: dict[str, Any]) -> str:
@@ -66,7 +66,7 @@ async def test_rank_renders_the_plan_reuses_compare_and_writes_a_checkable_repor
     output = settings.character_output("zara")
     make_run(output, steps=(100, 200))
     shutil.copy(SHARED_FIXTURES / "sd-scripts" / "train.log", output / "train.log")
-    server, settings = await start(comfy_server, settings)
+    server, settings = await start_drawing(comfy_server, settings, character)
     await compare.run(options(settings, character), progress=Quiet())
     compare_posts = len(server.state.posts)
     assert compare_posts == 12
@@ -161,7 +161,7 @@ async def test_without_compare_everything_is_rendered_and_failures_are_named(set
     make_run(settings.character_output("zara"), steps=(100,), final=False,
              metadata={"modelspec.trigger_phrase": "anime"})
     seed = character.test_prompts[0].seed
-    _server, settings = await start(comfy_server, settings, faults=Faults(fail_seeds={seed}))
+    _server, settings = await start_drawing(comfy_server, settings, character, faults=Faults(fail_seeds={seed}))
     summary = await rank.run(rank_options(settings, character, seeds=1, retries=1, limits=Thresholds()),
                              progress=Quiet())
     # environment (trigger + probe) and the class probe share the first prompt's seed: 3 cells x 2 rows fail
@@ -288,3 +288,34 @@ def test_validation_loss_is_read_after_its_training_step_and_drawn(tmp_path: Pat
     with Image.open(tmp_path / "loss.png") as image:
         x, y = round(layout.x(9)), round(layout.y(0.29))
         assert image.getpixel((x, y)) == VALIDATION
+
+
+
+async def test_on_the_stand_in_later_steps_gain_identity_and_the_proposal_is_deployable(setup, comfy_server,
+                                                                                        capsys) -> None:
+    """The done-when of issue 14 on a small table: default limits, `stats`, a proposal with reasons."""
+    settings, character = setup
+    files = make_run(settings.character_output("zara"), steps=(100, 200, 300), metadata={"ss_max_train_steps": "300"})
+    _server, settings = await start_drawing(comfy_server, settings, character)
+    summary = await rank.run(rank.Options(character, settings, seeds=4), progress=Quiet())
+
+    assert not summary.failed and not any(r.demoted for r in summary.ranked)
+    by_label = {r.label: r for r in summary.ranked}
+    identity = [by_label[f"step {s}"].scores.identity for s in (100, 200, 300)]
+    assert identity[0] < identity[1] < identity[2] and identity[2] > 0.8
+    assert all(abs(r.scores.leakage) < 0.01 and r.scores.memorised == 0 for r in summary.ranked)
+    # step 300 and final (920 steps of 300, the same mark at full weight) tie: the earlier step is proposed
+    assert [r.label for r in summary.proposed] == ["step 300", "final (step 920)", "step 200"]
+    top = summary.proposed[0].reason
+    assert top.startswith("step 300: identity 0.") and "leakage 0.00" in top and "no damage" in top
+    assert "under-trained" in by_label["step 100"].reason
+    record = json.loads(summary.record.read_text())
+    assert record["proposal"][0]["reason"] == top and record["proposal"][0]["step"] == "300"
+    assert top in summary.report.read_text()
+
+    stages = {s.name: s for s in training_stages(character, settings)}
+    assert stages["checkpoint ranking"].detail == f"proposed {top}"
+    capsys.readouterr()
+    assert await asyncio.to_thread(deploy.main, cli(settings, "--step", "proposed")) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith(top)
+    assert sha256_hex(settings.loras_dir / f"{TRIGGER}.safetensors") == sha256_hex(files[300])

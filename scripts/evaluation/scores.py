@@ -115,7 +115,7 @@ def leak_scale(baseline: Mapping[Key, Features]) -> float:
 
 
 def leakage_cells(samples: Sequence[Sample], baseline: Mapping[Key, Features], scale: float) -> dict[Key, float]:
-    return {s.key: (1 - cosine(s.features.vector, baseline[s.key].vector)) / scale
+    return {s.key: max(0.0, 1 - cosine(s.features.vector, baseline[s.key].vector)) / scale  # no "-0.00"
             for s in samples if s.kind == PROBE and s.key in baseline}
 
 
