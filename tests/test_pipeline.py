@@ -44,8 +44,11 @@ def comfy(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     comfyui_dir = tmp_path / "ComfyUI"
     loras = comfyui_dir / "models" / "loras"
     loras.mkdir(parents=True)
+    # the stand-in's LoRA renders draw the example's training crops where the prompt holds the trigger
+    subject = f"{TRIGGER}={tmp_path / 'dataset/example/train' / f'10_{TRIGGER}'}"
     server = subprocess.Popen([sys.executable, "-m", "tests.fakes.comfy_app", "--port", "0", "--service-time",
-                               "0.001", "--loras-dir", str(loras)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                               "0.001", "--loras-dir", str(loras), "--subject", subject], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None
     line = server.stdout.readline()
     assert "listening on" in line, line
@@ -154,14 +157,17 @@ def test_three_runs_from_sheets_to_a_deployed_lora_then_a_table_edit_reopens_gat
     assert {s: stages[s] for s in finished} == finished and mtimes(train_dir) == crops
     assert list_checkpoints(output, TRIGGER)[-1].label == "final"
 
-    # Without scripts/rank.py the proposed checkpoint is the final one; with it, what rank proposes
-    # from the stand-in's renders is test_rank's business, so the final one is named here.
-    choice = "--deploy-proposed" if "rank" not in pipeline.present_stages() else "--step=final"
-    fourth = run_chain([*argv, choice])
+    # Without scripts/rank.py the proposed checkpoint is the final one; with it, rank's top proposal
+    fourth = run_chain([*argv, "--deploy-proposed"])
     assert fourth.returncode == 0, fourth.stdout + fourth.stderr
     assert "The chain is complete" in fourth.stdout
     live = comfyui_dir / f"models/loras/{TRIGGER}.safetensors"
-    assert live.read_bytes() == (output / f"{TRIGGER}.safetensors").read_bytes()
+    proposed = f"{TRIGGER}.safetensors"
+    if "rank" in pipeline.present_stages():
+        top = json.loads((output / "rank/rank.json").read_text())["proposal"][0]
+        assert top["reason"] in fourth.stdout
+        proposed = f"{TRIGGER}-step{int(top['step']):08d}.safetensors" if top["step"] != "final" else proposed
+    assert live.read_bytes() == (output / proposed).read_bytes()
     assert record(project)["stages"]["deploy"]["result"] == "ok"
 
     again = run_chain(argv)

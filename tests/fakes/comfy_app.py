@@ -1402,7 +1402,7 @@ class FakeComfy:
             metadata = header.get("__metadata__") or {}
             mark = [lora_trigger(name, metadata), lora_progress(metadata) * float(inputs["strength_model"])]
             model = dict(inputs["model"], loras=inputs["model"]["loras"] + [[name, inputs["strength_model"]]],
-                         marks=inputs["model"].get("marks", []) + [mark])
+                         marks=[*inputs["model"].get("marks", []), mark])
             clip = dict(inputs["clip"], loras=inputs["clip"]["loras"] + [[name, inputs["strength_clip"]]])
             return (model, clip), None
         if class_type == "CLIPSetLastLayer":
