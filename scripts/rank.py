@@ -37,9 +37,10 @@ from scripts.common.progress import ProgressLine, batch_line, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.evaluation.figures import write_grid, write_loss_plot
 from scripts.evaluation.plan import TRIGGER, RankPrompt, plan_prompts, without_trigger
-from scripts.evaluation.ranking import Candidate, Ranked, Thresholds, proposals, rank
+from scripts.evaluation.ranking import Candidate, Ranked, proposals, rank
 from scripts.evaluation.report import deploy_step, rank_record, render_report
 from scripts.evaluation.scores import References, Sample
+from scripts.evaluation.thresholds import Thresholds
 from scripts.imaging.embed import Embedder, FeatureCache, Features, features, make_embedder, text_features
 from scripts.imaging.grid import GridLayout
 from scripts.imaging.model_embed import EmbedderUnavailable, WorkerEmbedder

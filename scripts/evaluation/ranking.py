@@ -1,7 +1,8 @@
 """Order checkpoints by their scores and say why, in one line each.
 
 Pure. A checkpoint is demoted (placed after every other) when its renders are damaged
-(saturation, clipped pixels or lost detail past `Thresholds`), when too many of its trigger renders
+(saturation, clipped pixels or lost detail past `Thresholds`: scripts/evaluation/thresholds.py, the
+one home of every limit, with the measurements that placed them), when too many of its trigger renders
 are near-copies of training images, or when its no-trigger renders moved too far from the baseline
 (leakage). The rest are ordered by `identity_weight * identity - (1 - identity_weight) * leakage`
 (3:1, the weights the cyberharem evaluation gives fidelity); when two scores are within the
@@ -15,18 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from scripts.evaluation.scores import References, Sample, Scores, bootstrap, leak_scale, score
-
-UNDERTRAINED = 0.15  # identity below this: the trigger barely changes the picture
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    saturation: float = 1.3  # x the expected saturation
-    clipped: float = 2.0  # x the expected clipped share
-    detail: float = 0.6  # x the expected detail (below = lost)
-    memorised: float = 0.25  # share of trigger renders that are near-copies
-    leakage: float = 0.2  # probe distance from the baseline, in unrelated-picture units
-    identity_weight: float = 0.75
+from scripts.evaluation.thresholds import UNDERTRAINED, Thresholds
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from dataclasses import asdict
 from typing import Any
 
 from scripts.evaluation.plan import PROBE, TRIGGER, RankPrompt
-from scripts.evaluation.ranking import Ranked, Thresholds
+from scripts.evaluation.ranking import Ranked
+from scripts.evaluation.thresholds import Thresholds
 
 THUMB = 128
 STYLE = ("body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;margin-bottom:1.5em}"

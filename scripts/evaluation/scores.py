@@ -29,13 +29,11 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from scripts.evaluation.thresholds import CLIP_FLOOR, NEAR_BITS, NEAR_SIMILARITY
 from scripts.imaging.embed import Features, cosine
 from scripts.imaging.measure import hamming
 
 TRIGGER, PROBE = "trigger", "probe"
-NEAR_BITS = 10
-NEAR_SIMILARITY = 0.85
-CLIP_FLOOR = 0.005  # clipped shares are compared as (x + floor) ratios so a clean baseline does not divide by 0
 BOOTSTRAP_ROUNDS = 300
 
 Key = tuple[str, str, int]  # (kind, prompt name, seed index)
