@@ -82,24 +82,24 @@ def measure(folder: Path, draw: int) -> dict[str, tuple[Scores, tuple[int, float
     return {b: (score(samples[b], refs), nearest(samples[b], training)) for b in BEHAVIOURS}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.rank_calibration", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--draws", type=int, default=6, help="independent synthetic runs (default: 6)")
-    args = parser.parse_args(argv)
+Values = dict[tuple[str, str], list[float]]
+
+
+def measure_runs(draws: int) -> Values:
+    """(metric, behaviour) -> the value in each of `draws` independent runs."""
     runs: list[dict[str, tuple[Scores, tuple[int, float]]]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for draw in range(args.draws):
+        for draw in range(draws):
             runs.append(measure(Path(tmp), draw))
     values = {(m, b): [f(run[b][0]) for run in runs] for m, f in METRICS.items() for b in BEHAVIOURS}
     values.update({("nearest hash bits", b): [float(run[b][1][0]) for run in runs] for b in BEHAVIOURS})
     values.update({("nearest similarity", b): [run[b][1][1] for run in runs] for b in BEHAVIOURS})
-    print(f"rank scores on {args.draws} synthetic runs (stats embedder), min..max per behaviour:")
-    print(f"  {'':18}" + "".join(f"{b:>14}  " for b in BEHAVIOURS))
-    for metric in [*METRICS, "nearest hash bits", "nearest similarity"]:
-        print(f"  {metric:18}" + "".join(f"{min(values[metric, b]):>7.2f}..{max(values[metric, b]):<7.2f}"
-                                         for b in BEHAVIOURS))
-    limits, broken = Thresholds(), 0
-    print("thresholds (scripts/evaluation/thresholds.py): worst passing value | limit | mildest tripping value")
+    return values
+
+
+def judge(values: Values, limits: Thresholds) -> tuple[list[str], int]:
+    """One line per threshold (worst passing | limit | mildest tripping), and how many fail to separate."""
+    lines, broken = [], 0
     for name, (metric, passing, tripping, above) in CHECKS.items():
         limit = getattr(limits, name)
         ok_side = [v for b in passing for v in values[metric, b]]
@@ -109,12 +109,27 @@ def main(argv: list[str] | None = None) -> int:
         separates = (worst <= limit if above else worst >= limit) and (
             mildest is None or (mildest > limit if above else mildest < limit))
         broken += not separates
-        print(f"  {name:11} {worst:7.2f} | {'>' if above else '<'} {limit:<5} | "
-              f"{'-' if mildest is None else f'{mildest:.2f}'}{'' if separates else '   DOES NOT SEPARATE'}")
+        lines.append(f"  {name:11} {worst:7.2f} | {'>' if above else '<'} {limit:<5} | "
+                     f"{'-' if mildest is None else f'{mildest:.2f}'}{'' if separates else '   DOES NOT SEPARATE'}")
+    return lines, broken
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.rank_calibration", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--draws", type=int, default=6, help="independent synthetic runs (default: 6)")
+    args = parser.parse_args(argv)
+    values = measure_runs(args.draws)
+    print(f"rank scores on {args.draws} synthetic runs (stats embedder), min..max per behaviour:")
+    print(f"  {'':18}" + "".join(f"{b:>14}  " for b in BEHAVIOURS))
+    for metric in [*METRICS, "nearest hash bits", "nearest similarity"]:
+        print(f"  {metric:18}" + "".join(f"{min(values[metric, b]):>7.2f}..{max(values[metric, b]):<7.2f}"
+                                         for b in BEHAVIOURS))
+    print("thresholds (scripts/evaluation/thresholds.py): worst passing value | limit | mildest tripping value")
+    lines, broken = judge(values, Thresholds())
+    print("\n".join(lines))
     print(f"  near copy: hash within {NEAR_BITS} bits and similarity >= {NEAR_SIMILARITY} (memorisation, above); "
           f"under-trained below identity {UNDERTRAINED}")
     return 1 if broken else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,8 +1,10 @@
 """The dino/clip embedders: the worker run with another Python, real processes, no download.
 
-The tiny-model tests need a Python with torch and transformers (the kohya venv: LORA_KOHYA_PYTHON
-or kohya/.venv/bin/python); they build a randomly initialised model from a config in a temp
-folder and are skipped where no such Python exists (CI has none). The offline paths run the real
+The tiny-model tests need a Python with torch and transformers: TEST_TORCH_PYTHON (what `make
+test-models` sets, pointing at the .venv-models it builds; the conftest fixture strips LORA_* and
+INVOKE_* variables, not this one) or the kohya venv (kohya/.venv/bin/python). They build a randomly
+initialised model from a config in a temp folder and are skipped where no such Python exists (CI
+has none). The offline paths run the real
 worker with this project's Python, which has neither.
 """
 from __future__ import annotations
@@ -42,7 +44,7 @@ TINY = {
 
 
 def python_with_torch() -> Path | None:
-    for candidate in (os.environ.get("LORA_KOHYA_PYTHON"), ROOT / "kohya" / ".venv" / "bin" / "python"):
+    for candidate in (os.environ.get("TEST_TORCH_PYTHON"), ROOT / "kohya" / ".venv" / "bin" / "python"):
         if candidate and Path(candidate).exists():
             probe = subprocess.run([str(candidate), "-c", "import torch, transformers"], capture_output=True,
                                    check=False)
@@ -64,7 +66,7 @@ def pictures(folder: Path) -> list[Path]:
 def test_a_tiny_random_model_embeds_through_the_worker(kind: str, tmp_path: Path) -> None:
     python = python_with_torch()
     if python is None:
-        pytest.skip("no Python with torch and transformers (the kohya venv) on this machine")
+        pytest.skip("no Python with torch and transformers (make test-models, or the kohya venv)")
     model = tmp_path / "model"
     subprocess.run([str(python), "-c", f"out = {str(model)!r}\n" + TINY[kind]], check=True, capture_output=True)
     embedder = make_embedder(kind, python, model)
@@ -103,7 +105,7 @@ def test_a_missing_kohya_python_is_named(tmp_path: Path) -> None:
 def test_the_worker_refuses_missing_weights_offline_in_one_line(tmp_path: Path) -> None:
     python = python_with_torch()
     if python is None:
-        pytest.skip("no Python with torch and transformers (the kohya venv) on this machine")
+        pytest.skip("no Python with torch and transformers (make test-models, or the kohya venv)")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     done = subprocess.run([str(python), str(ROOT / "scripts" / "imaging" / "embed_worker.py"), "--model", "dino"],
                           input='{"images": []}', capture_output=True, text=True, env=env, check=False)
