@@ -33,16 +33,16 @@ test: lint ## lint, then run the test suite
 # The dino/clip embedder tests need torch + transformers, which the project venv never has: a
 # separate .venv-models (git-ignored) holds them. transformers 4.44.0 is what the pinned sd-scripts
 # requires (5.x needs torchvision for its image processors). Minutes the first time; not in `make test`.
-MODELS_VENV := .venv-models
-MODELS_STAMP := $(MODELS_VENV)/.installed
+VENV_MODELS := .venv-models
+STAMP_MODELS := $(VENV_MODELS)/.installed
 
-$(MODELS_STAMP):
-	test -x $(MODELS_VENV)/bin/python || $(PYTHON) -m venv $(MODELS_VENV)
-	$(MODELS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 "transformers==4.44.0" pillow "numpy<=2.0"
-	touch $(MODELS_STAMP)
+$(STAMP_MODELS):
+	test -x $(VENV_MODELS)/bin/python || $(PYTHON) -m venv $(VENV_MODELS)
+	$(VENV_MODELS)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 "transformers==4.44.0" pillow "numpy<=2.0"
+	touch $(STAMP_MODELS)
 
-test-models: $(STAMP) $(MODELS_STAMP) ## the dino/clip embedder tests with tiny random models (builds .venv-models)
-	TEST_TORCH_PYTHON="$(abspath $(MODELS_VENV))/bin/python" $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/imaging/test_model_embed.py
+test-models: $(STAMP) $(STAMP_MODELS) ## the dino/clip embedder tests with tiny random models (builds .venv-models)
+	TEST_TORCH_PYTHON="$(abspath $(VENV_MODELS))/bin/python" $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/imaging/test_model_embed.py
 
 bench: $(STAMP) ## run the benchmarks (ratios measured side by side)
 	$(INV) bench

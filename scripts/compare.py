@@ -16,7 +16,6 @@ changed. The staged copies are removed at the end, also on failure or Ctrl-C, un
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import json
 import sys
@@ -36,15 +35,14 @@ from scripts.comfyui.workflow import WorkflowError, fill_txt2img, load_template
 from scripts.common import interrupts
 from scripts.common.atomic import write_bytes, write_text
 from scripts.common.progress import ProgressLine, batch_line, format_duration
-from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.common.settings import Settings
+from scripts.evaluation import verb_cli
 from scripts.evaluation.proposal import proposal_marks
 from scripts.imaging.grid import Cell, Column, GridLayout, render_grid, write_html
 from scripts.table.character import (
     Character,
-    CharacterError,
     Compare,
     TestPrompt,
-    load_character,
     slugify,
     with_trigger,
 )
@@ -53,7 +51,6 @@ from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
 from scripts.trainer.lora_checks import configured_network, verification_problems
 from scripts.trainer.lora_family import base_model_of, configured_family, render_family_problem
 from scripts.trainer.lora_file import inspect_lora
-from scripts.trainer.train_args import KohyaConfigError
 
 MANIFEST = "cells.json"
 BASELINE = "base"
@@ -459,18 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m scripts.compare",
         description="Render every checkpoint x test prompt (plus a no-LoRA baseline) on ComfyUI and write "
                     "output/<character>/compare/grid.png and index.html.")
-    parser.add_argument("--character", required=True, help="character folder under the dataset root")
     parser.add_argument("--strength", type=lora_strength, action="append", default=None, metavar="S",
                         help="LoRA strength; repeat for a strength axis (default: 1.0)")
-    parser.add_argument("--steps", default=None,
-                        help="only these checkpoints, comma-separated, e.g. 230,460,final (default: all)")
     parser.add_argument("--prompt", action="append", default=[], metavar="TEXT",
                         help="an extra ad-hoc test prompt (trigger added first); repeatable")
-    parser.add_argument("--keep-staged", action="store_true",
-                        help="leave the staged copies in <loras>/_eval/<character>/ for trying them in the UI")
-    parser.add_argument("--timeout", type=float, default=comfyui.DEFAULT_TIMEOUTS.job,
-                        help="seconds per image before it is retried")
-    add_settings_arguments(parser, "comfyui_urls", "comfyui_dir", "concurrency", "output_root", "dataset_root")
+    verb_cli.add_checkpoint_arguments(parser)
     return parser
 
 
@@ -488,26 +478,13 @@ def lora_strength(text: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        settings = settings_from_args(args)
-        character = load_character(settings.character_dir(args.character))
-        options = Options(character, settings, strengths=args.strength or [1.0], steps=parse_steps(args.steps),
-                          extra_prompts=args.prompt, keep_staged=args.keep_staged, timeout=args.timeout)
-        summary = asyncio.run(run(options))
-    except (CharacterError, SettingsError, KohyaConfigError) as error:
-        print(str(error), file=sys.stderr)
-        return 2  # bad input or configuration (the exit-code table in the README)
-    except (CompareError, WorkflowError, comfyui.ComfyError) as error:
-        print(str(error), file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"The comparison failed on a file ({error}); cells already rendered are kept, and the staged "
-              f"copies were removed. Fix the cause and run again: only missing cells are rendered.", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return interrupts.stopped("compare")  # queued prompts were cancelled, staged copies removed
-    print(summary_text(summary, character))
-    return 1 if summary.failed else 0
+    return verb_cli.run_verb(
+        "compare", args, lambda settings, character: run(Options(
+            character, settings, strengths=args.strength or [1.0], steps=parse_steps(args.steps),
+            extra_prompts=args.prompt, keep_staged=args.keep_staged, timeout=args.timeout)),
+        summary_text, (CompareError, WorkflowError, comfyui.ComfyError),
+        "The comparison failed on a file ({error}); cells already rendered are kept, and the staged copies were "
+        "removed. Fix the cause and run again: only missing cells are rendered.")
 
 
 if __name__ == "__main__":

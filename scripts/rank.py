@@ -16,7 +16,6 @@ rows and cell keys, and no library may import a verb, so they live here beside t
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
@@ -31,10 +30,12 @@ import aiohttp
 from scripts import comfyui, compare
 from scripts.comfyui.loras import remove_staged, stage, staging_dir
 from scripts.comfyui.workflow import WorkflowError, fill_txt2img, load_template
+from scripts.common import interrupts
 from scripts.common.atomic import write_bytes, write_text
 from scripts.common.cli import whole_number
 from scripts.common.progress import ProgressLine, batch_line, format_duration
-from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.common.settings import Settings
+from scripts.evaluation import verb_cli
 from scripts.evaluation.figures import write_grid, write_loss_plot
 from scripts.evaluation.plan import TRIGGER, RankPrompt, plan_prompts, without_trigger
 from scripts.evaluation.ranking import Candidate, Ranked, proposals, rank
@@ -44,7 +45,7 @@ from scripts.evaluation.thresholds import Thresholds
 from scripts.imaging.embed import Embedder, FeatureCache, Features, features, make_embedder, text_features
 from scripts.imaging.grid import GridLayout
 from scripts.imaging.model_embed import EmbedderUnavailable, WorkerEmbedder
-from scripts.table.character import Character, CharacterError, Compare, load_character
+from scripts.table.character import Character, Compare
 from scripts.trainer.loss_curve import loss_points, read_log, validation_points
 
 EMBEDDERS = ("stats", "dino", "clip")
@@ -288,49 +289,27 @@ def build_parser() -> argparse.ArgumentParser:
         description="Render every checkpoint and a no-LoRA baseline at the test prompts x seeds plus leak "
                     "probes on ComfyUI, score identity, leakage, memorisation and damage, and propose the "
                     "best checkpoint in output/<character>/rank/report.html and rank.json.")
-    parser.add_argument("--character", required=True, help="character folder under the dataset root")
     parser.add_argument("--seeds", type=whole_number(1), default=4,
                         help="seeds per test prompt, starting at the prompt's own (default: 4)")
-    parser.add_argument("--steps", default=None,
-                        help="only these checkpoints, comma-separated, e.g. 230,460,final (default: all)")
     parser.add_argument("--embedder", choices=EMBEDDERS, default="stats",
                         help="how images are compared: stats = colour histograms + thumbnails (no model); "
                              "dino (DINOv2-small) or clip (CLIP ViT-B/32) run in the kohya venv")
     parser.add_argument("--embedder-path", type=Path, default=None,
                         help="a local folder with the dino/clip weights (default: the Hugging Face cache)")
-    parser.add_argument("--keep-staged", action="store_true",
-                        help="leave the staged copies in <loras>/_eval/<character>/ for trying them in the UI")
-    parser.add_argument("--timeout", type=float, default=comfyui.DEFAULT_TIMEOUTS.job,
-                        help="seconds per image before it is retried")
-    add_settings_arguments(parser, "comfyui_urls", "comfyui_dir", "concurrency", "output_root", "dataset_root",
-                           "kohya_python")
+    verb_cli.add_checkpoint_arguments(parser, "kohya_python")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        settings = settings_from_args(args)
-        character = load_character(settings.character_dir(args.character))
-        options = Options(character, settings, seeds=args.seeds, steps=compare.parse_steps(args.steps),
-                          embedder=args.embedder, embedder_path=args.embedder_path, keep_staged=args.keep_staged,
-                          timeout=args.timeout)
-        summary = asyncio.run(run(options))
-    except (RankError, compare.CompareError, CharacterError, SettingsError, WorkflowError, comfyui.ComfyError,
-            EmbedderUnavailable) as error:
-        print(str(error), file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"rank failed on a file ({error}); renders already made are kept and the staged copies were "
-              f"removed. Fix the cause and run again: only missing renders are made.", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("Interrupted: our queued prompts were cancelled and the staged copies removed; renders already "
-              "made are kept, so running again finishes the ranking.", file=sys.stderr)
-        return 130
-    print(summary_text(summary, character))
-    return 1 if summary.failed else 0
+    return verb_cli.run_verb(
+        "rank", args, lambda settings, character: run(Options(
+            character, settings, seeds=args.seeds, steps=compare.parse_steps(args.steps), embedder=args.embedder,
+            embedder_path=args.embedder_path, keep_staged=args.keep_staged, timeout=args.timeout)),
+        summary_text, (RankError, compare.CompareError, WorkflowError, comfyui.ComfyError, EmbedderUnavailable),
+        "rank failed on a file ({error}); renders already made are kept and the staged copies were removed. Fix "
+        "the cause and run again: only missing renders are made.")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interrupts.run_main("rank", main))

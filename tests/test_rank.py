@@ -303,11 +303,14 @@ async def test_on_the_stand_in_later_steps_gain_identity_and_the_proposal_is_dep
     by_label = {r.label: r for r in summary.ranked}
     identity = [by_label[f"step {s}"].scores.identity for s in (100, 200, 300)]
     assert identity[0] < identity[1] < identity[2] and identity[2] > 0.8
-    assert all(abs(r.scores.leakage) < 0.01 and r.scores.memorised == 0 for r in summary.ranked)
+    # without the trigger the stand-in draws the mark at 4 % of its weight: leakage low, growing with the step
+    leakage = [by_label[f"step {s}"].scores.leakage for s in (100, 200, 300)]
+    assert 0 < leakage[0] < leakage[1] < leakage[2] < 0.05
+    assert all(r.scores.memorised == 0 for r in summary.ranked)
     # step 300 and final (920 steps of 300, the same mark at full weight) tie: the earlier step is proposed
     assert [r.label for r in summary.proposed] == ["step 300", "final (step 920)", "step 200"]
     top = summary.proposed[0].reason
-    assert top.startswith("step 300: identity 0.") and "leakage 0.00" in top and "no damage" in top
+    assert top.startswith("step 300: identity ") and re.search(r"leakage 0\.0\d,", top) and "no damage" in top
     assert "under-trained" in by_label["step 100"].reason
     record = json.loads(summary.record.read_text())
     assert record["proposal"][0]["reason"] == top and record["proposal"][0]["step"] == "300"
@@ -319,3 +322,14 @@ async def test_on_the_stand_in_later_steps_gain_identity_and_the_proposal_is_dep
     assert await asyncio.to_thread(deploy.main, cli(settings, "--step", "proposed")) == 0
     assert capsys.readouterr().out.splitlines()[0].endswith(top)
     assert sha256_hex(settings.loras_dir / f"{TRIGGER}.safetensors") == sha256_hex(files[300])
+
+
+def test_a_broken_table_is_bad_input_exit_2_like_compare(setup, capsys) -> None:
+    settings, character = setup
+    base = ["--character", "zara", "--dataset-root", str(settings.dataset_root), "--output-root",
+            str(settings.output_root), "--comfyui-dir", str(settings.comfyui_dir)]
+    (character.folder / "character.toml").write_text("[character\nname = 'Zara'\n")
+    for verb in (rank, compare):
+        assert verb.main(base) == 2
+        err = capsys.readouterr().err
+        assert "character.toml" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -53,19 +53,22 @@ CLI (two instances by hand for a demo):
 
 Pictures (a test convention, NOT ComfyUI behaviour: no real server draws like this)
     A render is a deterministic function of (checkpoint, prompt, seed, sampler settings, batch
-    index) and of each applied LoRA's trigger, training progress and strength. Without a LoRA it is
+    index) and of each applied LoRA's file name, trigger, training progress and strength. Without a LoRA it is
     a background colour and four shapes drawn from a hash of those inputs. With LoRAs it is that
-    very no-LoRA picture plus, for each LoRA whose trigger occurs in the positive prompt as a
-    whole word (case-insensitive), a mark blended in at weight strength_model x progress (clamped to
-    0..1), so a prompt without the trigger gives the baseline picture unchanged. The trigger is the
+    very no-LoRA picture plus, for each LoRA, a mark blended in at weight strength_model x progress
+    (clamped to 0..1) where its trigger occurs in the positive prompt as a whole word
+    (case-insensitive), and at UNCALLED_SHARE (4 %) of that weight where it does not: a prompt
+    without the trigger stays close to the baseline picture (low leakage) yet every LoRA, strength
+    and seed still gives its own picture. The trigger is the
     LoRA file's `modelspec.trigger_phrase` metadata (what sd-scripts writes for
     --metadata_trigger_phrase), else its `ss_output_name`, else the file name up to the first "-";
     progress is `ss_steps / ss_max_train_steps` (1 when either is missing), so later checkpoints
     draw the mark more strongly. The mark is one picture from `subjects[trigger]` (sorted files,
-    picked by seed), scaled to 80 % of the height and placed at a seed-dependent spot; for a
+    picked by seed), scaled to 80 % of the height and placed at a spot picked by seed and LoRA
+    file name (two checkpoints differ even where both are fully trained); for a
     trigger without subjects it is a figure (head and body) in colours hashed from the trigger.
     Tests give the character's training crops as subjects, so identity rises with the step and
-    no-trigger probes stay the baseline; a LoRA whose trigger phrase is a common word (e.g. the
+    no-trigger probes stay near the baseline; a LoRA whose trigger phrase is a common word (e.g. the
     class) marks prompts without the character's trigger, i.e. leaks.
 
 LoRA families (from ../shared/fixtures/sd-scripts-sdxl/comfyui_sdxl.txt): a LoRA whose family
@@ -558,6 +561,7 @@ def render_sample(identity: dict[str, Any], width: int, height: int) -> Image.Im
 
 SUBJECT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 SUBJECT_HEIGHT = 0.8  # of the render's height
+UNCALLED_SHARE = 0.04  # of a LoRA's mark weight, drawn where the prompt lacks its trigger
 
 
 def lora_trigger(name: str, metadata: dict[str, Any]) -> str:
@@ -602,12 +606,14 @@ def trigger_figure(trigger: str, height: int) -> Image.Image:
     return image
 
 
-def draw_marks(image: Image.Image, marks: Sequence[tuple[str, float, list[Image.Image]]], seed: int) -> Image.Image:
-    """Blend each (trigger, weight, subject pictures) mark into the picture at a seed-dependent spot."""
+def draw_marks(image: Image.Image, marks: Sequence[tuple[str, str, float, list[Image.Image]]],
+               seed: int) -> Image.Image:
+    """Blend each (LoRA name, trigger, weight, subject pictures) mark into the picture: the picture
+    picked by (trigger, seed), placed at a spot picked by (trigger, seed, LoRA name)."""
     width, height = image.size
-    for trigger, weight, pictures in marks:
-        h = _digest("mark", trigger, seed)
-        picture = pictures[h[0] % len(pictures)] if pictures else None
+    for name, trigger, weight, pictures in marks:
+        pick, h = _digest("pick", trigger, seed), _digest("mark", trigger, seed, name)
+        picture = pictures[pick[0] % len(pictures)] if pictures else None
         target_h = max(2, int(height * SUBJECT_HEIGHT))
         if picture is None:
             picture = trigger_figure(trigger, target_h)
@@ -1400,7 +1406,7 @@ class FakeComfy:
             if self._lora_ignored(header, inputs["model"]["checkpoint"]):
                 return (inputs["model"], inputs["clip"]), None  # "success", the LoRA silently not applied
             metadata = header.get("__metadata__") or {}
-            mark = [lora_trigger(name, metadata), lora_progress(metadata) * float(inputs["strength_model"])]
+            mark = [name, lora_trigger(name, metadata), lora_progress(metadata) * float(inputs["strength_model"])]
             model = dict(inputs["model"], loras=inputs["model"]["loras"] + [[name, inputs["strength_model"]]],
                          marks=[*inputs["model"].get("marks", []), mark])
             clip = dict(inputs["clip"], loras=inputs["clip"]["loras"] + [[name, inputs["strength_clip"]]])
@@ -1419,7 +1425,8 @@ class FakeComfy:
                         "clip": positive["clip"], "seed": inputs["seed"], "steps": inputs["steps"],
                         "cfg": inputs["cfg"], "sampler": inputs["sampler_name"],
                         "scheduler": inputs["scheduler"], "denoise": inputs["denoise"]}
-            marks = [m for m in model.get("marks", []) if has_trigger(positive["text"], m[0])]
+            marks = [m if has_trigger(positive["text"], m[1]) else [*m[:2], m[2] * UNCALLED_SHARE]
+                     for m in model.get("marks", [])]
             return (dict(latent, identity=identity, marks=marks),), None
         if class_type == "VAEDecode":
             latent = inputs["samples"]
@@ -1428,8 +1435,8 @@ class FakeComfy:
             for index in range(latent["batch"]):
                 ident = dict(identity or {}, batch_index=index)
                 image = render_sample(without_loras(ident), latent["width"], latent["height"])
-                marks = [(trigger, min(1.0, max(0.0, weight)), self._pictures(trigger))
-                         for trigger, weight in latent.get("marks", [])]
+                marks = [(name, trigger, min(1.0, max(0.0, weight)), self._pictures(trigger))
+                         for name, trigger, weight in latent.get("marks", [])]
                 images.append((draw_marks(image, marks, int(ident.get("seed", 0)) + index), ident))
             return (images,), None
         if class_type == "EmptyImage":
