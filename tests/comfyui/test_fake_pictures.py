@@ -2,8 +2,9 @@
 
 A render with a LoRA is the no-LoRA picture for the same prompt and seed, plus a mark: a subject
 picture blended in at strength x training progress when the prompt holds the LoRA's trigger, and
-at 4 % of that when it does not (close to the baseline, still its own picture). The LoRA files are real safetensors (tests/test_deploy.py's writer); the
-expected pixels are computed here with Pillow from the subject picture, not with the stand-in.
+at 4 % of that when it does not (close to the baseline, still its own picture). The LoRA files
+are real safetensors (tests/test_deploy.py's writer); the expected pixels and weights are computed
+here with Pillow from the subject picture and the files' step numbers, not with the stand-in.
 """
 from __future__ import annotations
 
