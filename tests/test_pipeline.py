@@ -169,6 +169,14 @@ def test_three_runs_from_sheets_to_a_deployed_lora_then_a_table_edit_reopens_gat
         proposed = f"{TRIGGER}-step{int(top['step']):08d}.safetensors" if top["step"] != "final" else proposed
     assert live.read_bytes() == (output / proposed).read_bytes()
     assert record(project)["stages"]["deploy"]["result"] == "ok"
+    status_argv = ["--character", "example", "--offline", "--dataset-root", str(project["dataset"]),
+                   "--output-root", str(project["output"]), "--sd-scripts-dir", str(project["kohya"] / "sd-scripts"),
+                   "--kohya-python", str(project["kohya"] / ".venv/bin/python")]
+    if "rank" in pipeline.present_stages():  # status shows the proposal, and the deployed step is that one
+        capfd.readouterr()
+        assert status.main(status_argv) == 0
+        shown = capfd.readouterr().out
+        assert f"proposed {top['reason']}" in shown and f"{top['label']} deployed" in shown, shown
 
     again = run_chain(argv)
     assert again.returncode == 0 and "$ " not in again.stdout and "[done] deploy" in again.stdout
