@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from scripts.common import atomic, interrupts
@@ -39,7 +40,7 @@ from scripts.common.cli import positive_int
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import Character, CharacterError, load_character
-from scripts.trainer import tokenizers
+from scripts.trainer import runs, tokenizers
 from scripts.trainer.checkout_flags import read_flag_kinds
 from scripts.trainer.checkpoints import list_checkpoints
 from scripts.trainer.family import FamilyError
@@ -58,6 +59,7 @@ from scripts.trainer.lora_file import inspect_lora
 from scripts.trainer.resume import choose_state, keep_old_log, prune_step_states
 from scripts.trainer.run import RunResult, checkpoint_table, cpu_threads, failure, latest_state, stream
 from scripts.trainer.run_checks import trained_as_meant
+from scripts.trainer.run_resume import choose_run_state, resume_target
 from scripts.trainer.smoke_folder import promote, smoke_dir, try_dir
 from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, TrainArgs
 from scripts.trainer.venv_probe import PROBE_SCRIPT
@@ -156,6 +158,8 @@ class RunPlan:
     family: FamilyPlan | None = None  # the base model's family and its profile (kohya/families/)
     summary: str = ""  # family, notes, steps, resolution, batch, memory/time estimate: printed after the command
     warning: str | None = None
+    run_id: str | None = None  # a full run's id (output/<character>/runs/<id>/); None: smoke or the legacy folder
+    new_run: bool = False  # True: execute creates the run folder; False: a resumed run (or smoke)
 
     @property
     def output_dir(self) -> Path:
@@ -217,6 +221,17 @@ def resume_state(output_dir: Path, trigger: str, target: int) -> Path:
     return choice.state.path
 
 
+def resume_run(output: Path, character: Character, asked: int | None, configured: int) -> tuple[runs.Run, Path, int]:
+    """(run, state, target) of `--resume` for a full run: the latest run's newest state (scripts.trainer.run_resume)."""
+    picked = choose_run_state(output, character.trigger, character.slug, asked, configured)
+    if picked.choice.done:
+        raise NothingToDo(picked.choice.message)
+    if picked.run is None or picked.state is None:
+        raise TrainError(picked.choice.message)
+    print(picked.choice.message, flush=True)
+    return picked.run, picked.state.path, resume_target(picked.run, asked, configured)
+
+
 def launch_for(options: argparse.Namespace, settings: Settings, character: Character, accelerate: Path,
                device: str, output_dir: Path, resume: Path | None,
                script: str = "train_network.py") -> tuple[Launch, str | None]:
@@ -253,18 +268,26 @@ def plan_run(options: argparse.Namespace, settings: Settings) -> RunPlan:
     device = options.device
     if device == "auto":
         device = probe_device(python) if python.exists() else "cpu"
+    run_id, new_run, resume = None, False, None
     if options.smoke:
         output_dir = try_dir(settings.build_root / character.slug).absolute()
-    else:
-        output_dir = settings.character_output(character.slug).absolute()
-    target = SMOKE_STEPS if options.smoke else (options.max_train_steps or args.max_train_steps)
-    resume = resume_state(output_dir, character.trigger, target) if options.resume else None
+        resume = resume_state(output_dir, character.trigger, SMOKE_STEPS) if options.resume else None
+    elif options.resume:  # the latest run, from its newest state, to its recorded target
+        run, resume, target = resume_run(settings.character_output(character.slug).absolute(), character,
+                                         options.max_train_steps, args.max_train_steps)
+        output_dir, run_id = run.folder, None if run.legacy else run.run_id
+        options = argparse.Namespace(**{**vars(options), "max_train_steps": target})
+    else:  # a new folder output/<character>/runs/<id>/, created when the run starts
+        output = settings.character_output(character.slug).absolute()
+        run_id, new_run = runs.plan_run_id(output, datetime.now(UTC)), True
+        output_dir = runs.runs_dir(output) / run_id
     launch, note = launch_for(options, settings, character, accelerate, device, output_dir, resume,
                               family.profile.script)
     summary, warning = run_summary(family, device, launch.max_train_steps, launch.cpu_threads * launch.num_processes)
     return RunPlan(character=character, args=args, launch=launch, argv=tuple(build_command(args, launch)),
                    log_path=output_dir / "train.log", smoke=options.smoke, dry_run=options.dry_run,
-                   resume=resume, note=note, family=family, summary=summary, warning=warning)
+                   resume=resume, note=note, family=family, summary=summary, warning=warning, run_id=run_id,
+                   new_run=new_run)
 
 
 def show_plan(plan: RunPlan) -> None:
@@ -282,6 +305,8 @@ def execute(plan: RunPlan) -> RunResult:
     """Act: run the command with one live progress line, then print the time taken and the last loss."""
     if plan.smoke and plan.output_dir.exists():
         shutil.rmtree(plan.output_dir)
+    if plan.run_id is not None:
+        begin_run(plan)
     plan.output_dir.mkdir(parents=True, exist_ok=True)
     line = ProgressLine()
     separator = None
@@ -298,6 +323,33 @@ def execute(plan: RunPlan) -> RunResult:
     print(f"time taken: {format_duration(result.seconds)}; last loss: {'--' if last is None else f'{last:.4g}'}; "
           f"log: {plan.log_path}")
     return result
+
+
+def begin_run(plan: RunPlan) -> None:
+    """A full run's folder: run.json (running), LATEST, command.txt and the dataset TOML it reads."""
+    assert plan.run_id is not None
+    now = datetime.now(UTC)
+    if plan.new_run:
+        try:
+            runs.start_run(plan.output_dir.parent.parent, plan.run_id, now,
+                           {"target_steps": plan.launch.max_train_steps or plan.args.max_train_steps,
+                            "family": plan.family.family if plan.family else None})
+        except FileExistsError:
+            raise TrainError(f"the run folder {plan.output_dir} was created by another run meanwhile; run the "
+                             f"same command again (it picks a new run id)") from None
+        atomic.write_text(plan.output_dir / "dataset.toml",
+                          plan.launch.dataset_config.read_text(encoding="utf-8"))
+        print(f"run {plan.run_id}: {plan.output_dir}", flush=True)
+    else:
+        runs.set_status(plan.output_dir, "running", now, resumed_from=str(plan.resume))
+    runs.note_command(plan.output_dir, plan.argv, now, "resumed" if plan.resume else "started")
+
+
+def finish_run(plan: RunPlan, code: int) -> int:
+    """Record how the run ended in its run.json; return `code`."""
+    if plan.run_id is not None and (plan.output_dir / runs.RECORD).is_file():
+        runs.set_status(plan.output_dir, runs.status_for_exit(code), exit_code=code)
+    return code
 
 
 def check_result(plan: RunPlan, result: RunResult) -> int:
@@ -365,7 +417,11 @@ def run(options: argparse.Namespace, settings: Settings) -> int:
     if plan.dry_run:
         print(f"dry run: nothing was trained; the dataset TOML the command reads is {dataset_path}")
         return 0
-    return check_result(plan, execute(plan))
+    try:
+        return finish_run(plan, check_result(plan, execute(plan)))
+    except KeyboardInterrupt:
+        finish_run(plan, interrupts.INTERRUPTED)
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:

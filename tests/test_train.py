@@ -1,6 +1,7 @@
 """train.py without a venv: what is missing and how to get it, --dry-run, validation first."""
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 import types
@@ -54,7 +55,10 @@ def test_dry_run_prints_the_command_and_runs_nothing(place: dict[str, Path], cap
     assert argv[0].endswith("/accelerate") and argv[1] == "launch"
     assert argv[argv.index("--num_processes") + 1] == "2"
     assert "--mixed_precision=no" in argv and "--no_half_vae" in argv and "--max_train_steps=920" in argv
-    assert f"--output_dir={place['root'] / 'output/hero'}" in argv and "--output_name=hero_v1" in argv
+    # each run gets its own folder, output/<character>/runs/<UTC start time>/ (created only when it starts)
+    output_dir = next(a for a in argv if a.startswith("--output_dir="))
+    assert re.fullmatch(f"--output_dir={re.escape(str(place['root'] / 'output/hero/runs'))}/\\d{{8}}-\\d{{6}}",
+                        output_dir) and "--output_name=hero_v1" in argv
     assert not (place["root"] / "output").exists()  # nothing trained
     # issue 10: the dataset TOML the command reads is written, so a person can read both before a long run
     dataset = place["root"] / "build/hero/dataset.toml"

@@ -37,6 +37,12 @@ def first_setup(kohya_setup: str) -> str:
     return kohya_setup
 
 
+def latest_run(tmp_path: Path, character: str = "hero") -> Path:
+    """The run folder output/<character>/runs/LATEST names (read as text: the file a person would open)."""
+    runs = tmp_path / "output" / character / "runs"
+    return runs / (runs / "LATEST").read_text(encoding="utf-8").strip()
+
+
 def train_main(world: dict[str, Path], tmp_path: Path, *extra: str) -> int:
     return train.main([*settings_flags(world), "--build-root", str(tmp_path / "build"),
                        "--output-root", str(tmp_path / "output"), "--skip-validate", *extra])
@@ -87,7 +93,7 @@ def test_train_leaves_step_checkpoints_and_final_listed_and_verified(
         world: dict[str, Path], first_setup: str, tmp_path: Path, capsys) -> None:
     assert train_main(world, tmp_path, "--character", "hero") == 0
     out, _ = capsys.readouterr()
-    output = tmp_path / "output/hero"
+    output = latest_run(tmp_path)
     found = list_checkpoints(output, "hero_v1")
     assert [c.step for c in found] == [4, 8, 12, None]
     for checkpoint in found:
@@ -104,7 +110,7 @@ def test_crash_then_resume_continues_from_the_last_state(world: dict[str, Path],
     assert train_main(world, tmp_path, "--character", "hero") == 1
     _, err = capsys.readouterr()
     assert "training FAILED" in err and "RuntimeError" in err
-    output = tmp_path / "output/hero"
+    output = latest_run(tmp_path)
     assert [c.step for c in list_checkpoints(output, "hero_v1")] == [4]
     monkeypatch.delenv("STANDIN_FAIL")
     assert train_main(world, tmp_path, "--character", "hero", "--resume") == 0
@@ -181,28 +187,29 @@ def test_smoke_dry_run_writes_the_dataset_toml_and_trains_nothing(world: dict[st
 def test_resume_when_the_target_is_reached_says_so_and_exits_0(world: dict[str, Path], first_setup: str,
                                                                tmp_path: Path, capsys) -> None:
     assert train_main(world, tmp_path, "--character", "hero") == 0
-    log = (tmp_path / "output/hero/train.log").read_text()
+    output = latest_run(tmp_path)
+    log = (output / "train.log").read_text()
     capsys.readouterr()
     assert train_main(world, tmp_path, "--character", "hero", "--resume") == 0
     out, _ = capsys.readouterr()
-    assert f"the newest saved state {tmp_path / 'output/hero/hero_v1-state'}" in out
+    assert f"the newest saved state {output / 'hero_v1-state'}" in out
     assert "is at step 12, which already reaches the target of 12 steps: nothing to resume" in out
-    assert "accelerate launch" not in out and (tmp_path / "output/hero/train.log").read_text() == log
+    assert "accelerate launch" not in out and (output / "train.log").read_text() == log
 
 
 def test_resume_after_a_rerun_takes_the_newest_state_and_ends_at_the_target(
         world: dict[str, Path], first_setup: str, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
-    """issue 10: a finished run, then an interrupted re-run in the same folder; --resume must continue the
-    re-run (its step-4 state, written last), not the finished run's final state, and stop at step 12."""
-    output = tmp_path / "output/hero"
+    """issue 10: a finished run, then an interrupted re-run; --resume must continue the re-run (its
+    step-4 state), not the finished run's final state, and stop at step 12. Each run has its own folder
+    (output/<character>/runs/<id>/), so the finished run's log and files are untouched."""
     assert train_main(world, tmp_path, "--character", "hero") == 0
-    first_log = (output / "train.log").read_text()
+    first = latest_run(tmp_path)
+    first_log = (first / "train.log").read_text()
     monkeypatch.setenv("STANDIN_FAIL", "crash:6")
     assert train_main(world, tmp_path, "--character", "hero") == 1
-    out, _ = capsys.readouterr()
-    kept = list(output.glob("train.*.log"))
-    assert len(kept) == 1 and kept[0].read_text() == first_log  # the finished run's log is not truncated
-    assert f"the previous run's log is kept as {kept[0]}" in out
+    capsys.readouterr()
+    output = latest_run(tmp_path)
+    assert output != first and (first / "train.log").read_text() == first_log  # the finished run's log is kept
     monkeypatch.delenv("STANDIN_FAIL")
     assert train_main(world, tmp_path, "--character", "hero", "--resume") == 0
     out, _ = capsys.readouterr()
@@ -218,9 +225,14 @@ def test_a_finished_run_prunes_its_step_states_and_says_how_much(world: dict[str
                                                                  tmp_path: Path, capsys) -> None:
     assert train_main(world, tmp_path, "--character", "hero") == 0
     out, _ = capsys.readouterr()
-    output = tmp_path / "output/hero"
+    output = latest_run(tmp_path)
     assert sorted(p.name for p in output.iterdir() if p.is_dir()) == ["hero_v1-state"]
-    assert "pruned 2 step optimizer state(s), freed " in out  # the states of steps 4 and 8
+    # --save_last_n_steps_state=1: sd-scripts removed the states of steps 4 and 8 while training; the
+    # step-12 state is pruned once the run has finished
+    log = (output / "train.log").read_text()
+    assert f"removing old state: {output / 'hero_v1-step00000004-state'}" in log
+    assert f"removing old state: {output / 'hero_v1-step00000008-state'}" in log
+    assert "pruned 1 step optimizer state(s), freed " in out
     assert f"kept {output / 'hero_v1-state'} for a later --resume" in out
 @pytest.mark.parametrize("through_invoke", [False, True])
 def test_a_stop_signal_stops_the_trainer_and_says_so_once(world: dict[str, Path], first_setup: str,
@@ -243,8 +255,9 @@ def test_a_stop_signal_stops_the_trainer_and_says_so_once(world: dict[str, Path]
                                     "--character", "hero")
         signum = signal.SIGINT
     process = launch.start(argv, env={**env, "STANDIN_STEP_SECONDS": "0.15"})
-    output = tmp_path / "output/hero"
-    launch.wait_for(lambda: len(list_checkpoints(output, "hero_v1")) >= 1, process, timeout=60)
+    launch.wait_for(lambda: (tmp_path / "output/hero/runs/LATEST").is_file()
+                    and len(list_checkpoints(latest_run(tmp_path), "hero_v1")) >= 1, process, timeout=60)
+    output = latest_run(tmp_path)
     code, out, err = launch.stop(process, signum)
     done = assert_clean_stop(code, out, err, "train")
     kept = list_checkpoints(output, "hero_v1")

@@ -24,11 +24,16 @@ from scripts.trainer.train_args import FLAG_TYPES, KohyaConfigError, TrainArgs
 
 TRAIN_SCRIPT = "train_network.py"
 SMOKE_STEPS = 5
+# --save_last_n_steps_state: train_util.save_and_remove_state_stepwise removes the step state
+# `step - N - 1` rounded down to a multiple of save_every_n_steps after saving each new one, so
+# N=1 keeps only the newest step state while training (two when saving every step): what a resume needs.
+KEEP_STEP_STATES = 1
 
 # Flags build_command writes besides FLAG_TYPES (per run); with FLAG_TYPES and the precision
 # extras, every flag it can emit. `invoke setup` checks each exists in the sd-scripts checkout.
 LAUNCH_FLAGS = ("dataset_config", "output_dir", "output_name", "tokenizer_cache_dir", "metadata_trigger_phrase",
-                "training_comment", "console_log_simple", "save_state", "resume", "skip_until_initial_step")
+                "training_comment", "console_log_simple", "save_state", "resume", "skip_until_initial_step",
+                "save_last_n_steps_state")
 # Every key dataset_config() can write into a [general] table or a subset.
 DATASET_TOML_KEYS = ("enable_bucket", "resolution", "min_bucket_reso", "max_bucket_reso", "image_dir",
                      "num_repeats", "keep_tokens", "caption_extension", "shuffle_caption", "flip_aug", "is_reg",
@@ -208,6 +213,8 @@ def build_command(args: TrainArgs, launch: Launch) -> list[str]:
     argv.append("--console_log_simple")
     if launch.save_state:
         argv.append("--save_state")
+        if "save_last_n_steps_state" not in values:  # sd-scripts then removes each older step state (train_util)
+            argv.append(f"--save_last_n_steps_state={KEEP_STEP_STATES}")
     if launch.resume is not None:  # without the skip flag sd-scripts restarts at step 0 (scripts.trainer.resume)
         argv += [f"--resume={launch.resume}", "--skip_until_initial_step"]
     return argv

@@ -28,8 +28,12 @@ the rank is --network_dim as given, but every in/out feature size is 8 instead o
 The file is written by hand in the safetensors format (8-byte header length, JSON header, data)
 because the test venv has no `safetensors` package; the tests read it back with `safetensors`.
 
---save_state writes `<name>-step%08d-state/` folders (and `<name>-state/` at the end) holding
-train_state.json ({"current_step", "current_epoch"}). --resume=<state folder> follows sd-scripts'
+--save_state writes `<name>-step%08d-state/` folders at every checkpoint step, the last step
+included (and `<name>-state/` at the end, before the final model) holding train_state.json
+({"current_step", "current_epoch"}); with --save_last_n_steps_state N (or --save_last_n_steps) each
+save then removes the state of step `step - N - 1` rounded down to a multiple of
+--save_every_n_steps, logging `removing old state: <dir>`: train_util.save_and_remove_state_stepwise
+as READ FROM SOURCE (48d368f), as no recording ran --save_state. --resume=<state folder> follows sd-scripts'
 train_network.py as READ FROM SOURCE (no recording has a resume; issue 10 reports the same from
 real runs): the step in train_state.json becomes initial_step; `max_train_steps > initial_step` is
 asserted (AssertionError "max_train_steps should be greater than initial step / ...: 20 vs 20",
@@ -48,6 +52,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import struct
 import sys
 import time
@@ -254,6 +259,19 @@ def bar(step, total, elapsed, loss):
             f"[{clock(elapsed)}<{clock(left)}, {rate}{postfix}]")
 
 
+def save_state_stepwise(args, output, step):
+    """train_util.save_and_remove_state_stepwise, READ FROM SOURCE: the step state (also at the last step,
+    which the step loop saves like any other), then at most one older state removed (library/train_util.py)."""
+    log("INFO", f"saving state at step {step}", "train_util.py:5963")
+    save_state(output / train_util.STEP_STATE_NAME.format(args.output_name, step), step)
+    remove = train_util.remove_step_no(args, step)
+    if remove is not None:
+        old = output / train_util.STEP_STATE_NAME.format(args.output_name, remove)
+        if old.exists():
+            log("INFO", f"removing old state: {old}", "train_util.py:5982")
+            shutil.rmtree(old)
+
+
 def save_state(folder, step):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "train_state.json").write_text(json.dumps({"current_step": step, "current_epoch": 1}))
@@ -352,15 +370,14 @@ def run_training(args, specs, train_images, reg_images, template, dtype="F32", b
             sys.stderr.write("\nTraceback (most recent call last):\n  File \"train_network.py\", line 1460\n"
                              "RuntimeError: stand-in crash requested by STANDIN_FAIL\n")
             return 1
-        if args.save_every_n_steps and step % args.save_every_n_steps == 0 and step < total:
+        if args.save_every_n_steps and step % args.save_every_n_steps == 0:
             save(output / (train_util.STEP_FILE_NAME.format(args.output_name, step) + ".safetensors"), step, 0)
             if args.save_state:
-                save_state(output / train_util.STEP_STATE_NAME.format(args.output_name, step), step)
-    if total % (args.save_every_n_steps or total + 1) == 0 and first <= total:
-        save(output / (train_util.STEP_FILE_NAME.format(args.output_name, total) + ".safetensors"), total, 0)
-    save(output / f"{args.output_name}.safetensors", total, 1)
-    if args.save_state:
+                save_state_stepwise(args, output, step)
+    if args.save_state:  # train_network.py: save_state_on_train_end, then the final model
+        log("INFO", "saving last state.", "train_util.py:5991")
         save_state(output / train_util.LAST_STATE_NAME.format(args.output_name), total)
+    save(output / f"{args.output_name}.safetensors", total, 1)
     log("INFO", "model saved.", "train_network.py:1729")
     sys.stderr.write("\n" + bar(total, total, time.time() - started + 1e-3, loss) + "\n")
     return 0

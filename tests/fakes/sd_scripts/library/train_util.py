@@ -13,6 +13,22 @@ STEP_STATE_NAME = "{}-step{:08d}-state"
 LAST_STATE_NAME = "{}-state"
 
 
+def remove_step_no(args, step_no):
+    """The step state save_and_remove_state_stepwise removes after saving `step_no`, or None.
+
+    READ FROM SOURCE (library/train_util.py at 48d368f; no recording ran --save_state): `last_n_steps =
+    args.save_last_n_steps_state if args.save_last_n_steps_state else args.save_last_n_steps`; then
+    `remove_step_no = step_no - last_n_steps - 1`, rounded down to a multiple of save_every_n_steps, and
+    the folder `STEP_STATE_NAME.format(name, remove_step_no)` is removed when that is > 0 and it exists
+    (logged as `removing old state: <dir>`). One folder per save, never the one just written."""
+    last_n_steps = args.save_last_n_steps_state if args.save_last_n_steps_state else args.save_last_n_steps
+    if last_n_steps is None:
+        return None
+    remove = step_no - last_n_steps - 1
+    remove -= remove % args.save_every_n_steps
+    return remove if remove > 0 else None
+
+
 def optimizer_modules():
     # Function-level import like sd-scripts' get_optimizer; only used with these optimizers.
     import lion_pytorch  # noqa: F401
@@ -48,6 +64,8 @@ def add_training_arguments(parser):
     parser.add_argument("--no_half_vae", action="store_true")
     parser.add_argument("--console_log_simple", action="store_true")
     parser.add_argument("--save_state", action="store_true")
+    parser.add_argument("--save_last_n_steps", type=int, default=None)
+    parser.add_argument("--save_last_n_steps_state", type=int, default=None)
     parser.add_argument("--skip_until_initial_step", action="store_true")
     parser.add_argument("--sdpa", action="store_true")
     parser.add_argument("--xformers", action="store_true")
