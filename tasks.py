@@ -230,6 +230,8 @@ def train(c: Context, character: str = "example", dry_run: bool = False, resume:
 
 
 # --- checkpoint selection and deploy (compare, rank, deploy) ------------------------------------
+RUN_HELP = ("the training run, a folder name in output/<character>/runs/ like 20261203-131500, or legacy "
+            "(checkpoints from before runs had folders); default: the latest run")
 # [selection tasks]
 @task(iterable=["server", "strength", "prompt"], help={
     "character": CHARACTER_HELP,
@@ -238,16 +240,17 @@ def train(c: Context, character: str = "example", dry_run: bool = False, resume:
     "steps": "only these checkpoints, comma-separated, e.g. 230,460,final (default: all)",
     "prompt": "an extra ad-hoc test prompt (the trigger is put first); repeatable",
     "keep_staged": "leave the staged copies in <loras>/_eval/<character>/ to try them in the ComfyUI UI",
+    "run": RUN_HELP,
 })
 def compare(c: Context, character: str = "example", server: list[str] | None = None,
             strength: list[str] | None = None, steps: str = "", prompt: list[str] | None = None,
-            keep_staged: bool = False) -> None:
+            keep_staged: bool = False, run: str = "") -> None:
     """Render the checkpoint x prompt grid on ComfyUI."""
     base = settings(c, comfyui_urls=server or None)
     script(c, "compare", "--character", character, "--dataset-root", base.dataset_root,
            "--output-root", base.output_root, "--comfyui-dir", base.comfyui_dir, "--concurrency", base.concurrency,
            *flag_pairs(server=servers(server, base), strength=strength or None, steps=steps or None,
-                       prompt=prompt or None, keep_staged=keep_staged))
+                       prompt=prompt or None, keep_staged=keep_staged, run=run or None))
 
 
 @task(iterable=["server"], help={
@@ -258,16 +261,18 @@ def compare(c: Context, character: str = "example", server: list[str] | None = N
     "embedder": "how images are compared: stats (no model; default), dino or clip (in the kohya venv)",
     "embedder_path": "a local folder with the dino/clip weights (default: the Hugging Face cache)",
     "keep_staged": "leave the staged copies in <loras>/_eval/<character>/ to try them in the ComfyUI UI",
+    "run": RUN_HELP,
 })
 def rank(c: Context, character: str = "example", server: list[str] | None = None, seeds: int = 4,
-         steps: str = "", embedder: str = "stats", embedder_path: str = "", keep_staged: bool = False) -> None:
+         steps: str = "", embedder: str = "stats", embedder_path: str = "", keep_staged: bool = False,
+         run: str = "") -> None:
     """Propose the best checkpoint, with measured reasons."""
     base = settings(c, comfyui_urls=server or None)
     script(c, "rank", "--character", character, "--dataset-root", base.dataset_root,
            "--output-root", base.output_root, "--comfyui-dir", base.comfyui_dir, "--concurrency", base.concurrency,
            "--seeds", seeds, "--embedder", embedder, "--kohya-python", base.kohya_python,
            *flag_pairs(server=servers(server, base), steps=steps or None, embedder_path=embedder_path or None,
-                       keep_staged=keep_staged))
+                       keep_staged=keep_staged, run=run or None))
 
 
 @task(iterable=["server"], help={
@@ -276,9 +281,10 @@ def rank(c: Context, character: str = "example", server: list[str] | None = None
     "rollback": "swap the live LoRA with the backup kept by the last deploy",
     "server": "ComfyUI server to confirm the deploy on; repeatable (default: the configured comfyui_urls)",
     "comfyui_dir": "the ComfyUI folder whose models/loras/ gets the LoRA (default: the comfyui_dir setting)",
+    "run": RUN_HELP + " (with --step proposed: the run rank proposed from)",
 })
 def deploy(c: Context, character: str = "example", step: str = "", rollback: bool = False,
-           server: list[str] | None = None, comfyui_dir: str | None = None) -> None:
+           server: list[str] | None = None, comfyui_dir: str | None = None, run: str = "") -> None:
     """Put one checkpoint live in ComfyUI, verified."""
     if not step and not rollback:
         raise Exit("Say which checkpoint to deploy with --step N (a step from the grid, final, or proposed), "
@@ -289,7 +295,7 @@ def deploy(c: Context, character: str = "example", step: str = "", rollback: boo
     base = settings(c, comfyui_urls=server or None, comfyui_dir=comfyui_dir)
     script(c, "deploy", "--character", character, "--dataset-root", base.dataset_root,
            "--output-root", base.output_root, "--comfyui-dir", base.comfyui_dir,
-           *flag_pairs(server=servers(server, base), step=step or None, rollback=rollback))
+           *flag_pairs(server=servers(server, base), step=step or None, rollback=rollback, run=run or None))
 
 
 # --- the whole chain (all, approve) -------------------------------------------------------------

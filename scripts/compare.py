@@ -21,7 +21,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
 from scripts.trainer.lora_checks import configured_network, verification_problems
 from scripts.trainer.lora_family import base_model_of, configured_family, render_family_problem
 from scripts.trainer.lora_file import inspect_lora
+from scripts.trainer.runs import Run, RunError, find_run
 
 MANIFEST = "cells.json"
 BASELINE = "base"
@@ -193,6 +194,7 @@ class Options:
     keep_staged: bool = False
     timeout: float = comfyui.DEFAULT_TIMEOUTS.job
     retries: int = 2
+    run: str | None = None  # a training run id (output/<character>/runs/<id>/); None: the latest run
 
 
 @dataclass
@@ -207,6 +209,7 @@ class Summary:
     skipped: list[str]
     seconds: float
     layout: GridLayout | None = None
+    run: Run | None = None
 
 
 def sha256_of(path: Path) -> str:
@@ -217,10 +220,19 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def find_checkpoints(character: Character, settings: Settings,
-                     steps: list[int | None] | None) -> tuple[list[tuple[Checkpoint, int | None]], list[str]]:
-    """(usable checkpoints with their trained steps, one line per skipped file)."""
-    output_dir = settings.character_output(character.slug)
+def chosen_run(character: Character, settings: Settings, run_id: str | None) -> Run | None:
+    """The training run `--run` names, else the latest one (scripts.trainer.runs); None before any run."""
+    try:
+        return find_run(settings.character_output(character.slug), character.trigger, run_id)
+    except RunError as error:
+        raise CompareError(str(error)) from None
+
+
+def find_checkpoints(character: Character, settings: Settings, steps: list[int | None] | None,
+                     run_id: str | None = None) -> tuple[list[tuple[Checkpoint, int | None]], list[str]]:
+    """(usable checkpoints of the run with their trained steps, one line per skipped file)."""
+    run = chosen_run(character, settings, run_id)
+    output_dir = run.folder if run is not None else settings.character_output(character.slug)
     found = list_checkpoints(output_dir, character.trigger)
     if not found:
         raise CompareError(f"There are no checkpoints in {output_dir} for the trigger {character.trigger!r}. "
@@ -254,24 +266,30 @@ def find_checkpoints(character: Character, settings: Settings,
         for checkpoint, trained in twins:
             usable.remove((checkpoint, trained))
             skipped.append(f"{checkpoint.path.name}: the same weights as step {trained}, shown once")
+            usable = [(replace(c, same_as_final=True), t) if c.step == trained else (c, t) for c, t in usable]
     if not usable:
         raise CompareError(f"None of the checkpoints in {output_dir} is a usable LoRA ({'; '.join(skipped)}). "
                            f"Retrain (invoke train --character {character.slug}).")
     return usable, skipped
 
 
-def row_label(checkpoint: Checkpoint, trained_steps: int | None) -> str:
+def row_label(checkpoint: Checkpoint, trained_steps: int | None, run: Run | None = None) -> str:
+    """`step 230`, `final (step 920)`, `final (= step 920)` for the last step's pair; a run's id first
+    (`20261203-131500 step 230`) unless it is the legacy flat folder."""
     if checkpoint.step is None:
-        return f"final (step {trained_steps})" if trained_steps else "final"
-    return f"step {checkpoint.step}"
+        word = f"final (step {trained_steps})" if trained_steps else "final"
+    else:
+        word = f"final (= step {checkpoint.step})" if checkpoint.same_as_final else f"step {checkpoint.step}"
+    return word if run is None or run.legacy else f"{run.run_id} {word}"
 
 
-def checkpoint_rows(checkpoints: Sequence[tuple[Checkpoint, int | None]], slug: str) -> list[Row]:
+def checkpoint_rows(checkpoints: Sequence[tuple[Checkpoint, int | None]], slug: str,
+                    run: Run | None = None) -> list[Row]:
     """One row per checkpoint, with its content hash and the staged name it renders under."""
     rows = []
     for checkpoint, trained in checkpoints:
         sha = sha256_of(checkpoint.path)
-        rows.append(Row(row_key(checkpoint), row_label(checkpoint, trained), checkpoint, sha,
+        rows.append(Row(row_key(checkpoint), row_label(checkpoint, trained, run), checkpoint, sha,
                         f"{STAGING_ROOT}/{slug}/{staged_name(checkpoint, sha)}"))
     return rows
 
@@ -351,7 +369,8 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
     render = render_settings(character)
     prompts = grid_prompts(character, options.extra_prompts)
     strengths = list(dict.fromkeys(options.strengths)) or [1.0]
-    checkpoints, skipped = find_checkpoints(character, settings, options.steps)
+    run_ = chosen_run(character, settings, options.run)
+    checkpoints, skipped = find_checkpoints(character, settings, options.steps, options.run)
     mismatch = render_family_problem([c.path for c, _ in checkpoints], str(render.checkpoint), settings.comfyui_dir,
                                      base_model_of(character))
     if mismatch:
@@ -365,7 +384,7 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
     manifest = read_manifest(manifest_path)
     progress = progress or ProgressLine()
     failed: list[str] = []
-    planned_rows = [Row(BASELINE, "no LoRA"), *checkpoint_rows(checkpoints, character.slug)]
+    planned_rows = [Row(BASELINE, "no LoRA"), *checkpoint_rows(checkpoints, character.slug, run_)]
     cells = plan_cells(planned_rows, prompts, strengths, render)
     todo = cells_to_render(cells, manifest, folder)
     rendered = 0
@@ -432,12 +451,13 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
     write_html(page, title, labels, columns, grid_cells)
     unique = len({cell.file for cell in cells})
     return Summary(grid, page, planned_rows, unique, rendered, unique - len(todo), failed, skipped,
-                   time.monotonic() - started, layout)
+                   time.monotonic() - started, layout, run_)
 
 
 def summary_text(summary: Summary, character: Character) -> str:
     steps = [row.checkpoint.step for row in summary.rows if row.checkpoint is not None]
     choices = ", ".join("final" if s is None else str(s) for s in steps)
+    run = f" --run {summary.run.run_id}" if summary.run is not None and not summary.run.legacy else ""
     lines = [f"Grid for {character.slug}: {len(summary.rows) - 1} checkpoints + no-LoRA baseline, "
              f"{summary.cells} images: {summary.rendered} rendered now, {summary.kept} kept from earlier, "
              f"{len(summary.failed)} failed, in {format_duration(summary.seconds)}."]
@@ -446,7 +466,7 @@ def summary_text(summary: Summary, character: Character) -> str:
     lines.append(f"Page with full-size cells, prompts and seeds: {summary.html}")
     lines.append(f"Grid: {summary.grid}")
     lines.append(f"Pick the row that keeps the details and still follows the novel pose (prefer the earlier "
-                 f"step when two pass), then: invoke deploy --character {character.slug} --step N  "
+                 f"step when two pass), then: invoke deploy --character {character.slug}{run} --step N  "
                  f"(N one of: {choices})")
     return "\n".join(lines)
 
@@ -481,7 +501,8 @@ def main(argv: list[str] | None = None) -> int:
     return verb_cli.run_verb(
         "compare", args, lambda settings, character: run(Options(
             character, settings, strengths=args.strength or [1.0], steps=parse_steps(args.steps),
-            extra_prompts=args.prompt, keep_staged=args.keep_staged, timeout=args.timeout)),
+            extra_prompts=args.prompt, keep_staged=args.keep_staged, timeout=args.timeout,
+            run=args.run)),
         summary_text, (CompareError, WorkflowError, comfyui.ComfyError),
         "The comparison failed on a file ({error}); cells already rendered are kept, and the staged copies were "
         "removed. Fix the cause and run again: only missing cells are rendered.")

@@ -41,6 +41,7 @@ from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
 from scripts.trainer.lora_checks import configured_network, verification_problems
 from scripts.trainer.lora_family import configured_family, replacement_note
 from scripts.trainer.lora_file import LoraInfo, inspect_lora
+from scripts.trainer.runs import RunError, find_run
 
 BACKUP_SUFFIX = ".previous"  # not a model extension ComfyUI lists, so the picker ignores it
 RECORD_NAME = "deployed.json"
@@ -85,13 +86,17 @@ def check_comfyui_dir(settings: Settings) -> Path:
 
 
 def describe_available(checkpoints: Sequence[Checkpoint], infos: dict[Path, LoraInfo] | None = None) -> str:
+    """`100, 200, final (step 920)`; the final file and the step file of its step are one: `final (= step 300)`."""
+    final_steps = {infos[c.path].steps for c in checkpoints if c.step is None and infos and c.path in infos}
+    twins = {c.step for c in checkpoints if c.step is not None and c.step in final_steps}
     words = []
     for checkpoint in checkpoints:
         if checkpoint.step is None:
             steps = infos[checkpoint.path].steps if infos and checkpoint.path in infos else None
-            words.append(f"final (step {steps})" if steps else "final")
+            if steps not in twins:
+                words.append(f"final (step {steps})" if steps else "final")
         else:
-            words.append(str(checkpoint.step))
+            words.append(f"final (= step {checkpoint.step})" if checkpoint.step in twins else str(checkpoint.step))
     return ", ".join(words) if words else "none"
 
 
@@ -232,15 +237,20 @@ def confirmation_problem(servers: dict[str, str], target: Target) -> str | None:
 # --- actions ----------------------------------------------------------------------------------
 
 async def deploy(settings: Settings, character: Character, step: str, now: datetime | None = None,
-           out: Any = None) -> tuple[dict[str, Any], str | None]:
+           out: Any = None, run_id: str | None = None) -> tuple[dict[str, Any], str | None]:
     """Verify and put one checkpoint live. Returns (record, confirmation problem or None)."""
     out = out or sys.stdout
     loras = check_comfyui_dir(settings)
     target = target_for(settings, character)
-    output_dir = settings.character_output(character.slug)
+    output = settings.character_output(character.slug)
+    proposal = load_proposal(output, character.slug) if step.strip().lower() == PROPOSED else None
+    try:  # --run, else the run rank proposed from, else the latest run (scripts.trainer.runs)
+        run = find_run(output, character.trigger, run_id or (proposal.run if proposal else None))
+    except RunError as error:
+        raise DeployError(f"{error} Nothing was changed.") from None
+    output_dir = run.folder if run is not None else output
     checkpoints = list_checkpoints(output_dir, character.trigger)
     infos = {c.path: inspect_lora(c.path) for c in checkpoints}
-    proposal = load_proposal(output_dir, character.slug) if step.strip().lower() == PROPOSED else None
     if proposal is not None:
         print(f"rank proposed (at {proposal.created_at}) {proposal.reason}", file=out)
         step = proposal.step
@@ -280,8 +290,10 @@ async def deploy(settings: Settings, character: Character, step: str, now: datet
     record = make_record(action="deploy", character=character, step=recorded_step,
                          info=info, sha256=sha, source=chosen.path.resolve(), target=target, previous=previous,
                          servers=servers, now=now or datetime.now(UTC))
+    record["run"] = run.run_id if run is not None else None
     write_text(target.record, json.dumps(record, indent=2) + "\n")
-    print(f"Deployed step {record['step']} ({info.describe()}) from {chosen.path} to {target.production}"
+    print(f"Deployed {f'run {run.run_id} ' if run is not None and not run.legacy else ''}step {record['step']} "
+          f"({info.describe()}) from {chosen.path} to {target.production}"
           f"{f'; the file it replaced is kept as {target.backup.name}' if old_sha not in (None, sha) else ''}"
           f"{f'; removed {len(removed)} staged copies' if removed else ''}.", file=out)
     _print_servers(servers, out)
@@ -363,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--character", required=True, help="character folder under the dataset root")
     parser.add_argument("--step", help="the checkpoint to deploy: a step number from the grid, 'final', or "
                                        "'proposed' (rank's top proposal, printed first)")
+    parser.add_argument("--run", default=None, metavar="RUN_ID",
+                        help="the training run to deploy from, e.g. 20261203-131500 or legacy (default: the run "
+                             "rank proposed from with --step proposed, else the latest; see output/<character>/runs/)")
     parser.add_argument("--rollback", action="store_true",
                         help="swap the production file with its backup instead of deploying")
     add_settings_arguments(parser, "comfyui_dir", "comfyui_urls", "output_root", "dataset_root")
@@ -381,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.rollback:
             _, problem = asyncio.run(rollback(settings, character))
         else:
-            _, problem = asyncio.run(deploy(settings, character, args.step))
+            _, problem = asyncio.run(deploy(settings, character, args.step, run_id=args.run))
     except (CharacterError, SettingsError) as error:
         print(str(error), file=sys.stderr)
         return 2  # bad input or configuration (the exit-code table in the README)

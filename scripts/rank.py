@@ -76,6 +76,7 @@ class Options:
     timeout: float = comfyui.DEFAULT_TIMEOUTS.job
     retries: int = 2
     limits: Thresholds = field(default_factory=Thresholds)
+    run: str | None = None  # a training run id (output/<character>/runs/<id>/); None: the latest run
 
 
 @dataclass
@@ -216,12 +217,13 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
     started = time.monotonic()
     render = compare.render_settings(character)
     prompts = compare.grid_prompts(character, [])
-    checkpoints, skipped = compare.find_checkpoints(character, settings, options.steps)
+    run_ = compare.chosen_run(character, settings, options.run)
+    checkpoints, skipped = compare.find_checkpoints(character, settings, options.steps, options.run)
     train = training_images(character)
     embedder = make_embedder(options.embedder, settings.kohya_python, options.embedder_path)
     output = settings.character_output(character.slug)
     folder = output / "rank"
-    rows = [compare.Row(compare.BASELINE, "no LoRA"), *compare.checkpoint_rows(checkpoints, character.slug)]
+    rows = [compare.Row(compare.BASELINE, "no LoRA"), *compare.checkpoint_rows(checkpoints, character.slug, run_)]
     trained = {row.key: (row.checkpoint.step if row.checkpoint and row.checkpoint.step is not None else steps or 10**9)
                for row, (_, steps) in zip(rows[1:], checkpoints, strict=True)}
     planned = plan_prompts(prompts, character.trigger, character.class_name, render.negative, options.seeds)
@@ -241,7 +243,7 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
     present = {cell.file: folder / cell.file for cell in cells if _present(cell, manifest, folder)}
     ranked = score_run(cells, present, train, options, folder, trained, embedder)
     proposed = proposals(ranked)
-    log = read_log(output / "train.log")
+    log = read_log((run_.folder if run_ is not None else output) / "train.log")
     plot = write_loss_plot(folder / "loss.png", loss_points(log), ranked, proposed, validation_points(log))
     title = f"{character.name} ({character.trigger}): which checkpoint, measured"
     notes = [f"{len(failed)} renders failed and are left out of the scores; run again to render them."
@@ -256,9 +258,10 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
                                      plot.name if plot else None, notes, grid="grid.png"))
     record = folder / RECORD
     sha = {row.key: row.sha256 for row in rows if row.sha256}
-    write_text(record, json.dumps(rank_record(
+    write_text(record, json.dumps({**rank_record(
         ranked, proposed, character=character.slug, embedder=options.embedder, limits=options.limits, sha256=sha,
-        seeds=options.seeds, created_at=datetime.now(UTC).isoformat(timespec="seconds")), indent=1) + "\n")
+        seeds=options.seeds, created_at=datetime.now(UTC).isoformat(timespec="seconds")),
+        "run": run_.run_id if run_ is not None else None}, indent=1) + "\n")
     return Summary(folder, report, record, ranked, proposed, len(cells), rendered, reused, kept, failed, skipped,
                    time.monotonic() - started, plot, layout)
 
@@ -305,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     return verb_cli.run_verb(
         "rank", args, lambda settings, character: run(Options(
             character, settings, seeds=args.seeds, steps=compare.parse_steps(args.steps), embedder=args.embedder,
-            embedder_path=args.embedder_path, keep_staged=args.keep_staged, timeout=args.timeout)),
+            embedder_path=args.embedder_path, keep_staged=args.keep_staged, timeout=args.timeout,
+            run=args.run)),
         summary_text, (RankError, compare.CompareError, WorkflowError, comfyui.ComfyError, EmbedderUnavailable),
         "rank failed on a file ({error}); renders already made are kept and the staged copies were removed. Fix "
         "the cause and run again: only missing renders are made.")

@@ -26,6 +26,7 @@ from scripts.table.character import Character, CharacterError, load_character
 from scripts.table.crop_record import check_outputs
 from scripts.trainer import pipeline
 from scripts.trainer.family_args import describe_base
+from scripts.trainer.runs import latest_run, list_runs
 from scripts.trainer.train_args import LOCKED_FILE
 
 STEP_FILE = re.compile(r"-step(\d+)\.safetensors$")
@@ -82,8 +83,12 @@ def training_stages(character: Character, settings: Settings) -> list[Stage]:
     has_sd_scripts = (sd_scripts / "train_network.py").is_file()
     has_venv = settings.kohya_python.exists()
     output = settings.character_output(character.slug)
-    steps = sorted(int(m.group(1)) for p in output.glob("*.safetensors") if (m := STEP_FILE.search(p.name)))
-    final = (output / f"{character.trigger}.safetensors").is_file()
+    run = latest_run(output, character.trigger)  # the latest training run (scripts.trainer.runs)
+    folder = run.folder if run is not None else output
+    steps = sorted(int(m.group(1)) for p in folder.glob("*.safetensors") if (m := STEP_FILE.search(p.name)))
+    final = (folder / f"{character.trigger}.safetensors").is_file()
+    runs_note = (f"; latest run {run.describe()} of {len(list_runs(output, character.trigger))} (invoke compare "
+                 f"--run RUN_ID for another)" if run is not None and not run.legacy else "")
     record_path = output / "deployed.json"
     deployed = json.loads(record_path.read_text()) if record_path.is_file() else None
     trained = bool(steps) or final
@@ -95,7 +100,7 @@ def training_stages(character: Character, settings: Settings) -> list[Stage]:
               f"sd-scripts {'ready' if has_sd_scripts else 'missing'} at {sd_scripts}, "
               f"venv {'ready' if has_venv else 'missing'} at {settings.kohya_python}", "invoke setup"),
         Stage("training", trained,
-              f"checkpoints at steps {steps or 'none'}{' + final' if final else ''} in {output}",
+              f"checkpoints at steps {steps or 'none'}{' + final' if final else ''} in {folder}{runs_note}",
               f"invoke smoke --character {character.slug}, then invoke train --character {character.slug}"),
         Stage("checkpoint grid", (output / "compare" / "grid.png").is_file(), f"{output / 'compare' / 'grid.png'}",
               f"invoke compare --character {character.slug}"),
@@ -103,7 +108,8 @@ def training_stages(character: Character, settings: Settings) -> list[Stage]:
               f"proposed {proposal.reason}" if proposal else "ranked; nothing proposed (see rank/report.html)"
               if ranked else "not ranked", f"invoke rank --character {character.slug}"),
         Stage("deployed", deployed is not None,
-              f"step {deployed.get('step')} as {deployed.get('target')}" if deployed else "nothing deployed",
+              f"{'run ' + str(deployed['run']) + ' ' if deployed.get('run') else ''}step {deployed.get('step')} as "
+              f"{deployed.get('target')}" if deployed else "nothing deployed",
               f"invoke deploy --character {character.slug} --step {'proposed' if proposal else 'N'}"),
     ]
 

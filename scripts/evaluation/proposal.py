@@ -25,6 +25,7 @@ class Proposal:
     sha256: str | None
     created_at: str
     runners_up: tuple[str, ...] = ()
+    run: str | None = None  # the training run ranked (output/<character>/runs/<id>/), when rank.json says
 
 
 def read_proposal(output_dir: Path) -> Proposal | None:
@@ -33,7 +34,8 @@ def read_proposal(output_dir: Path) -> Proposal | None:
         data = json.loads((output_dir / RECORD).read_text(encoding="utf-8"))
         top, *rest = data["proposal"]
         return Proposal(str(top["step"]), str(top["label"]), str(top["reason"]), top.get("sha256"),
-                        str(data.get("created_at", "")), tuple(str(r["label"]) for r in rest))
+                        str(data.get("created_at", "")), tuple(str(r["label"]) for r in rest),
+                        str(data["run"]) if data.get("run") else None)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 

@@ -34,10 +34,13 @@ S = TypeVar("S", bound=Finished)
 
 
 def add_checkpoint_arguments(parser: argparse.ArgumentParser, *settings: str) -> None:
-    """--character, --steps, --keep-staged, --timeout, then the settings flags (SETTINGS + `settings`)."""
+    """--character, --steps, --run, --keep-staged, --timeout, then the settings flags (SETTINGS + `settings`)."""
     parser.add_argument("--character", required=True, help="character folder under the dataset root")
     parser.add_argument("--steps", default=None,
                         help="only these checkpoints, comma-separated, e.g. 230,460,final (default: all)")
+    parser.add_argument("--run", default=None, metavar="RUN_ID",
+                        help="the training run, e.g. 20261203-131500 or legacy (default: the latest; the runs are "
+                             "the folders in output/<character>/runs/)")
     parser.add_argument("--keep-staged", action="store_true",
                         help="leave the staged copies in <loras>/_eval/<character>/ for trying them in the UI")
     parser.add_argument("--timeout", type=float, default=comfyui.DEFAULT_TIMEOUTS.job,

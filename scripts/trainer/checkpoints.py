@@ -19,6 +19,7 @@ SUFFIX = ".safetensors"
 class Checkpoint:
     step: int | None  # None = the final file written at the end of the run
     path: Path
+    same_as_final: bool = False  # a step file standing for the final file too (same ss_steps): shown once
 
     @property
     def label(self) -> str:

@@ -23,6 +23,7 @@ from scripts.common.atomic import write_text
 from scripts.common.settings import Settings
 from scripts.table.character import Character
 from scripts.trainer.checkpoints import list_checkpoints
+from scripts.trainer.runs import latest_folder
 from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, character_args
 
 STAGES = ("crop-preview", "approve", "crop", "gen-reg", "validate", "setup", "smoke", "train", "compare",
@@ -94,7 +95,8 @@ def stage_inputs(stage: str, character: Character, settings: Settings) -> dict[s
                 "training": _sha(json.dumps(dict(character.training), sort_keys=True, default=str)),
                 "train.toml": _sha(locked)}
     if stage in ("compare", "rank"):
-        return {"checkpoints": _files_fingerprint([c.path for c in list_checkpoints(output, character.trigger)]),
+        run = latest_folder(output, character.trigger)  # the latest training run's checkpoints
+        return {"checkpoints": _files_fingerprint([c.path for c in list_checkpoints(run, character.trigger)]),
                 "prompts": _sha(repr((character.test_prompts, character.compare)))}
     return {}
 
@@ -160,7 +162,7 @@ def _outputs_present(stage: str, character: Character, settings: Settings) -> bo
         return (settings.sd_scripts_dir.expanduser() / "train_network.py").is_file() and \
             settings.kohya_python.expanduser().exists()
     if stage == "train":
-        return bool(list_checkpoints(output, character.trigger))
+        return bool(list_checkpoints(latest_folder(output, character.trigger), character.trigger))
     if stage == "compare":
         return (output / "compare" / "grid.png").is_file()
     if stage == "rank":

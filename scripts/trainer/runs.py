@@ -208,3 +208,9 @@ def label(run: Run | None, checkpoint: Checkpoint, twin: int | None = None, fina
     """`20261203-131500 step 230`; a legacy run's checkpoints keep their plain name (`step 230`)."""
     word = step_word(checkpoint, twin, final_steps)
     return word if run is None or run.legacy else f"{run.run_id} {word}"
+
+
+def latest_folder(output: Path, trigger: str) -> Path:
+    """The folder of the latest run (its checkpoints, states and log), or `output` itself before any run."""
+    run = latest_run(output, trigger)
+    return run.folder if run is not None else output
