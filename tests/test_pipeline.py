@@ -106,6 +106,12 @@ def mtimes(folder: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.png")}
 
 
+def latest_run(output: Path) -> Path:
+    """The training run folder output/<character>/runs/LATEST names (a path that does not exist before one)."""
+    pointer = output / "runs" / "LATEST"
+    return output / "runs" / (pointer.read_text().strip() if pointer.is_file() else "none-yet")
+
+
 def approve_crops(project: dict[str, Path]) -> int:
     return approve.main(["crops", "--character", "example", "--dataset-root", str(project["dataset"]),
                          "--output-root", str(project["output"])])
@@ -131,9 +137,10 @@ def test_three_runs_from_sheets_to_a_deployed_lora_then_a_table_edit_reopens_gat
                              env={**os.environ, "STANDIN_STEP_SECONDS": "0.1"}, start_new_session=True)
     output = project["output"] / "example"
     deadline = time.monotonic() + 60
-    while not list_checkpoints(output, TRIGGER) and time.monotonic() < deadline and chain.poll() is None:
+    while not list_checkpoints(latest_run(output), TRIGGER) and time.monotonic() < deadline and chain.poll() is None:
         time.sleep(0.05)
-    assert list_checkpoints(output, TRIGGER), "training never wrote its first checkpoint"
+    assert list_checkpoints(latest_run(output), TRIGGER), "training never wrote its first checkpoint"
+    run = latest_run(output)
     os.killpg(chain.pid, signal.SIGINT)
     out, err = chain.communicate(timeout=30)
     assert chain.returncode == 130, out + err
@@ -149,13 +156,13 @@ def test_three_runs_from_sheets_to_a_deployed_lora_then_a_table_edit_reopens_gat
     assert third.returncode == 0, third.stdout + third.stderr
     for stage in finished:
         assert f"[done] {stage}:" in third.stdout
-    assert f"--resume={output / (TRIGGER + '-step00000004-state')}" in third.stdout
+    assert f"--resume={run / (TRIGGER + '-step00000004-state')}" in third.stdout and latest_run(output) == run
     assert "--skip-validate" in third.stdout  # the validate stage is current: not validated twice
     assert "Gate 2" in third.stdout and str(output / "compare/index.html") in third.stdout
     assert (output / "compare/grid.png").is_file()
     stages = record(project)["stages"]
     assert {s: stages[s] for s in finished} == finished and mtimes(train_dir) == crops
-    assert list_checkpoints(output, TRIGGER)[-1].label == "final"
+    assert list_checkpoints(run, TRIGGER)[-1].label == "final"
 
     # Without scripts/rank.py the proposed checkpoint is the final one; with it, rank's top proposal
     fourth = run_chain([*argv, "--deploy-proposed"])
@@ -167,7 +174,7 @@ def test_three_runs_from_sheets_to_a_deployed_lora_then_a_table_edit_reopens_gat
         top = json.loads((output / "rank/rank.json").read_text())["proposal"][0]
         assert top["reason"] in fourth.stdout
         proposed = f"{TRIGGER}-step{int(top['step']):08d}.safetensors" if top["step"] != "final" else proposed
-    assert live.read_bytes() == (output / proposed).read_bytes()
+    assert live.read_bytes() == (run / proposed).read_bytes()
     assert record(project)["stages"]["deploy"]["result"] == "ok"
     status_argv = ["--character", "example", "--offline", "--dataset-root", str(project["dataset"]),
                    "--output-root", str(project["output"]), "--sd-scripts-dir", str(project["kohya"] / "sd-scripts"),

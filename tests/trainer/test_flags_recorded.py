@@ -38,6 +38,7 @@ READ_FROM_SOURCE = {
     "noise_offset": "library/train_util.py", "persistent_data_loader_workers": "library/train_util.py",
     "prior_loss_weight": "library/train_util.py", "resume": "library/train_util.py",
     "save_precision": "library/train_util.py", "save_state": "library/train_util.py",
+    "save_last_n_steps_state": "library/train_util.py",
     "sdpa": "library/train_util.py", "seed": "library/train_util.py", "train_batch_size": "library/train_util.py",
     "v2": "library/train_util.py", "v_parameterization": "library/train_util.py", "xformers": "library/train_util.py",
 }
