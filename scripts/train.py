@@ -12,10 +12,12 @@ whatever its exit status (sd-scripts exits 0 on "No data found").
 it passed (scripts.trainer.smoke_folder: a failed smoke keeps the last good smoke LoRA); passes
 when the exit status is 0, every loss is finite and the written LoRA's header shows unet and
 text-encoder LoRA tensors with the configured dim and alpha. --dry-run writes the dataset TOML and
-prints the exact command, and trains nothing. Full run: output/<character>/, named after the
-trigger, with --save_state so --resume continues from the newest saved state (the log is appended
-to, after a separator line); ends with a table of checkpoints (step, file, size, valid LoRA or
-not). Validation before a run uses --require-reg (no regularization images
+prints the exact command, and trains nothing. Full run: its own folder
+output/<character>/runs/<run-id>/ (scripts.trainer.runs: command.txt, dataset.toml, train.log,
+run.json, runs/LATEST), checkpoints named after the trigger, with --save_state so --resume continues
+the latest unfinished run from its newest saved state (scripts.trainer.run_resume; the log is
+appended to, after a separator line); ends with a table of checkpoints (step, file, size, valid LoRA
+or not). Validation before a run uses --require-reg (no regularization images
 fail). Several processes share the CPUs: --num_cpu_threads_per_process = CPUs // processes.
 
 UNVERIFIED: the state folder names `<name>-step%08d-state` / `<name>-state` that --resume looks
