@@ -91,7 +91,8 @@ def test_two_runs_then_an_interrupted_third_resume_finishes_the_third_and_touche
     # the latest run is finished now: --resume says so and how to start a new run, exits 0, trains nothing
     assert train_main(world, tmp_path, "--resume") == 0
     out, _ = capsys.readouterr()
-    assert f"--resume: the latest run {third.name} finished at step 12 (target 12): nothing to resume." in out
+    assert f"--resume: the latest run {third.name} finished: the newest saved state {third / 'hero_v1-state'}" in out
+    assert "is at step 12, which already reaches the target of 12 steps: nothing to resume" in out
     assert f"invoke train --character hero (without --resume) starts a new run in {runs}" in out
     assert "accelerate launch" not in out and len([p for p in runs.iterdir() if p.is_dir()]) == 3
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.trainer.resume import ResumeChoice, SavedState, choose_state, saved_states
+from scripts.trainer.resume import ResumeChoice, SavedState, choose_state
 from scripts.trainer.runs import Run, latest_run, runs_dir
 
 
@@ -43,10 +43,8 @@ def choose_run_state(output: Path, trigger: str, slug: str, asked: int | None, c
     choice = choose_state(run.folder, trigger, target)
     start_new = f"invoke train --character {slug} (without --resume) starts a new run in {runs_dir(output)}"
     if run.status == "finished" and choice.state is None:
-        states = saved_states(run.folder, trigger)
-        at = f" at step {states[-1].step} (target {target})" if states else ""
-        return RunResume(run, ResumeChoice(None, f"--resume: the latest run {run.run_id} finished{at}: nothing to "
-                                                 f"resume. {start_new}; or raise --max-train-steps to extend it",
+        why = choice.message.removeprefix("--resume: ")
+        return RunResume(run, ResumeChoice(None, f"--resume: the latest run {run.run_id} finished: {why}. {start_new}",
                                            done=choice.done))
     if run.status == "finished" and choice.state is not None:
         return RunResume(run, ResumeChoice(choice.state, f"run {run.run_id} finished at step "
