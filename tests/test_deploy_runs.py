@@ -11,12 +11,14 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from scripts import compare, deploy, status
+from scripts import compare, deploy, rank, status
 from scripts.common.settings import Settings
-from scripts.table.character import Character
+from scripts.table.character import Character, load_character
 from scripts.trainer.checkpoints import final_file_name, step_file_name
-from tests.test_deploy import TRIGGER, cli, project, write_lora  # noqa: F401  (project is a fixture)
+from tests.paths import SHARED_FIXTURES
+from tests.test_deploy import TABLE, TRIGGER, cli, dead_url, write_lora
 
 OLD, NEW = "20261203-131500", "20261203-140000"
 
@@ -31,7 +33,18 @@ def write_run(folder: Path, steps: tuple[int, ...], fill: float, status_: str = 
 
 
 @pytest.fixture
-def runs(project: tuple[Settings, Character]) -> dict[str, dict[object, Path]]:  # noqa: F811
+def project(tmp_path: Path) -> tuple[Settings, Character]:
+    """Zara as in tests/test_deploy.py: a ComfyUI folder and a server that does not answer."""
+    (tmp_path / "dataset" / "zara").mkdir(parents=True)
+    (tmp_path / "dataset" / "zara" / "character.toml").write_text(TABLE)
+    (tmp_path / "ComfyUI" / "models" / "loras").mkdir(parents=True)
+    settings = Settings(dataset_root=tmp_path / "dataset", output_root=tmp_path / "output",
+                        comfyui_dir=tmp_path / "ComfyUI", comfyui_urls=(dead_url(),))
+    return settings, load_character(settings.character_dir("zara"))
+
+
+@pytest.fixture
+def runs(project: tuple[Settings, Character]) -> dict[str, dict[object, Path]]:
     settings, _ = project
     output = settings.character_output("zara")
     made = {"legacy": {100: write_lora(output / step_file_name(TRIGGER, 100), step=100, fill=0.11)},
@@ -42,7 +55,7 @@ def runs(project: tuple[Settings, Character]) -> dict[str, dict[object, Path]]: 
     return made
 
 
-def test_compare_lists_the_latest_run_by_default_and_another_with_run(project, runs) -> None:  # noqa: F811
+def test_compare_lists_the_latest_run_by_default_and_another_with_run(project, runs) -> None:
     settings, character = project
     usable, skipped = compare.find_checkpoints(character, settings, None)
     assert [c.path for c, _ in usable] == [runs[NEW][100], runs[NEW][200], runs[NEW][300]]
@@ -59,7 +72,7 @@ def test_compare_lists_the_latest_run_by_default_and_another_with_run(project, r
         character, settings, "legacy"))] == ["step 100"]
 
 
-def test_compare_refuses_a_run_that_does_not_exist_naming_the_runs(project, runs, capsys) -> None:  # noqa: F811
+def test_compare_refuses_a_run_that_does_not_exist_naming_the_runs(project, runs, capsys) -> None:
     settings, _ = project
     argv = ["--character", "zara", "--dataset-root", str(settings.dataset_root), "--output-root",
             str(settings.output_root), "--comfyui-dir", str(settings.comfyui_dir), "--run", "20990101-000000"]
@@ -70,7 +83,7 @@ def test_compare_refuses_a_run_that_does_not_exist_naming_the_runs(project, runs
     assert f"{OLD} (finished), {NEW} (finished)" in err and "Traceback" not in err
 
 
-def test_deploy_takes_the_latest_run_or_the_one_named_and_records_run_and_step(project, runs, capsys) -> None:  # noqa: F811
+def test_deploy_takes_the_latest_run_or_the_one_named_and_records_run_and_step(project, runs, capsys) -> None:
     settings, _ = project
     production = settings.loras_dir / f"{TRIGGER}.safetensors"
     record_path = settings.character_output("zara") / "deployed.json"
@@ -90,7 +103,7 @@ def test_deploy_takes_the_latest_run_or_the_one_named_and_records_run_and_step(p
     assert production.read_bytes() == runs[OLD]["final"].read_bytes()
 
 
-def test_deploy_lists_the_final_file_and_its_step_file_once(project, runs, capsys) -> None:  # noqa: F811
+def test_deploy_lists_the_final_file_and_its_step_file_once(project, runs, capsys) -> None:
     settings, _ = project
     assert deploy.main(cli(settings, "--step", "999")) == 1
     err = capsys.readouterr().err
@@ -101,7 +114,7 @@ def test_deploy_lists_the_final_file_and_its_step_file_once(project, runs, capsy
     assert not (settings.loras_dir / f"{TRIGGER}.safetensors").exists()
 
 
-def test_status_shows_the_latest_run_and_the_deployed_run(project, runs) -> None:  # noqa: F811
+def test_status_shows_the_latest_run_and_the_deployed_run(project, runs) -> None:
     settings, character = project
     assert deploy.main(cli(settings, "--run", OLD, "--step", "100")) == 0
     stages = {s.name: s for s in status.training_stages(character, settings)}
@@ -111,8 +124,38 @@ def test_status_shows_the_latest_run_and_the_deployed_run(project, runs) -> None
     assert stages["deployed"].detail.startswith(f"run {OLD} step 100 as ")
 
 
-def test_the_latest_pointer_wins_over_the_newest_name(project, runs) -> None:  # noqa: F811
+def test_the_latest_pointer_wins_over_the_newest_name(project, runs) -> None:
     settings, character = project
     (settings.character_output("zara") / "runs" / "LATEST").write_text(OLD + "\n")
     usable, _ = compare.find_checkpoints(character, settings, None)
     assert [c.path for c, _ in usable] == [runs[OLD][100], runs[OLD][200]]
+
+
+async def test_compare_and_rank_with_run_and_deploy_proposed_takes_the_ranked_run(project, runs, comfy_server,
+                                                                                   capsys) -> None:
+    """rank --run OLD while NEW is the latest: rank.json names OLD and `deploy --step proposed` deploys from it."""
+    from tests.test_compare import Quiet, start
+    from tests.test_rank import rank_options
+
+    settings, character = project
+    character.train_dir.mkdir(parents=True)
+    for i, colour in enumerate([(230, 110, 30), (200, 20, 30)]):  # rank compares renders with the crops
+        Image.new("RGB", (64, 64), colour).save(character.train_dir / f"crop{i}.png")
+    (settings.character_output("zara") / "runs" / OLD / "train.log").write_bytes(
+        (SHARED_FIXTURES / "sd-scripts" / "train.log").read_bytes())
+    _server, live = await start(comfy_server, settings)
+    grid = await compare.run(compare.Options(character, live, run=OLD), progress=Quiet())
+    assert [r.label for r in grid.rows] == ["no LoRA", f"{OLD} step 100", f"{OLD} final (= step 200)"]
+    assert f"invoke deploy --character zara --run {OLD} --step N" in compare.summary_text(grid, character)
+
+    summary = await rank.run(rank_options(live, character, seeds=1, run=OLD), progress=Quiet())
+    record = json.loads(summary.record.read_text())
+    assert record["run"] == OLD and record["proposal"]
+    assert summary.plot is not None  # the loss plot reads the ranked run's own train.log
+    proposed = record["proposal"][0]
+    capsys.readouterr()
+    await deploy.deploy(settings, character, "proposed")  # no --run: the run rank proposed from
+    assert f"Deployed run {OLD} step " in capsys.readouterr().out
+    deployed = json.loads((settings.character_output("zara") / "deployed.json").read_text())
+    assert deployed["run"] == OLD and deployed["sha256"] == proposed["sha256"]
+    assert deployed["source"].startswith(str((settings.character_output("zara") / "runs" / OLD).resolve()))

@@ -58,3 +58,13 @@ def test_smoke_and_compare_flags_reach_the_script() -> None:
                             keep_staged=True), "compare")
     assert words.count("--strength") == 2 and words[words.index("--steps") + 1] == "230,final"
     assert "--keep-staged" in words
+
+
+def test_run_reaches_compare_rank_and_deploy_and_is_explained() -> None:
+    """issue 10: --run RUN_ID picks a training run other than the latest."""
+    for task, module, extra in ((tasks.compare, "compare", {}), (tasks.rank, "rank", {}),
+                                (tasks.deploy, "deploy", {"step": "230"})):
+        words = script_args(ran(task, character="zara", run="20261203-131500", **extra), module)
+        assert words[words.index("--run") + 1] == "20261203-131500"
+        assert "--run" not in script_args(ran(task, character="zara", **extra), module)  # default: the latest
+        assert "output/<character>/runs/" in task.help["run"]
