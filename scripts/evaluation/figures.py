@@ -30,12 +30,18 @@ def write_grid(target: Path, title: str, rows: Sequence[tuple[str, str]], propos
     return render_grid(target, proposal_labels(rows, proposed), headers, cells, title=title)
 
 
+def _mark_label(label: str) -> str:
+    """`230` for `step 230` (and for `20261203-131500 step 230`: the plot is one run's), `final (920)`."""
+    if label[:1].isdigit():
+        label = label.split(" ", 1)[-1]
+    return label.replace("final (step ", "final (").removeprefix("step ")
+
+
 def write_loss_plot(target: Path, points: Sequence[tuple[int, float]], ranked: Sequence[Ranked],
                     proposed: Sequence[Ranked], validation: Sequence[tuple[int, float]] = ()) -> Path | None:
     if not points:
         return None
     top = proposed[0].key if proposed else None
-    marks = [Mark(r.step, r.label.replace("final (step ", "final (").removeprefix("step "), r.key == top)
-             for r in sorted(ranked, key=lambda r: r.step)]
+    marks = [Mark(r.step, _mark_label(r.label), r.key == top) for r in sorted(ranked, key=lambda r: r.step)]
     draw_loss_plot(target, points, marks, validation)
     return target
