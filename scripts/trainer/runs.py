@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.common import atomic
-from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
-from scripts.trainer.lora_file import inspect_lora
+from scripts.trainer.checkpoints import list_checkpoints
 
 RUNS = "runs"
 LATEST = "LATEST"
@@ -175,39 +174,6 @@ def set_status(folder: Path, status: str, now: datetime | None = None, **extra: 
 
 def status_for_exit(code: int) -> str:
     return "finished" if code == 0 else "interrupted" if code == 130 else "failed"
-
-
-# --- checkpoints named by run and step ------------------------------------------------------------
-
-def twin_step(checkpoints: Sequence[Checkpoint], final_steps: int | None) -> int | None:
-    """The step file holding the same step as the final file (sd-scripts saves the last step twice), if any."""
-    steps = {c.step for c in checkpoints if c.step is not None}
-    return final_steps if final_steps in steps else None
-
-
-def merged(checkpoints: Sequence[Checkpoint]) -> tuple[list[Checkpoint], int | None]:
-    """The checkpoints with the final file dropped when a step file holds its step (ss_steps in its
-    metadata), and that step (None when there is no such pair)."""
-    finals = [c for c in checkpoints if c.step is None]
-    if not finals:
-        return list(checkpoints), None
-    twin = twin_step(checkpoints, inspect_lora(finals[0].path).steps)
-    if twin is None:
-        return list(checkpoints), None
-    return [c for c in checkpoints if c.step is not None], twin
-
-
-def step_word(checkpoint: Checkpoint, twin: int | None = None, final_steps: int | None = None) -> str:
-    """`step 230`, `final (= step 920)` for the last step's pair, `final (step 920)` or `final`."""
-    if checkpoint.step is not None:
-        return f"final (= step {checkpoint.step})" if checkpoint.step == twin else f"step {checkpoint.step}"
-    return f"final (step {final_steps})" if final_steps else "final"
-
-
-def label(run: Run | None, checkpoint: Checkpoint, twin: int | None = None, final_steps: int | None = None) -> str:
-    """`20261203-131500 step 230`; a legacy run's checkpoints keep their plain name (`step 230`)."""
-    word = step_word(checkpoint, twin, final_steps)
-    return word if run is None or run.legacy else f"{run.run_id} {word}"
 
 
 def latest_folder(output: Path, trigger: str) -> Path:
