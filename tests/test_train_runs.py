@@ -110,7 +110,8 @@ def test_a_stopped_run_is_recorded_as_interrupted(world: dict[str, Path], tmp_pa
 
     from tests import launch
     argv = launch.python_module("scripts.train", *settings_flags(world), "--build-root", str(tmp_path / "build"),
-                                "--output-root", str(tmp_path / "output"), "--skip-validate", "--character", "hero")
+                                "--output-root", str(tmp_path / "output"), "--skip-validate", "--character", "hero",
+                                "--max-train-steps", "400")  # 40 s if it were not stopped: it cannot finish first
     process = launch.start(argv, env={"STANDIN_STEP_SECONDS": "0.1"})
     pointer = tmp_path / "output/hero/runs/LATEST"
 
