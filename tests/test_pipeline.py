@@ -183,7 +183,10 @@ def test_three_runs_from_sheets_to_a_deployed_lora_then_a_table_edit_reopens_gat
         capfd.readouterr()
         assert status.main(status_argv) == 0
         shown = capfd.readouterr().out
-        assert f"proposed {top['reason']}" in shown and f"{top['label']} deployed" in shown, shown
+        # rank's labels name the run (`<run-id> step 12`, `<run-id> final (= step 12)`); the deployed
+        # line names run and step
+        assert f"proposed {top['reason']}" in shown and f"step {top['step']} deployed" in shown, shown
+        assert f"run {run.name} step {top['step']} as " in shown and top["label"].startswith(run.name), shown
 
     again = run_chain(argv)
     assert again.returncode == 0 and "$ " not in again.stdout and "[done] deploy" in again.stdout
