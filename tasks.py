@@ -87,7 +87,7 @@ def crop(c: Context, character: str = "example", dry_run: bool = False, clamp: b
     "min_reg": "fewest regularization images (default: the table's [validation], 100)",
     "tolerance": "allowed gap between framing/pose shares and targets (default: 0.15)",
     "duplicate_distance": "dHash distance at or below which images count as near duplicates (default: 4)",
-    "require_reg": "fail (not warn) when there are no regularization images, as before training",
+    "require_reg": "fail (not warn) when there are too few (or no) regularization images, as before training",
 })
 def validate(c: Context, character: str = "example", min_train: str | None = None, max_train: str | None = None,
              min_reg: str | None = None, tolerance: str | None = None,

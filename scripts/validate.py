@@ -7,8 +7,8 @@ found without decoding pixels), reads captions, and takes a 64-bit dHash (9x8 gr
 readable image plus a 16x16 grey thumbnail for near-duplicate search (a pair needs both to agree).
 The rules (`scripts.table.rules`) are pure functions
 from that inventory to `RuleResult(rule, status, detail)` with status OK, WARN or FAIL; `main`
-exits 1 when any rule fails. No regularization images is a warning (before gen-reg) unless --require-reg (before
-training, passed by `scripts.train`) makes it a failure.
+exits 1 when any rule fails. Too few regularization images (none included) is a warning (before or during
+gen-reg) unless --require-reg (before training, passed by `scripts.train`) makes it a failure.
 """
 from __future__ import annotations
 
@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duplicate-distance", type=int,
                         help="dHash distance at or below which two images are near duplicates")
     parser.add_argument("--require-reg", action="store_true",
-                        help="fail when there are no regularization images (used before training; without it "
-                             "0 is allowed with a warning, for the time before gen-reg)")
+                        help="fail when there are fewer regularization images than min_reg, none included (used "
+                             "before training; without it too few is a warning, for the time before gen-reg)")
     add_settings_arguments(parser, "dataset_root")
     args = parser.parse_args(argv)
     try:
