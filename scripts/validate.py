@@ -26,6 +26,7 @@ from scripts.common.settings import SettingsError, add_settings_arguments, setti
 from scripts.imaging.png import dhash, grey_thumbnail, inspect_png
 from scripts.table.character import Character, CharacterError, Validation, load_character
 from scripts.table.crop_record import load_record, record_path, table_match_rule
+from scripts.table.old_folders import old_folders_rule
 from scripts.table.rules import FAIL, WARN, ImageInfo, Inventory, format_report, run_rules
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -76,7 +77,8 @@ def validate(character: Character, validation: Validation | None = None, out: Te
              require_reg: bool = False) -> bool:
     """Collect, run every rule, print the report; True when no rule failed."""
     out = out or sys.stdout
-    results = [*run_rules(collect_inventory(character, validation, require_reg)), table_match_rule(character)]
+    results = [*run_rules(collect_inventory(character, validation, require_reg)), table_match_rule(character),
+               old_folders_rule(character)]
     fails = sum(r.status == FAIL for r in results)
     warns = sum(r.status == WARN for r in results)
     print(f"Validating {character.name} ({character.trigger}): {character.train_dir} and {character.reg_dir}", file=out)
