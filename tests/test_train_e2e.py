@@ -278,6 +278,23 @@ def test_smoke_fails_when_sd_scripts_trained_without_regularization(world: dict[
     assert "smoke test FAILED" in err and "ss_num_reg_images = 0" in err and str(reg.parent) in err
 
 
+def test_a_corrupt_training_png_is_named_not_the_division_by_zero(world: dict[str, Path], first_setup: str,
+                                                                   tmp_path: Path, capsys) -> None:
+    """Issue 11 item 8, with --skip-validate: sd-scripts logs `failed to get image size` (a WARNING, wrapped
+    at 80 columns) and crashes later on a ZeroDivisionError; train names the file and the fix."""
+    write_character(world["dataset"], "corrupt", "corrupt_v1", {"pretrained_model": str(world["model"])})
+    bad = world["dataset"] / "corrupt" / "train" / "10_corrupt_v1" / "1.png"
+    bad.write_bytes(PNG[:8] + b"garbage where IHDR should be" * 3)
+    assert train_main(world, tmp_path, "--character", "corrupt", "--smoke") == 1
+    err = capsys.readouterr().err
+    assert f"sd-scripts could not read the image {bad} (cannot identify image file)" in err
+    assert "(then ZeroDivisionError: division by zero)" in err and "invoke crop" in err
+    assert err.index(str(bad)) < err.index("ZeroDivisionError")
+    text = (tmp_path / "build" / "corrupt" / "smoke-try" / "train.log").read_text()
+    assert " WARNING  failed to get image size:" in text and "ZeroDivisionError: division by zero" in text
+    assert f"failed to get image size: {bad}," not in text  # wrapped as rich wraps it: the scanner joined it
+
+
 def test_setup_fills_the_tokenizer_cache_from_comfyui_once(world: dict[str, Path], first_setup: str,
                                                            tmp_path: Path, capsys) -> None:
     """ComfyUI's comfy/sd1_tokenizer (here four small stand-in files of the same names) fills the cache."""
