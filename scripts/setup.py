@@ -3,7 +3,9 @@
 Plan -> show -> act -> re-check: gather the facts (the sd-scripts folder, git, one probe
 subprocess in the kohya venv, the base checkpoint, ComfyUI), let `scripts.trainer.setup_plan.plan` turn
 them into checklist items with the commands that fix them, print the list, run the commands
-(each printed first), then gather and plan again until nothing is left to do. Idempotent: a run
+(each printed first), then gather and plan again until nothing is left to do. Each command runs at
+most once per setup; a failed pip install (an unreachable index) does not stop the item's other
+installs, so the next setup has only that one left. Idempotent: a run
 with nothing to fix runs no pip and no git, only the probe (once), and says so. It also checks
 that every flag scripts/trainer/launch.py can pass, and every dataset TOML key it writes, is
 defined in the sd-scripts checkout's source (argparse `"--flag"` strings, config_util schema). Exit 0 when every
