@@ -110,8 +110,8 @@ def rule_reg_count(inv: Inventory) -> RuleResult:
           f"images already there), or lower min_reg in [validation]"
     if inv.require_reg:
         return RuleResult("reg count", FAIL, f"{have} (wanted >= {wanted}; training needs them): {fix}")
-    return RuleResult("reg count", WARN, f"{have} yet (wanted >= {wanted}); {fix} before training, where too "
-                                         f"few is a failure")
+    return RuleResult("reg count", WARN, f"{have} yet (wanted >= {wanted}; a warning now, a failure before "
+                                         f"training): {fix}")
 
 
 def rule_image_files(inv: Inventory) -> RuleResult:
