@@ -301,8 +301,9 @@ def run(settings: Settings, options: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Prepare sd-scripts, the kohya venv and the base checkpoint; "
-                                                 "print a checklist.")
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.setup",
+        description="Prepare sd-scripts, the kohya venv and the base checkpoint; print a checklist.")
     parser.add_argument("--character", default=None, help="character whose [training] pretrained_model to check")
     parser.add_argument("--pip-option", action="append", default=None, metavar="OPT",
                         help="extra pip option, repeatable (e.g. --pip-option=--no-index "
