@@ -133,10 +133,11 @@ async def probe_servers(urls: tuple[str, ...], timeout: float = DEFAULT_TIMEOUTS
     async def probe(session: aiohttp.ClientSession, url: str) -> tuple[str, str]:
         try:
             async with session.get(f"{url}/system_stats") as response:
-                if response.status == 200:
+                if response.status == 200 and response.content_type == "application/json":
                     stats = await response.json()
                     return url, f"up (ComfyUI {stats.get('system', {}).get('comfyui_version', '?')})"
-                return url, f"answers HTTP {response.status}"
+                return url, (f"answers HTTP {response.status} ({response.content_type}), so it is not ComfyUI: "
+                             f"check the URL and port (ComfyUI's default is 8188)")
         except (TimeoutError, aiohttp.ClientError, ValueError):
             return url, "not answering"
 
