@@ -70,14 +70,17 @@ def servers(values: Iterable[str] | None, base: Settings) -> list[str]:
     "allow_asymmetric_flip": "write flip = true crops even though the character is asymmetric",
     "adopt_captions": "copy captions you edited by hand into character.toml (text edit, comments kept)",
     "overwrite_captions": "replace captions you edited by hand with the table's (old ones go to the trash)",
+    "move_old_folders": "move train/ and reg/ folders left from an earlier trigger, repeats or class to the trash",
 })
 def crop(c: Context, character: str = "example", dry_run: bool = False, clamp: bool = False,
-         allow_asymmetric_flip: bool = False, adopt_captions: bool = False, overwrite_captions: bool = False) -> None:
+         allow_asymmetric_flip: bool = False, adopt_captions: bool = False, overwrite_captions: bool = False,
+         move_old_folders: bool = False) -> None:
     """Crop reference sheets into the captioned training set."""
     base = settings(c)
     script(c, "crop", "--character", character, "--dataset-root", base.dataset_root,
            *flag_pairs(dry_run=dry_run, clamp=clamp, allow_asymmetric_flip=allow_asymmetric_flip,
-                       adopt_captions=adopt_captions, overwrite_captions=overwrite_captions))
+                       adopt_captions=adopt_captions, overwrite_captions=overwrite_captions,
+                       move_old_folders=move_old_folders))
 
 
 @task(help={
@@ -87,7 +90,7 @@ def crop(c: Context, character: str = "example", dry_run: bool = False, clamp: b
     "min_reg": "fewest regularization images (default: the table's [validation], 100)",
     "tolerance": "allowed gap between framing/pose shares and targets (default: 0.15)",
     "duplicate_distance": "dHash distance at or below which images count as near duplicates (default: 4)",
-    "require_reg": "fail (not warn) when there are no regularization images, as before training",
+    "require_reg": "fail (not warn) when there are too few (or no) regularization images, as before training",
 })
 def validate(c: Context, character: str = "example", min_train: str | None = None, max_train: str | None = None,
              min_reg: str | None = None, tolerance: str | None = None,

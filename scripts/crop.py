@@ -43,6 +43,7 @@ from scripts.imaging.geometry import Box, Size, check_box, format_box
 from scripts.imaging.sheets import decode_sheet, png_bytes, read_marker, render
 from scripts.table.character import Character, CharacterError, Crop, load_character
 from scripts.table.crop_captions import CaptionOutcome, settle_captions, update_record
+from scripts.table.old_folders import MOVE_FLAG, crop_lines
 
 FINGERPRINT_VERSION = 1
 CONTACT_SHEET = "contact_sheet.png"
@@ -387,13 +388,19 @@ def main(argv: list[str] | None = None) -> int:
                                "that keeps comments; the old table goes to the trash)")
     captions.add_argument("--overwrite-captions", action="store_true",
                           help="replace captions you edited by hand with the table's (the old ones go to the trash)")
+    parser.add_argument(MOVE_FLAG, action="store_true",
+                        help="move train/ and reg/ folders left from an earlier trigger, repeats or class into the "
+                             "character's trash folder (nothing is deleted)")
     add_settings_arguments(parser, "dataset_root")
     args = parser.parse_args(argv)
     try:
         settings = settings_from_args(args)
         character = load_character(settings.character_dir(args.character))
+        moved = crop_lines(character, True, args.dry_run) if args.move_old_folders else []  # first: asked for
         run_crop(character, dry_run=args.dry_run, clamp=args.clamp, allow_asymmetric_flip=args.allow_asymmetric_flip,
                  adopt_captions=args.adopt_captions, overwrite_captions=args.overwrite_captions)
+        for line in moved or crop_lines(character, False):
+            print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
     except (CharacterError, CropError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

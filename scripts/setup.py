@@ -3,7 +3,9 @@
 Plan -> show -> act -> re-check: gather the facts (the sd-scripts folder, git, one probe
 subprocess in the kohya venv, the base checkpoint, ComfyUI), let `scripts.trainer.setup_plan.plan` turn
 them into checklist items with the commands that fix them, print the list, run the commands
-(each printed first), then gather and plan again until nothing is left to do. Idempotent: a run
+(each printed first), then gather and plan again until nothing is left to do. Each command runs at
+most once per setup; a failed pip install (an unreachable index) does not stop the item's other
+installs, so the next setup has only that one left. Idempotent: a run
 with nothing to fix runs no pip and no git, only the probe (once), and says so. It also checks
 that every flag scripts/trainer/launch.py can pass, and every dataset TOML key it writes, is
 defined in the sd-scripts checkout's source (argparse `"--flag"` strings, config_util schema). Exit 0 when every
@@ -231,6 +233,11 @@ def act(action: Action) -> str | None:
     return None
 
 
+def _key(item: Item, action: Action) -> str:
+    """What counts as 'the same command' within one setup (any CLIP tokenizer fetch is one)."""
+    return "tokenizer" if item.name.startswith("CLIP") and action is item.actions[0] else " ".join(action.argv)
+
+
 def show(items: list[Item]) -> None:
     for item in items:
         print(item.line())
@@ -247,7 +254,12 @@ def run(settings: Settings, options: argparse.Namespace) -> int:
     for _ in range(MAX_ROUNDS):
         facts = gather(settings, options, tried, submodule_error)
         items = setup_plan.plan(facts, system, nvidia)
-        todo = [i for i in items if i.actions and i.state == setup_plan.FIX and i.name not in failed]
+        fixable = [i for i in items if i.actions and i.state == setup_plan.FIX]
+        # an action runs once per setup: one that failed is not retried, the item's others still run
+        todo = [i for i in fixable if any(_key(i, a) not in tried for a in i.actions)]
+        for item in fixable:
+            if item not in todo:
+                failed.setdefault(item.name, "the same command already ran in this setup and did not fix it")
         if not todo:
             break
         facts = None
@@ -255,11 +267,9 @@ def run(settings: Settings, options: argparse.Namespace) -> int:
         show(items)
         for item in todo:
             for action in item.actions:
-                first = action is item.actions[0]
-                key = "tokenizer" if item.name.startswith("CLIP") and first else " ".join(action.argv)
+                key = _key(item, action)
                 if key in tried:
-                    failed[item.name] = "the same command already ran in this setup and did not fix it"
-                    break
+                    continue
                 tried.add(key)
                 did_something = True
                 error = act(action)
@@ -268,10 +278,12 @@ def run(settings: Settings, options: argparse.Namespace) -> int:
                 if action.argv[:1] == ("git",):
                     submodule_error = error
                 elif not action.optional:
-                    failed[item.name] = f"`{shlex.join(action.argv)}` {error}"
+                    why = f"`{shlex.join(action.argv)}` {error}"
+                    failed[item.name] = f"{failed[item.name]}; {why}" if item.name in failed else why
                 else:
                     print(f"  (optional step failed: {error}; continuing)")
-                break
+                if not action.independent or action.optional:
+                    break
     if facts is None:  # something ran since the last look (or every round acted): look again
         facts = gather(settings, options, tried, submodule_error)
     final = setup_plan.plan(facts, system, nvidia)
@@ -289,8 +301,9 @@ def run(settings: Settings, options: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Prepare sd-scripts, the kohya venv and the base checkpoint; "
-                                                 "print a checklist.")
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.setup",
+        description="Prepare sd-scripts, the kohya venv and the base checkpoint; print a checklist.")
     parser.add_argument("--character", default=None, help="character whose [training] pretrained_model to check")
     parser.add_argument("--pip-option", action="append", default=None, metavar="OPT",
                         help="extra pip option, repeatable (e.g. --pip-option=--no-index "

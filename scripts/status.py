@@ -24,6 +24,7 @@ from scripts.common.settings import Settings, SettingsError, add_settings_argume
 from scripts.evaluation.proposal import read_proposal
 from scripts.table.character import Character, CharacterError, load_character
 from scripts.table.crop_record import check_outputs
+from scripts.table.old_folders import fix_command, old_folders
 from scripts.trainer import pipeline
 from scripts.trainer.family_args import describe_base
 from scripts.trainer.runs import latest_run, list_runs
@@ -58,15 +59,19 @@ def dataset_stages(character: Character) -> list[Stage]:
         shown = "; ".join(finding.describe() for finding in findings[:3])
         more = f"; and {len(findings) - 3} more" if len(findings) > 3 else ""
         fix = findings[0].fix
+    old = old_folders(character)  # left from an earlier trigger, repeats or class
+    fix = fix if findings or not old else fix_command(character)
     return [
         Stage("reference sheets", not missing, f"{len(sources) - len(missing)}/{len(sources)} present",
               "python -m scripts.example_art" if character.slug == "example" else
               f"put the sheets named in {character.table_path} into {character.folder}"),
         Stage("crop preview", previews > 0, f"{previews} previews in {character.preview_dir}",
               f"invoke crop --character {character.slug} --dry-run"),
-        Stage("training images", images >= len(character.crops) > 0 and not findings,
+        Stage("training images", images >= len(character.crops) > 0 and not findings and not old,
               f"{images} images, {captions} captions for {len(character.crops)} table entries"
-              + (f"; {len(findings)} stale or damaged: {shown}{more}" if findings else ""), fix),
+              + (f"; {len(findings)} stale or damaged: {shown}{more}" if findings else "")
+              + (f"; left from an earlier trigger, repeats or class: "
+                 f"{', '.join(o.describe(character.folder) for o in old)}" if old else ""), fix),
         Stage("enough pictures", len(character.crops) >= character.validation.min_train,
               f"{len(character.crops)} table entries (crops + picks), at least {character.validation.min_train} wanted",
               f"invoke topup --character {character.slug} --count "
@@ -128,10 +133,11 @@ async def probe_servers(urls: tuple[str, ...], timeout: float = DEFAULT_TIMEOUTS
     async def probe(session: aiohttp.ClientSession, url: str) -> tuple[str, str]:
         try:
             async with session.get(f"{url}/system_stats") as response:
-                if response.status == 200:
+                if response.status == 200 and response.content_type == "application/json":
                     stats = await response.json()
                     return url, f"up (ComfyUI {stats.get('system', {}).get('comfyui_version', '?')})"
-                return url, f"answers HTTP {response.status}"
+                return url, (f"answers HTTP {response.status} ({response.content_type}), so it is not ComfyUI: "
+                             f"check the URL and port (ComfyUI's default is 8188)")
         except (TimeoutError, aiohttp.ClientError, ValueError):
             return url, "not answering"
 

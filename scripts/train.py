@@ -427,7 +427,9 @@ def run(options: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train a character's LoRA with sd-scripts (or a 5-step smoke test).")
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.train",
+        description="Train a character's LoRA with sd-scripts (or a 5-step smoke test).")
     parser.add_argument("--character", default="example", help="character folder under the dataset root")
     parser.add_argument("--smoke", action="store_true",
                         help="5 steps into build/<character>/smoke/, then check the LoRA")

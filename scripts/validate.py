@@ -7,8 +7,8 @@ found without decoding pixels), reads captions, and takes a 64-bit dHash (9x8 gr
 readable image plus a 16x16 grey thumbnail for near-duplicate search (a pair needs both to agree).
 The rules (`scripts.table.rules`) are pure functions
 from that inventory to `RuleResult(rule, status, detail)` with status OK, WARN or FAIL; `main`
-exits 1 when any rule fails. No regularization images is a warning (before gen-reg) unless --require-reg (before
-training, passed by `scripts.train`) makes it a failure.
+exits 1 when any rule fails. Too few regularization images (none included) is a warning (before or during
+gen-reg) unless --require-reg (before training, passed by `scripts.train`) makes it a failure.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from scripts.common.settings import SettingsError, add_settings_arguments, setti
 from scripts.imaging.png import dhash, grey_thumbnail, inspect_png
 from scripts.table.character import Character, CharacterError, Validation, load_character
 from scripts.table.crop_record import load_record, record_path, table_match_rule
+from scripts.table.old_folders import old_folders_rule
 from scripts.table.rules import FAIL, WARN, ImageInfo, Inventory, format_report, run_rules
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -76,7 +77,8 @@ def validate(character: Character, validation: Validation | None = None, out: Te
              require_reg: bool = False) -> bool:
     """Collect, run every rule, print the report; True when no rule failed."""
     out = out or sys.stdout
-    results = [*run_rules(collect_inventory(character, validation, require_reg)), table_match_rule(character)]
+    results = [*run_rules(collect_inventory(character, validation, require_reg)), table_match_rule(character),
+               old_folders_rule(character)]
     fails = sum(r.status == FAIL for r in results)
     warns = sum(r.status == WARN for r in results)
     print(f"Validating {character.name} ({character.trigger}): {character.train_dir} and {character.reg_dir}", file=out)
@@ -102,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duplicate-distance", type=int,
                         help="dHash distance at or below which two images are near duplicates")
     parser.add_argument("--require-reg", action="store_true",
-                        help="fail when there are no regularization images (used before training; without it "
-                             "0 is allowed with a warning, for the time before gen-reg)")
+                        help="fail when there are fewer regularization images than min_reg, none included (used "
+                             "before training; without it too few is a warning, for the time before gen-reg)")
     add_settings_arguments(parser, "dataset_root")
     args = parser.parse_args(argv)
     try:

@@ -9,14 +9,24 @@ offline. tests/conftest.py turns `make_world` and `run_setup` into the session f
 """
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+
+from PIL import Image
 
 from scripts import setup
 from tests.fakes.sd_scripts import _testkit
 from tests.sparse import from_recording
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (256, 256), "white").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+PNG = _png()  # a real 256x256 PNG: the stand-in trainer reads its IHDR size like sd-scripts' imagesize
 
 
 def write_character(root: Path, name: str, trigger: str, training: dict[str, object], images: bool = True) -> None:

@@ -37,3 +37,21 @@ def test_the_readme_states_the_convention() -> None:
     rows = dict(re.findall(r"^\| `?(\d+)`? \| (.+?) \|$", section, re.MULTILINE))
     assert set(rows) == {"0", "1", "2", "130"}
     assert "interrupt" in rows["130"].lower() and "bad input" in rows["2"].lower()
+
+
+@pytest.mark.parametrize("verb", ["compare", "rank"])
+@pytest.mark.parametrize(("value", "said"), [("0", "must be a number above 0, not 0"),
+                                             ("-5", "must be a number above 0, not -5"),
+                                             ("abc", "'abc' is not a number")])
+def test_a_timeout_that_cannot_work_is_refused_at_the_command_line(verb: str, value: str, said: str,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        importlib.import_module(f"scripts.{verb}").main(["--character", "example", "--timeout", value])
+    assert stop.value.code == 2 and f"argument --timeout: {said}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("verb", ["train", "setup"])
+def test_every_usage_line_names_the_command_to_type(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        importlib.import_module(f"scripts.{verb}").main(["--no-such-flag"])
+    assert f"usage: python -m scripts.{verb} " in capsys.readouterr().err

@@ -8,8 +8,9 @@ from PIL import Image
 
 from scripts.table.character import load_character
 from scripts.common.settings import Settings
-from scripts.status import dataset_stages, main, render, training_stages
+from scripts.status import dataset_stages, main, probe_servers, render, training_stages
 from tests.character_tables import CROP, HEAD, write_character
+from tests.comfyui.test_not_comfyui import web_page  # noqa: F401  (the fixture: a real web server)
 
 TABLE = HEAD + '\n[regularization]\ncount = 2\ncheckpoint = "base.safetensors"\n' + CROP
 
@@ -66,3 +67,12 @@ def test_too_few_table_entries_ask_for_a_top_up(tmp_path: Path) -> None:
     stages = {s.name: s for s in dataset_stages(load_character(folder))}
     assert not stages["enough pictures"].done and "1 table entries" in stages["enough pictures"].detail
     assert "invoke topup --character few --count 4" in stages["enough pictures"].next_step
+
+
+async def test_a_url_that_answers_but_is_not_comfyui_is_named_so(comfy_server, web_page: str) -> None:
+    comfy = await comfy_server()
+    states = await probe_servers((comfy.url, web_page, "http://127.0.0.1:9"), timeout=5)
+    assert states[comfy.url].startswith("up (ComfyUI ")
+    assert states[web_page] == ("answers HTTP 404 (text/html), so it is not ComfyUI: check the URL and port "
+                                "(ComfyUI's default is 8188)")
+    assert states["http://127.0.0.1:9"] == "not answering"

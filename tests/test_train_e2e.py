@@ -64,13 +64,22 @@ def test_setup_initialises_the_submodule_builds_the_venv_and_installs_the_missin
     assert "[ ok ] device: cpu" in first_setup and "[ ok ] base checkpoint" in first_setup
 
 
-def test_second_setup_installs_nothing_and_is_fast(world: dict[str, Path], first_setup: str, capsys) -> None:
-    started = time.monotonic()
+def venv_state(venv: Path) -> dict[str, tuple[int, int]]:
+    """Every path under the venv with its modification time and size (a folder's mtime moves when an entry
+    is added, removed or renamed in it)."""
+    return {str(p.relative_to(venv)): (p.lstat().st_mtime_ns, p.lstat().st_size) for p in [venv, *venv.rglob("*")]}
+
+
+def test_second_setup_installs_nothing_and_writes_nothing_in_the_venv(world: dict[str, Path], first_setup: str,
+                                                                     capsys) -> None:
+    """Issue 11 item 10. Its time (under 3 s) is measured by bench/bench_setup.py, not asserted here."""
+    venv = world["project"] / "kohya/.venv"
+    before = venv_state(venv)
     assert run_setup(world) == 0
-    took = time.monotonic() - started
     out, _ = capsys.readouterr()
     assert "nothing to do" in out and "$ " not in out
-    assert took < 3.0
+    after = venv_state(venv)
+    assert sorted(set(after) ^ set(before)) == [] and [p for p in after if after[p] != before[p]] == []
 
 
 def test_smoke_passes_and_writes_a_verified_lora(world: dict[str, Path], first_setup: str, tmp_path: Path,
@@ -276,6 +285,23 @@ def test_smoke_fails_when_sd_scripts_trained_without_regularization(world: dict[
     assert train_main(world, tmp_path, "--character", "noreg", "--smoke") == 1
     err = capsys.readouterr().err
     assert "smoke test FAILED" in err and "ss_num_reg_images = 0" in err and str(reg.parent) in err
+
+
+def test_a_corrupt_training_png_is_named_not_the_division_by_zero(world: dict[str, Path], first_setup: str,
+                                                                   tmp_path: Path, capsys) -> None:
+    """Issue 11 item 8, with --skip-validate: sd-scripts logs `failed to get image size` (a WARNING, wrapped
+    at 80 columns) and crashes later on a ZeroDivisionError; train names the file and the fix."""
+    write_character(world["dataset"], "corrupt", "corrupt_v1", {"pretrained_model": str(world["model"])})
+    bad = world["dataset"] / "corrupt" / "train" / "10_corrupt_v1" / "1.png"
+    bad.write_bytes(PNG[:8] + b"garbage where IHDR should be" * 3)
+    assert train_main(world, tmp_path, "--character", "corrupt", "--smoke") == 1
+    err = capsys.readouterr().err
+    assert f"sd-scripts could not read the image {bad} (cannot identify image file)" in err
+    assert "(then ZeroDivisionError: division by zero)" in err and "invoke crop" in err
+    assert err.index(str(bad)) < err.index("ZeroDivisionError")
+    text = (tmp_path / "build" / "corrupt" / "smoke-try" / "train.log").read_text()
+    assert " WARNING  failed to get image size:" in text and "ZeroDivisionError: division by zero" in text
+    assert f"failed to get image size: {bad}," not in text  # wrapped as rich wraps it: the scanner joined it
 
 
 def test_setup_fills_the_tokenizer_cache_from_comfyui_once(world: dict[str, Path], first_setup: str,

@@ -131,6 +131,10 @@ def error_text(data: dict[str, Any]) -> str:
 
 
 def no_server_message(urls: Sequence[str], problems: Sequence[str]) -> str:
+    if problems and all("that is not a ComfyUI server" in problem for problem in problems):
+        # something answered: "start ComfyUI on that machine" would send the person the wrong way
+        return (f"No ComfyUI server at {', '.join(urls)}: {'; '.join(problems)}, or pass another with --server URL "
+                f"(repeatable); nothing was generated.")
     return (f"No ComfyUI server answered ({'; '.join(problems) or ', '.join(urls)}). Start ComfyUI "
             f"(python main.py --listen) on that machine, check the URL and port, or pass another "
             f"with --server URL (repeatable); nothing was generated.")

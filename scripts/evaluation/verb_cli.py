@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 from scripts import comfyui
 from scripts.common import interrupts
+from scripts.common.cli import positive_float
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import Character, CharacterError, load_character
 from scripts.trainer.train_args import KohyaConfigError
@@ -43,7 +44,7 @@ def add_checkpoint_arguments(parser: argparse.ArgumentParser, *settings: str) ->
                              "the folders in output/<character>/runs/)")
     parser.add_argument("--keep-staged", action="store_true",
                         help="leave the staged copies in <loras>/_eval/<character>/ for trying them in the UI")
-    parser.add_argument("--timeout", type=float, default=comfyui.DEFAULT_TIMEOUTS.job,
+    parser.add_argument("--timeout", type=positive_float, default=comfyui.DEFAULT_TIMEOUTS.job,
                         help="seconds per image before it is retried")
     add_settings_arguments(parser, *SETTINGS, *settings)
 

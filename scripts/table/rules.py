@@ -96,16 +96,22 @@ def rule_train_count(inv: Inventory) -> RuleResult:
 
 
 def rule_reg_count(inv: Inventory) -> RuleResult:
+    """Too few regularization images (none included) is one finding with one severity per mode: a WARN while
+    the dataset is being made (gen-reg may not have run or finished), a FAIL under --require-reg (train and
+    smoke pass it), because sd-scripts would train on what is there without saying the set is short."""
     count, wanted = len(inv.reg_images), inv.validation.min_reg
-    if count == 0 and inv.require_reg:
-        return RuleResult("reg count", FAIL, f"no regularization images in {inv.reg_dir} (wanted >= {wanted}; "
-                                             f"training needs them): make them with `invoke gen-reg`")
-    if count == 0:
-        return RuleResult("reg count", WARN, f"no regularization images in {inv.reg_dir} yet (wanted >= {wanted}); "
-                                             f"make them with `invoke gen-reg` before training")
-    if count < wanted:
-        return RuleResult("reg count", FAIL, f"{count} regularization images; wanted >= {wanted}")
-    return RuleResult("reg count", OK, f"{count} regularization images (>= {wanted})")
+    if count >= wanted and (count or not inv.require_reg):  # the dataset TOML always has a reg subset
+        return RuleResult("reg count", OK, f"{count} regularization images (>= {wanted})")
+    have = f"no regularization images in {inv.reg_dir}" if count == 0 else \
+        f"{count} regularization images in {inv.reg_dir}"
+    slug, planned = inv.character.slug, inv.character.regularization.count
+    command = f"invoke gen-reg --character {slug}" + (f" --count {wanted}" if planned < wanted else "")
+    fix = f"make {'them' if count == 0 else f'the other {wanted - count}'} with `{command}` (it keeps the " \
+          f"images already there), or lower min_reg in [validation]"
+    if inv.require_reg:
+        return RuleResult("reg count", FAIL, f"{have} (wanted >= {wanted}; training needs them): {fix}")
+    return RuleResult("reg count", WARN, f"{have} yet (wanted >= {wanted}; a warning now, a failure before "
+                                         f"training): {fix}")
 
 
 def rule_image_files(inv: Inventory) -> RuleResult:

@@ -6,7 +6,10 @@ what ../shared/fixtures/sd-scripts/ shows: the `running training` print, tqdm `s
 the form `steps:  20%|██  | 1/5 [00:17<01:09, 17.46s/it, avr_loss=1.21]` (the loss exists only
 as the `avr_loss=` postfix, found anywhere inside the brackets because --scale_weight_norms puts
 `Keys Scaled=0, Average key norm=0.0123,` before it; `nan` is sticky once it appears), `saving checkpoint: <path>`, the
-`No data found` error and Python's `Traceback` / `...Error:` lines.
+`No data found` error and Python's `Traceback` / `...Error:` lines. The cause of a failure is the first
+ERROR record, or a WARNING that sd-scripts goes on to crash over: `failed to get image size: <path>, error:
+<exception>` (library/train_util.py get_image_size, READ FROM SOURCE: it returns (0, 0) and select_bucket's
+ZeroDivisionError follows), collected in `image_failures` as (path, error) pairs.
 """
 from __future__ import annotations
 
@@ -28,7 +31,10 @@ NO_DATA = "No data found"
 ERROR_LINE = re.compile(r"^(?:[\w.]+(?:Error|Exception|Invalid)|KeyboardInterrupt)\b.*")
 # A rich log record at ERROR level (fail_bad_toml_key.log, fail_missing_dataset.log): time or 20 spaces,
 # `ERROR`, the message's first line, the source location; the message wraps onto lines indented 29.
-LOGGED_ERROR = re.compile(r"^(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d| {19}) ERROR\s+(?P<text>.*?)\s+[\w.]+\.py:\d+\s*$")
+LOGGED_ERROR = re.compile(r"^(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d| {19}) (?P<level>ERROR|WARNING)\s+(?P<text>.*?)\s+"
+                          r"[\w.]+\.py:\d+\s*$")
+CAUSE_WARNINGS = ("failed to get image size",)  # WARNING records that a crash follows (get_image_size)
+IMAGE_FAILURE = re.compile(r"^failed to get image size: (?P<path>.+?), error: (?P<error>.*)$")
 CONTINUED = re.compile(r"^ {29}(?P<text>\S.*?)\s*$")
 
 
@@ -85,7 +91,7 @@ class LogScanner:
     losses: list[float] = field(default_factory=list)
     saved: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    logged_errors: list[str] = field(default_factory=list)  # ERROR records, wrapped lines joined: the cause
+    logged_errors: list[str] = field(default_factory=list)  # ERROR (and CAUSE_WARNINGS) records, joined: the cause
     first_bad: tuple[int, float] | None = None  # (step, loss) of the first NaN/inf loss
     _partial: str = ""
     _last_loss_key: tuple[int, str] | None = None
@@ -111,10 +117,13 @@ class LogScanner:
         continued = CONTINUED.match(line) if self._in_error else None
         if continued:  # rich wraps a long message: `failed to get image size: /long/pa` + `th/x.png`
             before = self.logged_errors[-1]
-            in_path = "/" in before.rsplit(" ", 1)[-1]  # a path is cut mid-word: join it back without a space
+            last = before.rsplit(" ", 1)[-1]  # a path is cut mid-word: join it back without a space
+            in_path = "/" in last and not last.endswith(",")
             self.logged_errors[-1] = before + ("" if in_path else " ") + continued["text"]
             return None
         logged = LOGGED_ERROR.match(line)
+        if logged and logged["level"] == "WARNING" and not logged["text"].startswith(CAUSE_WARNINGS):
+            logged = None
         self._in_error = logged is not None
         if logged:
             self.logged_errors.append(logged["text"])
@@ -138,6 +147,17 @@ class LogScanner:
                 if self.first_bad is None and not math.isfinite(progress.loss):
                     self.first_bad = (progress.step, progress.loss)
         return progress
+
+    @property
+    def image_failures(self) -> list[tuple[str, str]]:
+        """(path, error) of every image sd-scripts could not read, the path repeated in the error dropped."""
+        found = []
+        for text in self.logged_errors:
+            match = IMAGE_FAILURE.match(text)
+            if match:
+                path, error = match["path"], match["error"]
+                found.append((path, error.replace(f" {path!r}", "").replace(f" {path}", "").strip()))
+        return found
 
     @property
     def last_loss(self) -> float | None:

@@ -108,6 +108,8 @@ def failure(result: RunResult, script: str = "train_network.py") -> str | None:
         return f"stopped the run: {result.stopped}"
     if result.returncode != 0:
         errors = [e for e in scan.errors if not e.startswith("subprocess.CalledProcessError")]
+        if scan.image_failures:  # sd-scripts could not read an image and crashed over it later
+            return image_failure(script, result.returncode, scan.image_failures, errors)
         if scan.logged_errors:  # the first ERROR record is the cause; a later exception is its consequence
             last = f" (then {errors[-1]})" if errors else ""
             return f"{script} exited {result.returncode}: {scan.logged_errors[0]}{last}"
@@ -122,6 +124,16 @@ def failure(result: RunResult, script: str = "train_network.py") -> str | None:
     if bad:
         return f"a logged loss is not finite ({bad[0]})"
     return None
+
+
+def image_failure(script: str, returncode: int, failures: list[tuple[str, str]], errors: list[str]) -> str:
+    """Name every image sd-scripts could not read (its WARNING), not the ZeroDivisionError that followed."""
+    (path, error), more = failures[0], len(failures) - 1
+    others = f" and {more} more: {', '.join(p for p, _ in failures[1:4])}{' ...' if more > 3 else ''}" if more else ""
+    then = f" (then {errors[-1]})" if errors else ""
+    return (f"{script} exited {returncode}: sd-scripts could not read the image {path} ({error}){others}{then}. "
+            f"Replace or remove it (re-run `invoke crop` for a training image, `invoke gen-reg` for a "
+            f"regularization image); `invoke validate` checks every image before a run without --skip-validate")
 
 
 def checkpoint_table(output_dir: Path, trigger: str, dim: int, alpha: float, family: str | None = None,

@@ -40,6 +40,9 @@ class Action:
     cwd: Path | None = None
     stamp: tuple[Path, str] | None = None  # write this text to this file when the command succeeds
     optional: bool = False  # a failure is reported but does not stop setup (e.g. offline downloads)
+    # the item's later actions do not need this one (separate pip installs): when it fails they still run,
+    # so an unreachable index for one install leaves only that install for the next setup
+    independent: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,18 +206,19 @@ def _venv(f: Facts, system: str, has_nvidia: bool) -> Item:
     torch_bad = probe is not None and any(m in probe.missing or m in probe.broken for m in TORCH_PAIR)
     if torch_wanted and (not f.venv_exists or torch_bad):
         actions.append(Action("install a torch/torchvision pair that import together",
-                              pip(f, *torch_install(system, has_nvidia, f.torch_index))))
+                              pip(f, *torch_install(system, has_nvidia, f.torch_index)), independent=True))
         notes.append("torch/torchvision " + ("missing or mismatched" if torch_bad else "to install"))
     if f.requirements_hash and f.requirements_hash != f.requirements_stamp:
         actions.append(Action("install sd-scripts' requirements.txt", pip(f, "-r", "requirements.txt"),
-                              cwd=f.sd_scripts_dir, stamp=(venv / ".sd-scripts-requirements", f.requirements_hash)))
+                              cwd=f.sd_scripts_dir, stamp=(venv / ".sd-scripts-requirements", f.requirements_hash),
+                              independent=True))
         notes.append("requirements.txt not installed" if f.requirements_stamp is None else "requirements.txt changed")
     elif probe is not None:
         missing = [m for m in probe.missing if m not in TORCH_PAIR]
         if missing:
             packages = sorted({pip_name(m) for m in missing})
             actions.append(Action(f"install what train_network.py imports but the venv lacks: {', '.join(packages)}",
-                                  pip(f, *packages)))
+                                  pip(f, *packages), independent=True))
             notes.append(f"missing modules: {', '.join(missing)}")
     # Installed but failing on import: installing the same package again would not help.
     broken = {m: e for m, e in (probe.broken.items() if probe is not None else ()) if m not in TORCH_PAIR}

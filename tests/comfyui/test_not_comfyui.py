@@ -31,3 +31,6 @@ def test_gen_reg_names_what_answered(tmp_path: Path, web_page: str, capsys: pyte
     assert code != 0 and "nothing was generated" in err
     assert err.count("an HTML page titled 'Error response'") == 1 and err.count("not a ComfyUI server") == 1
     assert "<!DOCTYPE" not in err and "<html" not in err
+    # something answered: the message does not say nothing answered, nor send the person to start ComfyUI
+    assert f"No ComfyUI server at {web_page}: {web_page} answered" in err
+    assert "No ComfyUI server answered" not in err and "Start ComfyUI" not in err

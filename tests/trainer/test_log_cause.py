@@ -32,3 +32,23 @@ def test_a_wrapped_error_record_is_joined_and_beats_the_later_exception() -> Non
     message = failure(RunResult(1, scan(log), 1.0, None)) or ""
     assert "failed to get image size: /data/hero/train/10_hero_v1/bad.png, cannot identify image file" in message
     assert message.index("failed to get image size") < message.index("ZeroDivisionError")
+
+
+def test_the_image_size_warning_is_the_cause_and_other_warnings_are_not() -> None:
+    # get_image_size's WARNING as sd-scripts' source writes it (train_util.py:1489), wrapped by rich with the
+    # path's cut falling right after its comma; a harmless WARNING (fail_missing_dataset.log) comes first.
+    log = ("                    WARNING  not directory:                   train_util.py:1974\n"
+           "                             /data/old                                          \n"
+           "2026-11-23 07:44:50 WARNING  failed to get image size:        train_util.py:1489\n"
+           "                             /data/hero/train/10_hero/b.png,                    \n"
+           "                             error: cannot identify image                       \n"
+           "                             file '/data/hero/train/10_hero/b                   \n"
+           "                             .png'                                              \n"
+           "Traceback (most recent call last):\n"
+           "ZeroDivisionError: division by zero\n")
+    scanner = scan(log)
+    assert scanner.image_failures == [("/data/hero/train/10_hero/b.png", "cannot identify image file")]
+    message = failure(RunResult(1, scanner, 1.0, None)) or ""
+    assert message.startswith("train_network.py exited 1: sd-scripts could not read the image "
+                              "/data/hero/train/10_hero/b.png (cannot identify image file) (then ZeroDivisionError")
+    assert "not directory" not in message

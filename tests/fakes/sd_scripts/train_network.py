@@ -15,6 +15,10 @@ like ../shared/fixtures/sd-scripts-sdxl/fail_sd15_trainer_on_sdxl_no_te_cache.lo
 instead of ~100 kB of them, exit 1); `--cache_text_encoder_outputs` is an argparse error as in
 fail_sd15_trainer_on_sdxl.log (the flag exists only in library/sdxl_train_util.py); a dataset with
 enable_bucket and a resolution under min_bucket_reso (default 256) fails like fail_bucket_reso.log.
+An image whose size cannot be read (a PNG without a valid IHDR: corrupt, truncated, not a PNG) gets
+sd-scripts' `failed to get image size: <path>, error: cannot identify image file '<path>'` WARNING,
+then the ZeroDivisionError traceback from select_bucket, exit 1: READ FROM SOURCE, not recorded (see
+library/train_util.py get_image_size and zero_division below).
 The loss is synthetic (1.21 falling by 0.01 a step) and only
 appears as the `avr_loss=` postfix.
 
@@ -76,6 +80,51 @@ def log(level, message, where):
     """One rich-style record on stderr, padded like the recorded 80-column output."""
     sys.stderr.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {level:<8} {message:<40} {where}\n")
     sys.stderr.flush()
+
+
+def log_wrapped(level, message, where, width=80):
+    """One rich record wrapped as the recordings show it (fail_missing_dataset.log): the message column
+    is 80 - 29 - len(where) - 1 wide, words wrap greedily, a word longer than the column starts a new
+    line and is cut at the column width, continuation lines are indented 29 and padded to 80."""
+    column = width - 29 - len(where) - 1
+    lines, line = [], ""
+    for word in message.split(" "):
+        if line and len(line) + 1 + len(word) <= column:
+            line = f"{line} {word}"
+            continue
+        if line:
+            lines.append(line)
+        while len(word) > column:
+            lines.append(word[:column])
+            word = word[column:]
+        line = word
+    lines.append(line)
+    sys.stderr.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {level:<8} {lines[0]:<{column}} {where}\n")
+    for rest in lines[1:]:
+        sys.stderr.write(f"{' ' * 29}{rest:<{width - 29}}\n")
+    sys.stderr.flush()
+
+
+def zero_division(enable_bucket):
+    """What follows unreadable images (sizes (0, 0)), READ FROM SOURCE like train_util.get_image_size: the
+    dataset is built (config_util.py:593 make_buckets, train_util.py:1039 or 1052) and BucketManager.select_bucket
+    divides by the height (train_util.py:287) before any model loads; exit 1."""
+    log("INFO", "make buckets" if enable_bucket else "prepare dataset", f"train_util.py:{1015 if enable_bucket else 1017}")
+    lib = HERE / "library"
+    for line in ("Traceback (most recent call last):",
+                 f'  File "{HERE / "train_network.py"}", line 1913, in <module>', "    trainer.train(args)",
+                 f'  File "{HERE / "train_network.py"}", line 556, in train',
+                 "    train_dataset_group, val_dataset_group = "
+                 "config_util.generate_dataset_group_by_blueprint(blueprint.dataset_group)",
+                 f'  File "{lib / "config_util.py"}", line 593, in generate_dataset_group_by_blueprint',
+                 "    dataset.make_buckets()",
+                 f'  File "{lib / "train_util.py"}", line {1039 if enable_bucket else 1052}, in make_buckets',
+                 "    image_info.bucket_reso, image_info.resized_size, _ = self.bucket_manager.select_bucket(",
+                 f'  File "{lib / "train_util.py"}", line 287, in select_bucket',
+                 "    aspect_ratio = image_width / image_height",
+                 "ZeroDivisionError: division by zero"):
+        print(line, file=sys.stderr)
+    sys.exit(1)
 
 
 def setup_parser():
@@ -164,6 +213,7 @@ def load_dataset(path):
                     schema_error(f"['datasets'][{d}]['subsets'][{s}]['{key}']")
             subsets.append(subset)
     train = reg = 0
+    found = []
     for subset in subsets:
         folder = Path(subset["image_dir"])
         if not folder.is_dir():
@@ -174,6 +224,7 @@ def load_dataset(path):
             log("WARNING", f"ignore subset with image_dir='{folder}': no images found", "train_util.py:2073")
             continue
         log("INFO", f"found directory {folder} contains {len(images)} image files", "train_util.py:2059")
+        found += sorted(images)
         count = len(images) * int(subset.get("num_repeats", 1))
         if subset.get("is_reg"):
             reg += count
@@ -181,6 +232,12 @@ def load_dataset(path):
             train += count
     log("INFO", f"{train} train images with repeats.", "train_util.py:2158")
     log("INFO", f"{reg} reg images with repeats.", "train_util.py:2162")
+    if found:
+        log("INFO", "loading image sizes.", "train_util.py:992")
+        warn = lambda text: log_wrapped("WARNING", text, "train_util.py:1489")  # noqa: E731
+        sizes = [train_util.get_image_size(str(path), warn) for path in found]
+        if (0, 0) in sizes:
+            zero_division(general.get("enable_bucket", False))
     return train, reg
 
 

@@ -78,3 +78,27 @@ def add_training_arguments(parser):
     parser.add_argument("--v2", action="store_true")
     parser.add_argument("--v_parameterization", action="store_true")
     parser.add_argument("--lowram", action="store_true")
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def get_image_size(image_path, warn):
+    """BaseDataset.get_image_size as READ FROM SOURCE (no recording has a corrupt image): sd-scripts'
+    library/train_util.py at 48d368f, lines 1478-1491, asks `imagesize.get` first; when that gives no
+    size it falls back to PIL's `Image.open`, and when PIL raises too it logs the WARNING
+    `failed to get image size: <path>, error: <exception>` (line 1489) and returns (0, 0), which
+    `select_bucket` divides by later. This venv has neither the real imagesize nor PIL, so a PNG's size
+    comes from its IHDR chunk (what imagesize reads), and a file without a readable one stands for a
+    file PIL cannot open either: the exception text is PIL's UnidentifiedImageError,
+    `cannot identify image file '<path>'`. Other formats are taken as readable."""
+    if not image_path.lower().endswith(".png"):
+        return (1, 1)
+    with open(image_path, "rb") as handle:
+        head = handle.read(24)
+    if head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR":
+        width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        if width > 0 and height > 0:
+            return (width, height)
+    warn(f"failed to get image size: {image_path}, error: cannot identify image file {image_path!r}")
+    return (0, 0)
