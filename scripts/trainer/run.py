@@ -141,12 +141,16 @@ def checkpoint_table(output_dir: Path, trigger: str, dim: int, alpha: float, fam
     rows = [("step", "file", "size", "LoRA")]
     all_ok = True
     found = list_checkpoints(output_dir, trigger)
+    step_files = {c.step for c in found if c.step is not None}
     for checkpoint in found:
         info = check_lora(checkpoint.path, dim, alpha, family, unet_only)
         all_ok &= info.ok
         size = f"{info.size / 1e6:.1f} MB"
         verdict = "valid" if info.ok else f"INVALID: {info.describe()}"
-        rows.append((checkpoint.label, checkpoint.path.name, size, verdict))
+        label = checkpoint.label
+        if checkpoint.step is None and info.steps in step_files:  # compare and deploy offer the pair once
+            label = f"final (= step {info.steps})"
+        rows.append((label, checkpoint.path.name, size, verdict))
     if not found:
         all_ok = False
         rows.append(("-", f"no checkpoints in {output_dir}", "-", "-"))

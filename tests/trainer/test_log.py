@@ -163,3 +163,14 @@ def test_latest_state_prefers_the_end_state(tmp_path: Path) -> None:
     assert latest_state(tmp_path, "hero") == tmp_path / "hero-step00000460-state"
     (tmp_path / "hero-state").mkdir()
     assert latest_state(tmp_path, "hero") == tmp_path / "hero-state"
+
+
+def test_checkpoint_table_names_the_final_file_by_the_step_file_it_equals(tmp_path: Path) -> None:
+    good = ["lora_unet_down_blocks_0_attentions_0_proj_in", "lora_te_text_model_encoder_layers_0_mlp_fc1"]
+    write_lora(tmp_path / "hero-step00000230.safetensors", good)  # ss_steps 230, as every file write_lora writes
+    write_lora(tmp_path / "hero.safetensors", good)
+    table, ok = checkpoint_table(tmp_path, "hero", 32, 16.0)
+    assert ok and table.splitlines()[-1].startswith("final (= step 230)  hero.safetensors")
+    (tmp_path / "hero-step00000230.safetensors").rename(tmp_path / "hero-step00000115.safetensors")
+    table, ok = checkpoint_table(tmp_path, "hero", 32, 16.0)
+    assert ok and table.splitlines()[-1].startswith("final  hero.safetensors")
