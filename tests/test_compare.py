@@ -13,10 +13,10 @@ from PIL import Image
 
 from scripts import compare
 from scripts.comfyui import loras
-from scripts.table.character import Compare, load_character
-from scripts.trainer.checkpoints import step_file_name
 from scripts.common.progress import ProgressLine
 from scripts.common.settings import Settings
+from scripts.table.character import Compare, load_character
+from scripts.trainer.checkpoints import step_file_name
 from tests.test_deploy import TABLE, TRIGGER, make_run, write_lora
 
 BASE_CHECKPOINT = "random_sd15.safetensors"
@@ -125,7 +125,8 @@ async def test_grid_rows_are_checkpoints_columns_prompts_each_cell_its_own_image
     assert entry["sha256"] == hashlib.sha256(files["final"].read_bytes()).hexdigest()
     assert entry["seed"] == prompts["environment"].seed
     text = compare.summary_text(summary, character)
-    assert text.splitlines()[-2] == f"Grid: {summary.grid}" and "invoke deploy --character zara --step N" in text and "100, 200, final" in text
+    assert (text.splitlines()[-2] == f"Grid: {summary.grid}" and "invoke deploy --character zara --step N" in text
+            and "100, 200, final" in text)
 
 
 async def test_a_rerun_renders_nothing_and_a_replaced_checkpoint_only_its_row(setup, comfy_server) -> None:
@@ -181,7 +182,7 @@ async def test_strength_axis_steps_subset_and_an_extra_prompt(setup, comfy_serve
 async def test_keep_staged_leaves_the_copies_for_the_ui(setup, comfy_server) -> None:
     settings, character = setup
     make_run(settings.character_output("zara"), steps=(100,), final=False)
-    server, settings = await start(comfy_server, settings)
+    _server, settings = await start(comfy_server, settings)
     summary = await compare.run(options(settings, character, keep_staged=True), progress=Quiet())
     staged = settings.loras_dir / summary.rows[1].lora_name
     assert staged.is_file()
@@ -229,8 +230,8 @@ async def test_a_server_that_cannot_see_the_staged_files_is_a_clear_error(setup,
 async def test_a_missing_base_checkpoint_names_the_installed_ones(setup, comfy_server) -> None:
     settings, character = setup
     make_run(settings.character_output("zara"), steps=(100,))
-    server, settings = await start(comfy_server, settings, checkpoints=("other.safetensors",))
-    with pytest.raises(compare.CompareError, match="other.safetensors"):
+    _server, settings = await start(comfy_server, settings, checkpoints=("other.safetensors",))
+    with pytest.raises(compare.CompareError, match=r"other.safetensors"):
         await compare.run(options(settings, character), progress=Quiet())
     assert not (settings.loras_dir / "_eval").exists()
 
@@ -267,8 +268,9 @@ def test_plan_shares_the_baseline_image_across_strength_columns() -> None:
     cells = compare.plan_cells(rows, prompts, [0.8, 1.0], render)
     assert len(cells) == 8 and len({c.file for c in cells}) == 6
     assert cells[0].file == cells[1].file == "cells/base__a.png"
-    assert {c.file for c in cells if c.row == 1} == {"cells/step00000100__a__s0.80.png", "cells/step00000100__a__s1.00.png",
-                                                    "cells/step00000100__b__s0.80.png", "cells/step00000100__b__s1.00.png"}
+    assert {c.file for c in cells if c.row == 1} == {
+        "cells/step00000100__a__s0.80.png", "cells/step00000100__a__s1.00.png",
+        "cells/step00000100__b__s0.80.png", "cells/step00000100__b__s1.00.png"}
     other = Compare("m.safetensors", 64, 64, 3, 7.0, "euler", "normal", 2, "")
     assert compare.plan_cells(rows, prompts, [0.8, 1.0], other)[0].key != cells[0].key  # settings are in the key
 

@@ -100,7 +100,8 @@ def test_transparent_sheet_areas_become_the_background(tmp_path: Path) -> None:
         assert [colour for _, colour in image.getcolors()] == [BG]
 
 
-def test_out_of_bounds_box_names_everything_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_out_of_bounds_box_names_everything_and_writes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = write_table(tmp_path, [crop_entry("ok", [0, 0, 100, 100]), crop_entry("v1_back", [790, 40, 240, 600])])
     draw_sheet(folder / "sheet.png", (1024, 1024))
     assert run(folder) == 2

@@ -16,11 +16,11 @@ import pytest
 import safetensors
 
 from scripts import deploy
-from scripts.trainer import lora_checks
-from scripts.table.character import Character, load_character
-from scripts.trainer.checkpoints import final_file_name, step_file_name
 from scripts.comfyui.loras import STAGING_ROOT
 from scripts.common.settings import Settings
+from scripts.table.character import Character, load_character
+from scripts.trainer import lora_checks
+from scripts.trainer.checkpoints import final_file_name, step_file_name
 from tests.paths import SHARED_FIXTURES
 
 FIXTURES = SHARED_FIXTURES / "sd-scripts"
@@ -87,7 +87,8 @@ def write_lora(path: Path, *, step: int | None = 100, dim: int = 4, alpha: float
     return path
 
 
-def make_run(output: Path, steps: tuple[int, ...] = (100, 200, 300), final: bool = True, **kwargs: Any) -> dict[Any, Path]:
+def make_run(output: Path, steps: tuple[int, ...] = (100, 200, 300), final: bool = True,
+             **kwargs: Any) -> dict[Any, Path]:
     files: dict[Any, Path] = {}
     for step in steps:
         files[step] = write_lora(output / step_file_name(TRIGGER, step), step=step, **kwargs)
@@ -130,7 +131,7 @@ def loras_listing(settings: Settings) -> list[str]:
 
 
 def test_deploy_copies_the_step_writes_the_record_and_cleans_only_our_staging(project, capsys) -> None:
-    settings, character = project
+    settings, _character = project
     files = make_run(settings.character_output("zara"))
     loras = settings.loras_dir
     user_file = write_lora(loras / "someone_else.safetensors", trigger="other", fill=0.5)
@@ -165,7 +166,7 @@ def test_deploy_copies_the_step_writes_the_record_and_cleans_only_our_staging(pr
 
 
 def test_second_deploy_keeps_a_backup_hidden_from_the_picker_and_rollback_swaps(project) -> None:
-    settings, character = project
+    settings, _character = project
     files = make_run(settings.character_output("zara"))
     loras = settings.loras_dir
     production, backup = loras / f"{TRIGGER}.safetensors", loras / f"{TRIGGER}.safetensors.previous"

@@ -139,7 +139,8 @@ async def test_cancel_deletes_our_prompts_keeps_finished_work_and_resume_complet
     assert await gen_reg.run(config(folder, [fake.url], count=10), io.StringIO()) == 0
     files, lines = reg_state(folder)
     assert files == [f"reg_{i:03d}.png" for i in range(1, 11)] == [line["file"] for line in lines]
-    done_seeds = [seed_of(p["prompt"]) for p in fake.state.posts if fake.state.outcomes.get(p["prompt_id"]) == "success"]
+    done_seeds = [seed_of(p["prompt"]) for p in fake.state.posts
+                  if fake.state.outcomes.get(p["prompt_id"]) == "success"]
     assert sorted(set(done_seeds)) == [5000 + i for i in range(1, 11)]
 
 
@@ -148,7 +149,8 @@ async def test_missing_checkpoint_stops_before_any_prompt(comfy_server: Any, tmp
     fake = await comfy_server(checkpoints=("random_sd15.safetensors", "anything.safetensors"))
     with pytest.raises(gen_reg.Fail) as caught:
         await gen_reg.run(config(folder, [fake.url]), io.StringIO())
-    assert "nope.safetensors" in str(caught.value) and "random_sd15.safetensors, anything.safetensors" in str(caught.value)
+    assert ("nope.safetensors" in str(caught.value)
+            and "random_sd15.safetensors, anything.safetensors" in str(caught.value))
     assert fake.state.post_count == 0
 
 
@@ -181,7 +183,8 @@ def test_plan_gives_image_i_seed_base_plus_i(tmp_path: Path) -> None:
 
 
 def test_task_runs_the_script_with_every_server() -> None:
-    c = MockContext(run={re.compile(".*"): Result("")}, repeat=True, config=Config(overrides={"lora": {"concurrency": 3}}))
+    c = MockContext(run={re.compile(".*"): Result("")}, repeat=True,
+                    config=Config(overrides={"lora": {"concurrency": 3}}))
     tasks.gen_reg(c, character="spyke", count=60, server=["http://a:8188", "http://b:8188"])
     command = c.run.call_args_list[0].args[0]
     assert "-m scripts.gen_reg --character spyke" in command

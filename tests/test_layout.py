@@ -21,7 +21,8 @@ def imported_scripts_modules(path: Path) -> set[str]:
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "scripts":
-            if node.module == "scripts" or (node.module.count(".") == 1 and (SCRIPTS / node.module.split(".")[1]).is_dir()):
+            if node.module == "scripts" or (node.module.count(".") == 1
+                                            and (SCRIPTS / node.module.split(".")[1]).is_dir()):
                 names |= {f"{node.module}.{alias.name}" for alias in node.names}
             else:
                 names.add(node.module)

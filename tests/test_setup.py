@@ -81,7 +81,8 @@ def test_a_flag_missing_from_the_checkout_fails_the_checklist_naming_it(tmp_path
 
 
 def test_multiline_add_argument_and_required_schema_keys_are_found() -> None:
-    source = 'parser.add_argument(\n    "--pretrained_model_name_or_path",\n    type=str,\n)\nparser.add_argument("-x", "--alias_b")\n'
+    source = ('parser.add_argument(\n    "--pretrained_model_name_or_path",\n    type=str,\n)\n'
+              'parser.add_argument("-x", "--alias_b")\n')
     assert sd_scripts_source.defined_flags([source]) == {"pretrained_model_name_or_path", "alias_b"}
     schema = 'class C:\n    A_SCHEMA = {\n        Required("image_dir"): str,\n        "is_reg": bool,\n    }\n'
     assert sd_scripts_source.schema_keys(schema) == {"image_dir", "is_reg"}
@@ -138,14 +139,14 @@ def test_typo_in_training_shows_the_real_error_in_the_model_item(ready: dict[str
 
 
 def test_probe_output_that_is_not_json_or_a_hang_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fake_run(argv, **kwargs):  # noqa: ANN001, ANN003, ANN202
+    def fake_run(argv, **kwargs):
         return subprocess.CompletedProcess(argv, 0, stdout="Welcome to some module!\n", stderr="")
 
     monkeypatch.setattr(setup.subprocess, "run", fake_run)
     probe = setup.run_probe(Path(sys.executable), ["accelerate"])
     assert probe.error and "no report it could read" in probe.error and "Welcome" in probe.error
 
-    def hang(argv, **kwargs):  # noqa: ANN001, ANN003, ANN202
+    def hang(argv, **kwargs):
         raise subprocess.TimeoutExpired(argv, kwargs.get("timeout", 0))
 
     monkeypatch.setattr(setup.subprocess, "run", hang)
@@ -206,7 +207,7 @@ def test_an_install_that_cannot_run_leaves_the_others_running_in_the_same_pass(
     monkeypatch.setattr(setup, "run_probe", probe)
     monkeypatch.setattr(setup, "act", act)
     assert setup.main(ready_args(ready, "hero")) == 1
-    out, err = capsys.readouterr()
+    _out, err = capsys.readouterr()
     assert [what.split(":")[0] for what in ran] == [
         "install a torch/torchvision pair that import together", "install sd-scripts' requirements.txt",
         "install what train_network.py imports but the venv lacks"]

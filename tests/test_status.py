@@ -6,9 +6,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from scripts.table.character import load_character
 from scripts.common.settings import Settings
 from scripts.status import dataset_stages, main, probe_servers, render, training_stages
+from scripts.table.character import load_character
 from tests.character_tables import CROP, HEAD, write_character
 from tests.comfyui.test_not_comfyui import web_page  # noqa: F401  (the fixture: a real web server)
 
@@ -69,7 +69,7 @@ def test_too_few_table_entries_ask_for_a_top_up(tmp_path: Path) -> None:
     assert "invoke topup --character few --count 4" in stages["enough pictures"].next_step
 
 
-async def test_a_url_that_answers_but_is_not_comfyui_is_named_so(comfy_server, web_page: str) -> None:
+async def test_a_url_that_answers_but_is_not_comfyui_is_named_so(comfy_server, web_page: str) -> None:  # noqa: F811  (the imported fixture)
     comfy = await comfy_server()
     states = await probe_servers((comfy.url, web_page, "http://127.0.0.1:9"), timeout=5)
     assert states[comfy.url].startswith("up (ComfyUI ")

@@ -6,7 +6,6 @@ import inspect
 import pkgutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -35,13 +34,14 @@ def test_every_task_has_a_short_docstring_and_help_for_each_flag(name: str) -> N
 
 
 def test_pipeline_tasks_exist() -> None:
-    expected = {"crop", "validate", "gen-reg", "setup", "smoke", "train", "compare", "rank", "deploy", "demo", "test", "bench"}
+    expected = {"crop", "validate", "gen-reg", "setup", "smoke", "train", "compare", "rank", "deploy", "demo", "test",
+                "bench"}
     assert expected <= set(TASKS), f"missing tasks: {sorted(expected - set(TASKS))}"
 
 
 @pytest.mark.parametrize("module", SCRIPTS)
 def test_every_script_answers_help(module: str) -> None:
-    result = subprocess.run([sys.executable, "-m", f"scripts.{module}", "--help"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", f"scripts.{module}", "--help"], cwd=ROOT, check=False,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "usage:" in result.stdout and "Traceback" not in result.stderr

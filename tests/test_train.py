@@ -93,7 +93,8 @@ def test_resume_without_state_says_so(place: dict[str, Path], capsys) -> None:
 
 
 def test_a_missing_train_config_is_named_without_a_traceback(place: dict[str, Path], capsys) -> None:
-    assert train.main(flags(place, "--character", "hero", "--dry-run", "--train-config", str(place["root"] / "nope.toml"))) == 2
+    assert train.main(flags(place, "--character", "hero", "--dry-run",
+                            "--train-config", str(place["root"] / "nope.toml"))) == 2
     _, err = capsys.readouterr()
     assert f"the training config {place['root'] / 'nope.toml'} cannot be read" in err and "--train-config" in err
     assert "Traceback" not in err
@@ -114,14 +115,14 @@ def test_device_probe_failures_are_clear_errors(tmp_path: Path, monkeypatch: pyt
 
     monkeypatch.setattr(train.subprocess, "run",
                         lambda argv, **kw: subprocess.CompletedProcess(argv, 0, stdout="hello from torch\n", stderr=""))
-    with pytest.raises(train.TrainError, match="no report it could read.*hello from torch"):
+    with pytest.raises(train.TrainError, match=r"no report it could read.*hello from torch"):
         train.probe_device(Path(sys.executable))
 
-    def hang(argv, **kw):  # noqa: ANN001, ANN003, ANN202
+    def hang(argv, **kw):
         raise subprocess.TimeoutExpired(argv, kw["timeout"])
 
     monkeypatch.setattr(train.subprocess, "run", hang)
-    with pytest.raises(train.TrainError, match="did not report its device within 300 s.*--device"):
+    with pytest.raises(train.TrainError, match=r"did not report its device within 300 s.*--device"):
         train.probe_device(Path(sys.executable))
 
 

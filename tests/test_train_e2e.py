@@ -324,11 +324,13 @@ def test_setup_fills_the_tokenizer_cache_from_comfyui_once(world: dict[str, Path
     assert "CLIP tokenizer: copied" in out and "CLIP tokenizer cache" in out and "(runs work offline)" in out
     setup.main(argv)
     assert "CLIP tokenizer: copied" not in capsys.readouterr().out  # the second run changes nothing
-# --- SDXL: dataset/example_xl against the stand-ins (sdxl_train_network.py replays ../shared/fixtures/sd-scripts-sdxl) ---
+# --- SDXL: dataset/example_xl against the stand-ins (sdxl_train_network.py replays
+# ../shared/fixtures/sd-scripts-sdxl) ---
 
 @pytest.fixture(scope="module")
 def example_xl(world: dict[str, Path], first_setup: str) -> str:
-    """dataset/example_xl's own table, its base model pointed at a sparse file with a real SDXL header, stand-in images."""
+    """dataset/example_xl's own table, its base model pointed at a sparse file with a real SDXL header,
+    stand-in images."""
     from tests.paths import ROOT
     model = from_recording("sdxl", world["root"] / "models" / "AnythingXL_inkBase.safetensors")
     text = (ROOT / "dataset" / "example_xl" / "character.toml").read_text()

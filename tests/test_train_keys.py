@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from scripts import train
-from tests.sparse import from_recording
 from tests.paths import ROOT
+from tests.sparse import from_recording
 from tests.test_train_e2e import write_character
 
 # Three flags of the pinned sd-scripts (library/train_util.py) that the hand-kept list lacked, as its

@@ -136,7 +136,7 @@ def test_table_and_folder_in_sync(tess: Character) -> None:
     stems = [c.name for c in tess.crops]
     missing = rules.rule_table_sync(inventory(tess, train=stems[:-1]))
     assert missing.status == FAIL and "c15" in missing.detail
-    extra = rules.rule_table_sync(inventory(tess, train=stems + ["hand_made"]))
+    extra = rules.rule_table_sync(inventory(tess, train=[*stems, "hand_made"]))
     assert extra.status == WARN and "hand_made" in extra.detail
     assert rules.rule_table_sync(inventory(tess)).status == OK
 
@@ -144,12 +144,12 @@ def test_table_and_folder_in_sync(tess: Character) -> None:
 def test_flips_of_an_asymmetric_character_fail(tmp_path: Path) -> None:
     asym = make_character(tmp_path / "a")
     stems = [c.name for c in asym.crops]
-    result = rules.rule_asymmetric_flips(inventory(asym, train=stems + ["c00_flip"]))
+    result = rules.rule_asymmetric_flips(inventory(asym, train=[*stems, "c00_flip"]))
     assert result.status == FAIL and "c00_flip.png" in result.detail
     table_flip = make_character(tmp_path / "b", flips=[2])
     assert "c02 (flip = true)" in rules.rule_asymmetric_flips(inventory(table_flip)).detail
     sym = make_character(tmp_path / "c", asymmetric=False)
-    assert rules.rule_asymmetric_flips(inventory(sym, train=stems + ["c00_flip"])).status == OK
+    assert rules.rule_asymmetric_flips(inventory(sym, train=[*stems, "c00_flip"])).status == OK
     assert rules.rule_asymmetric_flips(inventory(asym)).status == OK
 
 

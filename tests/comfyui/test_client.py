@@ -5,7 +5,6 @@ import asyncio
 import io
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import aiohttp

@@ -22,8 +22,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import COMFY_FIXTURES
-from tests.fakes.comfy_app import (Faults, cache_keys, execution_order, node_defs,
-                                   validate_prompt)
+from tests.fakes.comfy_app import Faults, cache_keys, execution_order, node_defs, validate_prompt
 
 pytestmark = pytest.mark.skipif(not COMFY_FIXTURES.is_dir(), reason="recorded fixtures not present")
 TIMEOUT = 10.0
@@ -43,7 +42,8 @@ def load(name: str) -> list[dict[str, Any]]:
             if e.get("kind", "text") == "text" and msg is not None:
                 out.append({"kind": "ws", "ws": e["ws"], "msg": msg})
         elif e["dir"] == "send":
-            url = e.get("url") or (e.get("note", "").split("ws connect ", 1)[-1] if "ws connect" in e.get("note", "") else None)
+            url = e.get("url") or (e.get("note", "").split("ws connect ", 1)[-1]
+                                   if "ws connect" in e.get("note", "") else None)
             if e.get("what") == "connect" or url:
                 client = url.split("clientId=", 1)[1] if url and "clientId=" in url else ""
                 out.append({"kind": "connect", "ws": e["ws"], "client": client or None})
@@ -534,14 +534,16 @@ async def test_endpoints_shapes(comfy_server: Any, tmp_path: Path) -> None:
         info = await (await session.get(f"{server.url}/object_info/LoraLoader")).json()
         assert info["LoraLoader"]["input"]["required"]["lora_name"][0] == [
             "_eval/c/step0600.safetensors", "spyke_plasma_v1.safetensors"]
-        meta = await session.get(f"{server.url}/view_metadata/loras", params={"filename": "_eval/c/step0600.safetensors"})
+        meta = await session.get(f"{server.url}/view_metadata/loras",
+                                 params={"filename": "_eval/c/step0600.safetensors"})
         assert meta.status == 200 and await meta.json() == {"ss_steps": "600"}
         missing = await session.get(f"{server.url}/view_metadata/loras", params={"filename": "nope.safetensors"})
         assert missing.status == 404
         assert await (await session.get(f"{server.url}/history/00000000-0000-0000-0000-000000000000")).json() == {}
         assert await (await session.get(f"{server.url}/queue")).json() == {"queue_running": [], "queue_pending": []}
         assert await (await session.get(f"{server.url}/prompt")).json() == {"exec_info": {"queue_remaining": 0}}
-        assert (await session.post(f"{server.url}/free", json={"unload_models": True, "free_memory": True})).status == 200
+        free = await session.post(f"{server.url}/free", json={"unload_models": True, "free_memory": True})
+        assert free.status == 200
     assert server.state.frees == [{"unload_models": True, "free_memory": True}]
 
 
@@ -614,7 +616,7 @@ async def test_images_distinguishable_and_deterministic(comfy_server: Any, tmp_p
         await sock.close()
         history = await (await session.get(f"{server.url}/history")).json()
     pixels = []
-    for pid in ids + [again]:
+    for pid in [*ids, again]:
         image = history[pid]["outputs"]["9"]["images"][0]
         data = server.images[(image["type"], image["subfolder"], image["filename"])]
         picture = Image.open(io.BytesIO(data))

@@ -2,14 +2,21 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from scripts.comfyui.workflow import (
+    WorkflowError,
+    fill_txt2img,
+    load_template,
+    nodes_of,
+    roles,
+    seed_of,
+    set_filename_prefix,
+    without_lora,
+)
 from tests.paths import SHARED_FIXTURES
-from scripts.comfyui.workflow import (WorkflowError, fill_txt2img, load_template, nodes_of, roles, seed_of,
-                              set_filename_prefix, without_lora)
 
 FIXTURES = SHARED_FIXTURES / "comfyui"
 VALUES: dict[str, Any] = dict(checkpoint="anything.safetensors", prompt="anime character, solo",

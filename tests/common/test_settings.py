@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from scripts.common.settings import (
-    Settings, SettingsError, add_settings_arguments, load_settings, settings_as_config, settings_from_args,
+    Settings,
+    SettingsError,
+    add_settings_arguments,
+    load_settings,
+    settings_as_config,
+    settings_from_args,
 )
 
 
@@ -68,7 +73,8 @@ def test_invoke_yaml_only_overrides() -> None:
     """The repo's invoke.yaml sets no machine setting: each default has one home, Settings."""
     from tests.paths import ROOT
 
-    live = [line for line in (ROOT / "invoke.yaml").read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    live = [line for line in (ROOT / "invoke.yaml").read_text().splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
     assert not any(line.startswith("lora:") for line in live)
 
 

@@ -238,9 +238,11 @@ def node_defs(checkpoints: Sequence[str], loras: Sequence[str]) -> dict[str, Nod
             "clip": ["CLIP", {"tooltip": "The CLIP model the LoRA will be applied to."}],
             "lora_name": [list(loras), {"tooltip": "The name of the LoRA."}],
             "strength_model": ["FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01,
-                                         "tooltip": "How strongly to modify the diffusion model. This value can be negative."}],
+                                         "tooltip": "How strongly to modify the diffusion model. "
+                                                    "This value can be negative."}],
             "strength_clip": ["FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01,
-                                        "tooltip": "How strongly to modify the CLIP model. This value can be negative."}]},
+                                        "tooltip": "How strongly to modify the CLIP model. "
+                                                   "This value can be negative."}]},
                 ("MODEL", "CLIP"), "Load LoRA", "loaders",
                 "LoRAs are used to modify diffusion and CLIP models, altering the way in which latents "
                 "are denoised such as applying styles. Multiple LoRA nodes can be linked together.",
@@ -354,7 +356,7 @@ def validate_prompt(prompt: dict[str, Any], defs: dict[str, NodeDef]) -> tuple[b
     for out in outputs:
         try:
             ok, reasons, _ = _validate_inputs(prompt, out, validated, defs)
-        except Exception as ex:  # noqa: BLE001 - mirrors ComfyUI's catch-all
+        except Exception as ex:
             ok = False
             reasons = [{"type": "exception_during_validation", "message": "Exception when validating node",
                         "details": str(ex), "extra_info": {"exception_type": type(ex).__name__,
@@ -421,7 +423,7 @@ def _validate_inputs(prompt: dict[str, Any], node_id: str, validated: dict, defs
             elif kind == "STRING":
                 val = str(val)
             inputs[name] = val
-        except Exception as ex:  # noqa: BLE001
+        except Exception as ex:
             errors.append({"type": "invalid_input_type",
                            "message": f"Failed to convert an input value to a {kind} value",
                            "details": f"{name}, {val}, {ex}",
@@ -1329,7 +1331,7 @@ class FakeComfy:
                 "prompt_id": prompt_id, "node_id": node_id, "node_type": prompt[node_id]["class_type"],
                 "executed": executed, "timestamp": _now_ms()}, broadcast=True)
             self.state.outcomes[prompt_id] = "interrupted"
-        except Exception as ex:  # noqa: BLE001 - any node exception becomes execution_error
+        except Exception as ex:
             failure = ex if isinstance(ex, NodeFailure) else NodeFailure(type(ex).__name__, f"{ex}\n")
             node_id = self._last_node_id if self._last_node_id in prompt else (fail_node or "")
             status_str, completed, outputs, meta = "error", False, {}, {}

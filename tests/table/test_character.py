@@ -58,7 +58,8 @@ def test_missing_key_in_character_section(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
-    second = CROP.replace('"tess_front"', '"tess_back"').replace('"full_body"', '"wide"').replace('"neutral"', '"sitting"')
+    second = (CROP.replace('"tess_front"', '"tess_back"').replace('"full_body"', '"wide"')
+              .replace('"neutral"', '"sitting"'))
     message = error_of(tmp_path, HEAD + CROP + second)
     assert "2 problems" in message
     assert "key 'framing' must be one of full_body, bust, closeup, not 'wide'" in message

@@ -41,7 +41,8 @@ def recorded_command(which: str = "full") -> list[str]:
 
 def substitute(words: list[str], places: dict[str, str]) -> list[str]:
     out = []
-    for word in words:
+    for raw in words:
+        word = raw
         for key, value in places.items():
             word = word.replace(key, value)
         out.append(word)
@@ -57,7 +58,7 @@ def test_dataset_toml_matches_the_recorded_one_key_by_key(tmp_path: Path) -> Non
     assert len(ours["datasets"]) == len(recorded["datasets"]) == 1
     ours_subsets, rec_subsets = ours["datasets"][0]["subsets"], recorded["datasets"][0]["subsets"]
     assert len(ours_subsets) == len(rec_subsets) == 2
-    for mine, theirs in zip(ours_subsets, rec_subsets):
+    for mine, theirs in zip(ours_subsets, rec_subsets, strict=True):
         for key, value in theirs.items():
             assert mine[key] == value, key
     # The additions, on purpose: shuffled captions (keep_tokens only acts with them) and no flips.

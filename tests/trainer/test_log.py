@@ -1,4 +1,5 @@
-"""The log reader (scripts.trainer.log) on the recorded sd-scripts output; failure rules and the checkpoint table of train.py."""
+"""The log reader (scripts.trainer.log) on the recorded sd-scripts output; failure rules and the checkpoint
+table of train.py."""
 from __future__ import annotations
 
 import json
@@ -63,14 +64,16 @@ def test_progress_line_fields_and_carriage_returns() -> None:
     assert scanner.progress.step == 2 and scanner.diverged and math.isnan(scanner.last_loss)
 
 
-SCALED = "steps:  {pct}%|██        | {step}/400 [00:17<01:09, 17.46s/it, Keys Scaled=0, Average key norm=0.0123, avr_loss={loss}]"
+SCALED = ("steps:  {pct}%|██        | {step}/400 [00:17<01:09, 17.46s/it, Keys Scaled=0, "
+          "Average key norm=0.0123, avr_loss={loss}]")
 
 
 def test_loss_after_scale_weight_norms_postfix_is_found() -> None:
     line = parse_progress(SCALED.format(pct=" 0", step=1, loss="1.21"))
     assert line is not None and line.step == 1 and line.loss == pytest.approx(1.21)
     scanner = LogScanner()
-    scanner.feed(SCALED.format(pct=" 0", step=1, loss="1.21") + "\r" + SCALED.format(pct=" 0", step=2, loss="nan") + "\r")
+    scanner.feed(SCALED.format(pct=" 0", step=1, loss="1.21") + "\r"
+                 + SCALED.format(pct=" 0", step=2, loss="nan") + "\r")
     assert scanner.losses[0] == pytest.approx(1.21) and scanner.first_bad is not None
     assert scanner.first_bad[0] == 2 and math.isnan(scanner.first_bad[1])
 

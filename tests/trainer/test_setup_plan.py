@@ -15,7 +15,7 @@ STANDIN = STANDIN_SD_SCRIPTS
 
 
 def reader(files: dict[str, str]):
-    return lambda module: files.get(module)
+    return files.get
 
 
 def test_required_modules_of_the_stand_in() -> None:
@@ -85,7 +85,8 @@ def test_empty_submodule_plans_the_git_command(tmp_path: Path) -> None:
                                     "--", "kohya/sd-scripts")
     failed = by_name(plan(facts(tmp_path, sd_scripts_ok=False, probe=None, submodule_error="could not resolve host")))
     assert failed["sd-scripts checkout"].state == FAIL
-    assert "network" in failed["sd-scripts checkout"].fix and "submodule update --init --recursive" in failed["sd-scripts checkout"].fix
+    assert ("network" in failed["sd-scripts checkout"].fix
+            and "submodule update --init --recursive" in failed["sd-scripts checkout"].fix)
     assert not failed["sd-scripts checkout"].actions
     lone = by_name(plan(facts(tmp_path, sd_scripts_ok=False, superproject=None, probe=None)))["sd-scripts checkout"]
     assert lone.state == FAIL and "git clone" in lone.fix and "kohya_dir" in lone.fix
@@ -107,7 +108,8 @@ def test_missing_modules_install_only_their_packages(tmp_path: Path) -> None:
     item = by_name(plan(facts(tmp_path, probe=probe, pip_options=("--no-index", "--find-links=/w"))))["kohya venv"]
     assert item.state == FIX and len(item.actions) == 1
     assert item.actions[0].argv[-4:] == ("--no-index", "--find-links=/w", "lion-pytorch", "prodigy-plus-schedule-free")
-    broken_torch = Probe(broken={"torchvision": "RuntimeError: operator torchvision::nms does not exist"}, accelerate="/a")
+    broken_torch = Probe(broken={"torchvision": "RuntimeError: operator torchvision::nms does not exist"},
+                         accelerate="/a")
     item = by_name(plan(facts(tmp_path, probe=broken_torch)))["kohya venv"]
     assert "torch==2.13.0" in item.actions[0].argv
 
