@@ -20,8 +20,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP) ## create .venv and install requirements.txt and requirements-dev.txt
 
-lint: $(STAMP) ## ruff (ruff.toml) and mypy (mypy.ini) on scripts/, tasks.py, bench/, tools/
-	$(VENV)/bin/ruff check scripts tasks.py bench tools
+lint: $(STAMP) ## ruff (ruff.toml) and mypy (mypy.ini) on scripts/, tasks.py, bench/, tools/, tests/
+	$(VENV)/bin/ruff check scripts tasks.py bench tools tests
 	$(VENV)/bin/mypy
 
 demo: $(STAMP) ## run the offline pipeline on the bundled example character

@@ -952,8 +952,8 @@ class FakeComfy:
             number = -number
         self._number += 1
         if "prompt" not in body:
-            error = {"type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided",
-                     "extra_info": {}}
+            error: dict[str, Any] | None = {"type": "no_prompt", "message": "No prompt provided",
+                                            "details": "No prompt provided", "extra_info": {}}
             return web.json_response({"error": error, "node_errors": {}}, status=400)
         prompt = body["prompt"]
         prompt_id = str(body.get("prompt_id") or uuid.uuid4())
@@ -1054,7 +1054,7 @@ class FakeComfy:
         preview = q.get("preview")
         channel = q.get("channel", "rgba")
         if preview or channel != "rgba":
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             if channel == "rgb":
                 image = image.convert("RGB")
             elif channel == "a":
@@ -1427,7 +1427,7 @@ class FakeComfy:
                         "clip": positive["clip"], "seed": inputs["seed"], "steps": inputs["steps"],
                         "cfg": inputs["cfg"], "sampler": inputs["sampler_name"],
                         "scheduler": inputs["scheduler"], "denoise": inputs["denoise"]}
-            marks = [m if has_trigger(positive["text"], m[1]) else [*m[:2], m[2] * UNCALLED_SHARE]
+            marks: list[Any] = [m if has_trigger(positive["text"], m[1]) else [*m[:2], m[2] * UNCALLED_SHARE]
                      for m in model.get("marks", [])]
             return (dict(latent, identity=identity, marks=marks),), None
         if class_type == "VAEDecode":
@@ -1448,7 +1448,7 @@ class FakeComfy:
             return ([(image, None) for _ in range(inputs["batch_size"])],), None
         if class_type == "ImageScale":
             size = (max(1, inputs["width"]), max(1, inputs["height"]))
-            return ([(img.resize(size, Image.NEAREST), ident) for img, ident in inputs["image"]],), None
+            return ([(img.resize(size, Image.Resampling.NEAREST), ident) for img, ident in inputs["image"]],), None
         if class_type == "ImageInvert":
             return ([(ImageOps.invert(img), ident) for img, ident in inputs["image"]],), None
         if class_type == "ImageBlur":

@@ -66,10 +66,9 @@ from pathlib import Path
 if os.environ.get("STANDIN_FAIL") == "import":
     raise ModuleNotFoundError("No module named 'imagesize'", name="imagesize")
 
-import accelerate  # noqa: E402,F401  (third-party: real train_network.py imports it at the top)
-
-from library import config_util, train_util  # noqa: E402
-from networks import lora  # noqa: E402
+import accelerate  # noqa: F401  (third-party: real train_network.py imports it at the top)
+from library import config_util, train_util
+from networks import lora
 
 HERE = Path(__file__).resolve().parent
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -88,7 +87,8 @@ def log_wrapped(level, message, where, width=80):
     line and is cut at the column width, continuation lines are indented 29 and padded to 80."""
     column = width - 29 - len(where) - 1
     lines, line = [], ""
-    for word in message.split(" "):
+    for piece in message.split(" "):
+        word = piece
         if line and len(line) + 1 + len(word) <= column:
             line = f"{line} {word}"
             continue
@@ -109,7 +109,8 @@ def zero_division(enable_bucket):
     """What follows unreadable images (sizes (0, 0)), READ FROM SOURCE like train_util.get_image_size: the
     dataset is built (config_util.py:593 make_buckets, train_util.py:1039 or 1052) and BucketManager.select_bucket
     divides by the height (train_util.py:287) before any model loads; exit 1."""
-    log("INFO", "make buckets" if enable_bucket else "prepare dataset", f"train_util.py:{1015 if enable_bucket else 1017}")
+    log("INFO", "make buckets" if enable_bucket else "prepare dataset",
+        f"train_util.py:{1015 if enable_bucket else 1017}")
     lib = HERE / "library"
     for line in ("Traceback (most recent call last):",
                  f'  File "{HERE / "train_network.py"}", line 1913, in <module>', "    trainer.train(args)",
@@ -244,9 +245,8 @@ def load_dataset(path):
 def tensor_specs(dim, full_shapes):
     """(name, shape, values) for every tensor of the recorded layout."""
     specs = []
-    for name, fan_in, fan_out, conv in lora.modules():
-        if not full_shapes:
-            fan_in = fan_out = 8
+    for name, module_in, module_out, conv in lora.modules():
+        fan_in, fan_out = (module_in, module_out) if full_shapes else (8, 8)
         tail = [1, 1] if conv else []
         specs.append((f"{name}.alpha", [], None))
         specs.append((f"{name}.lora_down.weight", [dim, fan_in, *tail], 0.01))
@@ -374,7 +374,8 @@ def missing_model(args):
 
 
 def run_training(args, specs, train_images, reg_images, template, dtype="F32", before_steps=()):
-    """The `running training` block, the steps, the checkpoints and state folders (shared with sdxl_train_network.py)."""
+    """The `running training` block, the steps, the checkpoints and state folders
+    (shared with sdxl_train_network.py)."""
     fail = os.environ.get("STANDIN_FAIL", "")
     pace = float(os.environ.get("STANDIN_STEP_SECONDS", "0") or 0)
     total = args.max_train_steps
@@ -390,7 +391,8 @@ def run_training(args, specs, train_images, reg_images, template, dtype="F32", b
                              f"{total} vs {initial_step}\n")
             return 1
         if args.skip_until_initial_step:
-            log("INFO", f"skipping {initial_step} steps / {initial_step}ステップをスキップします", "train_network.py:1309")
+            log("INFO", f"skipping {initial_step} steps / {initial_step}ステップをスキップします",
+                "train_network.py:1309")
             first = initial_step + 1
     print("running training / 学習開始", flush=True)
     print(f"  num train images * repeats / 学習画像の数×繰り返し回数: {train_images}", flush=True)

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 
-def Required(key):  # noqa: N802 - stands in for voluptuous.Required
+def Required(key):  # stands in for voluptuous.Required
     return key
 
 
