@@ -22,6 +22,7 @@ from typing import TextIO
 from PIL import Image, UnidentifiedImageError
 
 from scripts.common import interrupts
+from scripts.common.cli import integer, number
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
 from scripts.imaging.png import dhash, grey_thumbnail, inspect_png
 from scripts.table.character import Character, CharacterError, Validation, load_character
@@ -93,15 +94,15 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m scripts.validate",
         description="Check a character's train and reg folders against its table; exit 1 when a rule fails.")
     parser.add_argument("--character", required=True, help="character folder under the dataset root, e.g. example")
-    parser.add_argument("--min-train", type=int,
+    parser.add_argument("--min-train", type=integer,
                         help="fewest original train images (default: the table's [validation])")
-    parser.add_argument("--max-train", type=int,
+    parser.add_argument("--max-train", type=integer,
                         help="most original train images (default: the table's [validation])")
-    parser.add_argument("--min-reg", type=int,
+    parser.add_argument("--min-reg", type=integer,
                         help="fewest regularization images (default: the table's [validation])")
-    parser.add_argument("--tolerance", type=float,
+    parser.add_argument("--tolerance", type=number,
                         help="allowed gap between framing/pose shares and their targets, e.g. 0.15")
-    parser.add_argument("--duplicate-distance", type=int,
+    parser.add_argument("--duplicate-distance", type=integer,
                         help="dHash distance at or below which two images are near duplicates")
     parser.add_argument("--require-reg", action="store_true",
                         help="fail when there are fewer regularization images than min_reg, none included (used "

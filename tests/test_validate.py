@@ -339,3 +339,16 @@ def test_report_is_a_readable_table() -> None:
     assert lines[0].split() == ["rule", "status", "detail"]
     assert lines[2].startswith("train count  OK      16 originals")
     assert all(len(line) <= 80 for line in lines)
+
+
+@pytest.mark.parametrize(("flag", "value", "said"), [("--min-reg", "abc", "'abc' is not a whole number"),
+                                                     ("--duplicate-distance", "1.5", "'1.5' is not a whole number"),
+                                                     ("--tolerance", "lots", "'lots' is not a number"),
+                                                     ("--tolerance", "nan", "must be a finite number, not nan")])
+def test_cli_numbers_that_are_not_numbers_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str,
+                                                    value: str, said: str) -> None:
+    real_dataset(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        run_cli(tmp_path, flag, value)
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"argument {flag}: {said}")
