@@ -19,8 +19,8 @@ An image whose size cannot be read (a PNG without a valid IHDR: corrupt, truncat
 sd-scripts' `failed to get image size: <path>, error: cannot identify image file '<path>'` WARNING,
 then the ZeroDivisionError traceback from select_bucket, exit 1: READ FROM SOURCE, not recorded (see
 library/train_util.py get_image_size and zero_division below).
-The loss is synthetic (1.21 falling by 0.01 a step) and only
-appears as the `avr_loss=` postfix.
+The loss is synthetic (0.21 + 0.99**step: 1.21 at the start, falling towards 0.21 and never below
+zero, so a 920-step run plots like a loss and not like -7.99) and only appears as the `avr_loss=` postfix.
 
 LoRA files go to `<output_dir>/<output_name>-step%08d.safetensors` every --save_every_n_steps
 and `<output_name>.safetensors` at the end, with the recorded 264-module key layout
@@ -422,7 +422,7 @@ def run_training(args, specs, train_images, reg_images, template, dtype="F32", b
             time.sleep(pace)
         elapsed = time.time() - started + 1e-3
         sys.stderr.write("\r" + bar(step, total, elapsed, loss))
-        loss = float("nan") if nan_from is not None and step >= nan_from else 1.21 - 0.01 * step
+        loss = float("nan") if nan_from is not None and step >= nan_from else 0.21 + 0.99 ** step
         sys.stderr.write("\r" + bar(step, total, elapsed, loss))
         sys.stderr.flush()
         if crash_after is not None and step >= crash_after:
