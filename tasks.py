@@ -149,17 +149,16 @@ def gen_reg(c: Context, character: str = "example", count: str | None = None, se
     "server": "ComfyUI server URL; repeat for several (default: the configured comfyui_urls)",
     "concurrency": "prompts kept queued per server (default: the configured concurrency)",
 })
-def topup(c: Context, character: str = "example", count: int = 0, pick: str = "", server: list[str] | None = None,
-          concurrency: int = 0) -> None:
+def topup(c: Context, character: str = "example", count: str | None = None, pick: str = "",
+          server: list[str] | None = None, concurrency: str | None = None) -> None:
     """Render candidate pictures to top up a set, or pick some."""
-    if count < 0 or concurrency < 0:
-        raise Exit("--count and --concurrency must be positive; leave them out for the defaults.", code=2)
-    base = settings(c, comfyui_urls=server or None, concurrency=concurrency or None)
+    # Numbers stay text here: the script checks them (a whole number, 1 or more) with a plain message.
+    base = settings(c, comfyui_urls=server or None, concurrency=concurrency)
     if pick:
         script(c, "topup", "--character", character, "--dataset-root", base.dataset_root, "--pick", pick)
         return
     script(c, "topup", "--character", character, "--dataset-root", base.dataset_root,
-           "--concurrency", base.concurrency, *flag_pairs(count=count or None, server=servers(server, base)))
+           "--concurrency", base.concurrency, *flag_pairs(count=count, server=servers(server, base)))
 
 
 # --- training (setup, smoke, train) -------------------------------------------------------------
@@ -213,7 +212,8 @@ def smoke(c: Context, character: str = "example", dry_run: bool = False, device:
 @task(help={
     "character": CHARACTER_HELP,
     "dry_run": "write the dataset TOML and print the exact training command; train nothing",
-    "resume": "continue from the newest saved state in output/<character>/",
+    "resume": "continue the latest unfinished run in output/<character>/runs/ from its newest saved state, up to "
+              "its target step (a finished run: raise --max-train-steps)",
     "num_processes": "accelerate processes, e.g. one per GPU (default: the num_processes setting, 1)",
     "accelerate_config": "accelerate config file for several GPUs or machines (default: none, explicit flags)",
     "max_train_steps": "override the locked step count (default: kohya/train.toml, 920)",
@@ -334,7 +334,7 @@ def all_stages(c: Context, character: str = "example", check: bool = False, from
     "what": "what you approve: crops (the crop previews; gate 1 of invoke all)",
     "character": CHARACTER_HELP,
 })
-def approve(c: Context, what: str = "crops", character: str = "example") -> None:
+def approve(c: Context, what: str, character: str = "example") -> None:  # no default: invoke skips those
     """Approve the crop previews (gate 1 of invoke all)."""
     base = settings(c)
     script(c, "approve", what, "--character", character, "--dataset-root", base.dataset_root,

@@ -58,6 +58,8 @@ def test_every_user_option_of_the_script_is_a_task_flag(task: str) -> None:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["gen-reg", "--count", "abc"], "'abc' is not a whole number"),
+    (["topup", "--count", "0"], "--count: must be 1 or more, not 0"),
+    (["topup", "--count", "abc"], "'abc' is not a whole number"),
 ])
 def test_numbers_are_checked_with_a_plain_message(argv: list[str], message: str) -> None:
     result = subprocess.run([INVOKE, *argv], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60,
@@ -78,3 +80,13 @@ def test_a_short_flag_means_one_thing_in_every_task() -> None:
     mixed = {short: sorted(longs) for short, longs in meaning.items() if len(longs) > 1}
     assert not mixed, f"short flags with several meanings: {mixed}"
     assert meaning["c"] == {"character"} and meaning["s"] == {"server"}
+
+
+@pytest.mark.parametrize("argv", [["approve", "crops", "--character", "no_such_character"],
+                                  ["approve", "--character", "no_such_character", "crops"]])
+def test_approve_takes_what_it_approves_as_a_word_in_any_position(argv: list[str]) -> None:
+    """As the README and gate 1 of `invoke all` print it; a default on `what` made invoke refuse the word."""
+    result = subprocess.run([INVOKE, *argv], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "No character table at dataset/no_such_character/character.toml" in result.stderr, result.stderr
