@@ -31,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.mutants_since import LATER
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
@@ -96,8 +98,8 @@ MUTATIONS: tuple[Mutation, ...] = (
       '"background": list(character.background), "flip": job.flip,', '"flip": job.flip,', CROP_TESTS, named=True),
     m("invoke train drops --resume", "tasks.py", "*flag_pairs(dry_run=dry_run, resume=resume, ",
       "*flag_pairs(dry_run=dry_run, ", ("tests/test_tasks_flags.py",), named=True),
-    m("invoke deploy drops --rollback", "tasks.py", "step=step or None, rollback=rollback))",
-      "step=step or None))", ("tests/test_tasks_flags.py",), named=True),
+    m("invoke deploy drops --rollback", "tasks.py", "step=step or None, rollback=rollback, run=run or None))",
+      "step=step or None, run=run or None))", ("tests/test_tasks_flags.py",), named=True),
     Mutation("the prompt id reaches the cancel path only after the POST returns (the flaky race)",
              "scripts/comfyui/batch.py",
              ((REGISTER + SUBMIT, SUBMIT + REGISTER),),
@@ -115,7 +117,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       ("tests/imaging/test_geometry.py", "tests/test_crop.py")),
     # --- character table -----------------------------------------------------------------------
     m("a zero-width box is accepted", "scripts/table/character.py",
-      "if width <= 0 or height <= 0 or left < 0 or top < 0:", "if width < 0 or height <= 0 or left < 0 or top < 0:",
+      "(box[2] <= 0 or box[3] <= 0 or box[0] < 0", "(box[2] < 0 or box[3] <= 0 or box[0] < 0",
       CHARACTER_TESTS),
     m("a duplicate crop name is accepted", "scripts/table/character.py", "        if name in seen:",
       "        if False:", CHARACTER_TESTS),
@@ -132,14 +134,14 @@ MUTATIONS: tuple[Mutation, ...] = (
       "if count <= v.min_train:", VALIDATE_TESTS),
     m("exactly max_train originals fail", "scripts/table/rules.py", "if count > v.max_train:",
       "if count >= v.max_train:", VALIDATE_TESTS),
-    m("exactly min_reg reg images fail", "scripts/table/rules.py", "    if count < wanted:",
-      "    if count <= wanted:", VALIDATE_TESTS),
+    m("exactly min_reg reg images fail", "scripts/table/rules.py", "    if count >= wanted and (count",
+      "    if count > wanted and (count", VALIDATE_TESTS),
     m("a train image of the wrong size passes", "scripts/table/rules.py", "elif image.size != (res, res):",
       "elif False:", VALIDATE_TESTS),
     m("a caption with the trigger later than first passes", "scripts/table/rules.py",
       'elif text.split(",")[0].strip() != trigger:', "elif trigger not in text:", VALIDATE_TESTS),
     m("near duplicates at exactly the distance are missed", "scripts/table/rules.py",
-      "if d <= distance or a.digest == b.digest:", "if d < distance or a.digest == b.digest:", VALIDATE_TESTS),
+      "(d <= distance and (gap is None", "(d < distance and (gap is None", VALIDATE_TESTS),
     m("flips of an asymmetric character pass", "scripts/table/rules.py", "    if flipped:", "    if False:",
       VALIDATE_TESTS),
     m("captions beside reg images pass", "scripts/table/rules.py", "    if captioned:", "    if False:",
@@ -165,7 +167,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     m("keep_tokens defaults to 0", "scripts/trainer/launch.py", '"keep_tokens": int(ds.get("keep_tokens", 1)),',
       '"keep_tokens": int(ds.get("keep_tokens", 0)),', TRAINER_TESTS),
     m("--resume never reaches sd-scripts", "scripts/trainer/launch.py",
-      '        argv.append(f"--resume={launch.resume}")', "        pass", TRAINER_TESTS),
+      '        argv += [f"--resume={launch.resume}", "--skip_until_initial_step"]', "        pass", TRAINER_TESTS),
     m("CUDA trains in bf16 by default", "scripts/trainer/launch.py", '"cuda": ("fp16", ("--sdpa",)),',
       '"cuda": ("bf16", ("--sdpa",)),', TRAINER_TESTS),
     m("zero steps or zero dim accepted", "scripts/trainer/train_args.py",
@@ -193,6 +195,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       "            if error.status == 200:", "            if False:", CLIENT_TESTS),
     m("a /view path with .. is fetched", "scripts/comfyui/endpoints.py",
       'or ".." in parts or', "or", CLIENT_TESTS),
+    *(m(*entry) for entry in LATER),  # tools/mutants_since.py: the modules that landed after this list
 )
 
 

@@ -52,3 +52,11 @@ def test_the_image_size_warning_is_the_cause_and_other_warnings_are_not() -> Non
     assert message.startswith("train_network.py exited 1: sd-scripts could not read the image "
                               "/data/hero/train/10_hero/b.png (cannot identify image file) (then ZeroDivisionError")
     assert "not directory" not in message
+
+
+def test_harmless_warnings_before_the_exception_are_not_the_cause() -> None:
+    # fail_missing_model.log: caption and reg-folder WARNINGs while the dataset loads, then the ValueError
+    scanner = scan((SHARED_FIXTURES / "sd-scripts/fail_missing_model.log").read_text(encoding="utf-8"))
+    message = failure(RunResult(1, scanner, 1.0, None)) or ""
+    assert message.startswith("train_network.py exited 1: ValueError: The provided pretrained_model_name_or_path")
+    assert "No caption file found" not in message

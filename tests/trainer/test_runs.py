@@ -53,3 +53,15 @@ def test_the_flat_layout_is_the_legacy_run_listed_first_and_latest_only_without_
     (output / "runs/LATEST").write_text("20261203-999999\n")  # names a folder that is gone: the newest
     assert runs.latest_run(output, "hero_v1").run_id == "20261203-140000"  # type: ignore[union-attr]
     assert (output / "hero_v1-step00000230.safetensors").read_bytes() == b"x"  # never moved
+
+
+@pytest.mark.parametrize("left", ["train.log", "hero_v1-step00000004-state/"])
+def test_a_flat_layout_with_only_a_log_or_a_state_is_the_legacy_run(tmp_path: Path, left: str) -> None:
+    output = tmp_path / "output/hero"
+    (output / "compare").mkdir(parents=True)
+    assert runs.list_runs(output, "hero_v1") == []  # compare/ alone is no run
+    if left.endswith("/"):
+        (output / left).mkdir()
+    else:
+        (output / left).write_text("running training\n", encoding="utf-8")
+    assert [r.run_id for r in runs.list_runs(output, "hero_v1")] == ["legacy"]
