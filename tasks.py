@@ -6,6 +6,7 @@ Logic lives in `scripts/`; `invoke --help TASK` explains every flag.
 """
 from __future__ import annotations
 
+import argparse
 import shlex
 import sys
 from collections.abc import Iterable
@@ -14,6 +15,7 @@ from typing import Any
 from invoke import Collection, Context, Exit
 from invoke import task as invoke_task
 
+from scripts.common.cli import positive_int
 from scripts.common.settings import Settings, SettingsError, load_settings
 from scripts.common.task_runner import ScriptRunner, ScriptTask
 
@@ -142,6 +144,16 @@ def gen_reg(c: Context, character: str = "example", count: str | None = None, se
            "--concurrency", base.concurrency, *flag_pairs(count=count, server=servers(server, base)))
 
 
+def whole_count(flag: str, value: object) -> str | None:
+    """A count flag as the script will read it, refused here (exit 2) with the script's words when it is not 1+."""
+    if value is None:
+        return None
+    try:
+        return str(positive_int(str(value)))
+    except argparse.ArgumentTypeError as error:
+        raise Exit(f"--{flag}: {error}; leave it out for the default.", code=2) from None
+
+
 @task(iterable=["server"], help={
     "character": CHARACTER_HELP,
     "count": "candidates to render (default: the table's [topup] count, 8)",
@@ -152,7 +164,7 @@ def gen_reg(c: Context, character: str = "example", count: str | None = None, se
 def topup(c: Context, character: str = "example", count: str | None = None, pick: str = "",
           server: list[str] | None = None, concurrency: str | None = None) -> None:
     """Render candidate pictures to top up a set, or pick some."""
-    # Numbers stay text here: the script checks them (a whole number, 1 or more) with a plain message.
+    count = whole_count("count", count)
     base = settings(c, comfyui_urls=server or None, concurrency=concurrency)
     if pick:
         script(c, "topup", "--character", character, "--dataset-root", base.dataset_root, "--pick", pick)

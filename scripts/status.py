@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import re
 import sys
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ class Stage:
     done: bool
     detail: str
     next_step: str
+    problem: bool = False  # something made earlier is stale, damaged or replaced: status exits 1
 
 
 def _count(folder: Path, pattern: str) -> int:
@@ -61,6 +61,10 @@ def dataset_stages(character: Character) -> list[Stage]:
         fix = findings[0].fix
     old = old_folders(character)  # left from an earlier trigger, repeats or class
     fix = fix if findings or not old else fix_command(character)
+    if not character.crops:
+        return [Stage("table entries", False, f"no [[crop]] entries in {character.table_path}",
+                      f"add [[crop]] entries to {character.table_path} (invoke boxes --character {character.slug} "
+                      f"--write-proposals appends one per figure found on the sheets)")]
     return [
         Stage("reference sheets", not missing, f"{len(sources) - len(missing)}/{len(sources)} present",
               "python -m scripts.example_art" if character.slug == "example" else
@@ -71,7 +75,8 @@ def dataset_stages(character: Character) -> list[Stage]:
               f"{images} images, {captions} captions for {len(character.crops)} table entries"
               + (f"; {len(findings)} stale or damaged: {shown}{more}" if findings else "")
               + (f"; left from an earlier trigger, repeats or class: "
-                 f"{', '.join(o.describe(character.folder) for o in old)}" if old else ""), fix),
+                 f"{', '.join(o.describe(character.folder) for o in old)}" if old else ""), fix,
+              problem=bool(findings or old)),
         Stage("enough pictures", len(character.crops) >= character.validation.min_train,
               f"{len(character.crops)} table entries (crops + picks), at least {character.validation.min_train} wanted",
               f"invoke topup --character {character.slug} --count "
@@ -94,8 +99,8 @@ def training_stages(character: Character, settings: Settings) -> list[Stage]:
     final = (folder / f"{character.trigger}.safetensors").is_file()
     runs_note = (f"; latest run {run.describe()} of {len(list_runs(output, character.trigger))} (invoke compare "
                  f"--run RUN_ID for another)" if run is not None and not run.legacy else "")
-    record_path = output / "deployed.json"
-    deployed = json.loads(record_path.read_text()) if record_path.is_file() else None
+    deployed = pipeline.deploy_record(settings, character)
+    replaced = pipeline.live_problem(deployed) if deployed else None
     trained = bool(steps) or final
     proposal = read_proposal(output)
     ranked = (output / "rank" / "rank.json").is_file()
@@ -112,10 +117,13 @@ def training_stages(character: Character, settings: Settings) -> list[Stage]:
         Stage("checkpoint ranking", ranked or deployed is not None,
               f"proposed {proposal.reason}" if proposal else "ranked; nothing proposed (see rank/report.html)"
               if ranked else "not ranked", f"invoke rank --character {character.slug}"),
-        Stage("deployed", deployed is not None,
-              f"{'run ' + str(deployed['run']) + ' ' if deployed.get('run') else ''}step {deployed.get('step')} as "
-              f"{deployed.get('target')}" if deployed else "nothing deployed",
-              f"invoke deploy --character {character.slug} --step {'proposed' if proposal else 'N'}"),
+        Stage("deployed", deployed is not None and replaced is None,
+              (f"{'run ' + str(deployed['run']) + ' ' if deployed.get('run') else ''}step {deployed.get('step')} as "
+               f"{deployed.get('target')}" + (f", but {replaced}" if replaced else "")) if deployed
+              else "nothing deployed",
+              f"invoke deploy --character {character.slug} --step "
+              f"{deployed.get('step') if replaced and deployed else 'proposed' if proposal else 'N'}",
+              problem=replaced is not None),
     ]
 
 
@@ -149,7 +157,7 @@ def render(character: Character, stages: list[Stage], servers: dict[str, str]) -
     lines = [f"{character.name} ({character.slug}, trigger {character.trigger})"]
     width = max(len(s.name) for s in stages)
     for stage in stages:
-        mark = "done" if stage.done else "todo"
+        mark = "redo" if stage.problem else "done" if stage.done else "todo"
         lines.append(f"  [{mark}] {stage.name.ljust(width)}  {stage.detail}")
     for url, state in servers.items():
         lines.append(f"  ComfyUI {url}: {state}")
@@ -171,9 +179,13 @@ def main(argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 2
     servers = {} if args.offline else asyncio.run(probe_servers(settings.comfyui_urls))
-    print(render(character, dataset_stages(character) + training_stages(character, settings), servers))
+    stages = dataset_stages(character) + training_stages(character, settings)
+    print(render(character, stages, servers))
     print("\n".join(pipeline.describe(character, settings)) or "  invoke all: not run yet for this character")
-    return 0
+    problems = [stage.name for stage in stages if stage.problem]
+    if problems:  # exit 1: something made earlier is wrong now (a stage simply not done yet is exit 0)
+        print(f"  needs attention: {', '.join(problems)} (see above)")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

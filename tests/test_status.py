@@ -9,6 +9,7 @@ from PIL import Image
 from scripts.common.settings import Settings
 from scripts.status import dataset_stages, main, probe_servers, render, training_stages
 from scripts.table.character import load_character
+from scripts.trainer import pipeline
 from tests.character_tables import CROP, HEAD, write_character
 from tests.comfyui.test_not_comfyui import web_page  # noqa: F401  (the fixture: a real web server)
 
@@ -76,3 +77,71 @@ async def test_a_url_that_answers_but_is_not_comfyui_is_named_so(comfy_server, w
     assert states[web_page] == ("answers HTTP 404 (text/html), so it is not ComfyUI: check the URL and port "
                                 "(ComfyUI's default is 8188)")
     assert states["http://127.0.0.1:9"] == "not answering"
+
+
+def deployed_world(tmp_path: Path) -> tuple[Path, Path, Settings]:
+    """A character whose step-230 checkpoint deploy copied to loras/tess_v1.safetensors, recorded as deploy writes."""
+    import hashlib
+
+    folder = make_character(tmp_path)
+    output = tmp_path / "output" / "tess"
+    output.mkdir(parents=True)
+    source = output / "tess_v1-step00000230.safetensors"
+    source.write_bytes(b"the trained LoRA")
+    live = tmp_path / "loras" / "tess_v1.safetensors"
+    live.parent.mkdir()
+    live.write_bytes(b"the trained LoRA")
+    (output / "deployed.json").write_text(json.dumps({
+        "step": 230, "source": str(source), "target": str(live),
+        "sha256": hashlib.sha256(b"the trained LoRA").hexdigest()}))
+    return folder, live, Settings(output_root=tmp_path / "output", sd_scripts_dir=tmp_path / "sd",
+                                  kohya_python=tmp_path / "py", dataset_root=tmp_path / "dataset")
+
+
+def test_a_live_file_another_lora_replaced_is_not_reported_as_deployed(tmp_path: Path, capsys) -> None:
+    folder, live, settings = deployed_world(tmp_path)
+    character = load_character(folder)
+    stages = {s.name: s for s in training_stages(character, settings)}
+    assert stages["deployed"].done and not stages["deployed"].problem
+    assert pipeline.deployed(settings, character) is not None  # `invoke all` agrees
+
+    live.write_bytes(b"somebody else's LoRA")
+    assert pipeline.deployed(settings, character) is None
+    stages = {s.name: s for s in training_stages(character, settings)}
+    assert not stages["deployed"].done and stages["deployed"].problem
+    assert "is not the file deployed" in stages["deployed"].detail
+    assert stages["deployed"].next_step == "invoke deploy --character tess --step 230"
+    argv = ["--character", "tess", "--dataset-root", str(tmp_path / "dataset"), "--output-root",
+            str(tmp_path / "output"), "--offline"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "[redo] deployed" in out and "needs attention: deployed" in out
+
+    live.unlink()
+    stages = {s.name: s for s in training_stages(character, settings)}
+    assert stages["deployed"].problem and "is gone" in stages["deployed"].detail
+
+
+def test_a_table_without_crops_asks_for_entries_not_for_a_crop(tmp_path: Path, capsys) -> None:
+    write_character(tmp_path / "dataset", HEAD + "\n# [[crop]] entries still to write\n")
+    argv = ["--character", "tess", "--dataset-root", str(tmp_path / "dataset"), "--output-root",
+            str(tmp_path / "output"), "--offline"]
+    assert main(argv) == 0  # nothing is wrong yet; there is just nothing to crop
+    out = capsys.readouterr().out
+    assert "[todo] table entries" in out and "no [[crop]] entries in" in out
+    assert "next: add [[crop]] entries to" in out and "--write-proposals" in out
+    assert "reference sheets" not in out and "crop preview" not in out
+
+
+def test_stale_training_images_make_status_exit_1(tmp_path: Path, capsys) -> None:
+    folder = make_character(tmp_path)
+    png(folder / "sheet.png")
+    argv = ["--character", "tess", "--dataset-root", str(tmp_path / "dataset"), "--output-root",
+            str(tmp_path / "output"), "--offline"]
+    character = load_character(folder)
+    png(character.train_dir / "tess_front.png")
+    (character.train_dir / "tess_front.txt").write_text("tess_v1, full body")
+    (character.train_dir / "tess_front.png").write_bytes(b"")  # a 0-byte PNG: damaged
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "[redo] training images" in out and "needs attention: training images" in out

@@ -180,17 +180,47 @@ def _previews_newer_than_inputs(character: Character) -> bool:
         return False
 
 
-def deployed(settings: Settings, character: Character) -> dict[str, Any] | None:
-    """The deploy record when the live file is still the one a current checkpoint holds."""
+def deploy_record(settings: Settings, character: Character) -> dict[str, Any] | None:
+    """output/<character>/deployed.json as deploy wrote it, or None."""
     path = settings.character_output(character.slug) / "deployed.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    source = Path(str(data.get("source") or ""))
-    if not isinstance(data, dict) or not source.is_file():
+    return data if isinstance(data, dict) else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def live_problem(record: Mapping[str, Any]) -> str | None:
+    """Why the file ComfyUI loads is not the one deploy put there (None: it is, or the record cannot say)."""
+    sha256, target = record.get("sha256"), record.get("target")
+    if not sha256 or not target:
         return None
-    return data if hashlib.sha256(source.read_bytes()).hexdigest() == data.get("sha256") else None
+    live = Path(str(target))
+    if not live.is_file():
+        return f"the deployed file {live} is gone"
+    if _sha256(live) != sha256:
+        return (f"{live} is not the file deployed (its sha256 differs from deployed.json's: another LoRA "
+                f"replaced it)")
+    return None
+
+
+def deployed(settings: Settings, character: Character) -> dict[str, Any] | None:
+    """The deploy record when the live file is the one deployed and a current checkpoint still holds it."""
+    data = deploy_record(settings, character)
+    if data is None:
+        return None
+    source = Path(str(data.get("source") or ""))
+    if not source.is_file() or _sha256(source) != data.get("sha256"):
+        return None
+    return data if live_problem(data) is None else None
 
 
 def changed_inputs(stage: str, character: Character, settings: Settings, entry: Mapping[str, Any]) -> list[str]:
