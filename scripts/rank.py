@@ -10,8 +10,9 @@ training images (scripts.imaging.embed, cached by image hash), scores and ranks 
 (scripts.evaluation) and writes the page, the record and the loss plot. Nothing is deployed:
 `deploy --step proposed` reads rank.json.
 
-Past ~300 lines on purpose: the render loop and the reuse of compare's cells build on compare's
-rows and cell keys, and no library may import a verb, so they live here beside the verb.
+Past ~300 lines on purpose: the render loop and the reuse of compare's cells build on the grid's
+rows and cell keys (scripts.evaluation.grid_plan, grid_checkpoints, grid_render) and stay here
+beside the verb whose plan they act on.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from typing import Any
 
 import aiohttp
 
-from scripts import comfyui, compare
+from scripts import comfyui
 from scripts.comfyui.loras import remove_staged, stage, staging_dir
 from scripts.comfyui.workflow import WorkflowError, fill_txt2img, load_template
 from scripts.common import interrupts
@@ -35,7 +36,7 @@ from scripts.common.atomic import write_bytes, write_text
 from scripts.common.cli import whole_number
 from scripts.common.progress import ProgressLine, batch_line, format_duration
 from scripts.common.settings import Settings
-from scripts.evaluation import verb_cli
+from scripts.evaluation import grid_checkpoints, grid_plan, grid_render, verb_cli
 from scripts.evaluation.figures import write_grid, write_loss_plot
 from scripts.evaluation.plan import TRIGGER, RankPrompt, plan_prompts, without_trigger
 from scripts.evaluation.ranking import Candidate, Ranked, proposals, rank
@@ -58,7 +59,7 @@ class RankError(Exception):
 
 @dataclass(frozen=True)
 class RankCell:
-    row: compare.Row
+    row: grid_plan.Row
     planned: RankPrompt
     file: str  # relative to the rank folder
     key: str
@@ -97,17 +98,17 @@ class Summary:
     grid_layout: GridLayout | None = None
 
 
-def plan_cells(rows: Sequence[compare.Row], planned: Sequence[RankPrompt], render: Compare) -> list[RankCell]:
+def plan_cells(rows: Sequence[grid_plan.Row], planned: Sequence[RankPrompt], render: Compare) -> list[RankCell]:
     return [RankCell(row, p, f"cells/{row.key}__{p.file_stem}.png",
-                     compare.cell_key(row, p.prompt, None if row.sha256 is None else 1.0, render))
+                     grid_plan.cell_key(row, p.prompt, None if row.sha256 is None else 1.0, render))
             for row in rows for p in planned]
 
 
 def reuse_from_compare(cells: Sequence[RankCell], manifest: dict[str, Any], folder: Path,
                        compare_folder: Path) -> int:
     """Copy cells compare rendered with the same key; returns how many."""
-    theirs = {entry.get("key"): compare_folder / name for name, entry in compare.read_manifest(
-        compare_folder / compare.MANIFEST).items() if isinstance(entry, dict)}
+    theirs = {entry.get("key"): compare_folder / name for name, entry in grid_render.read_manifest(
+        compare_folder / grid_plan.MANIFEST).items() if isinstance(entry, dict)}
     reused = 0
     for cell in cells:
         if _present(cell, manifest, folder):
@@ -125,17 +126,17 @@ def _present(cell: RankCell, manifest: dict[str, Any], folder: Path) -> bool:
     return entry.get("key") == cell.key and (folder / cell.file).is_file()
 
 
-def make_job(cell: RankCell, row: compare.Row, render: Compare, template: dict[str, Any]) -> comfyui.Job:
+def make_job(cell: RankCell, row: grid_plan.Row, render: Compare, template: dict[str, Any]) -> comfyui.Job:
     p = cell.planned.prompt
     workflow = fill_txt2img(
-        template, checkpoint=compare.base_checkpoint(render), prompt=p.prompt, negative=p.negative, width=render.width,
-        height=render.height, steps=render.steps, cfg=render.cfg, sampler=render.sampler,
+        template, checkpoint=grid_plan.base_checkpoint(render), prompt=p.prompt, negative=p.negative,
+        width=render.width, height=render.height, steps=render.steps, cfg=render.cfg, sampler=render.sampler,
         scheduler=render.scheduler, clip_skip=render.clip_skip, seed=p.seed, filename_prefix="lora_pipeline/rank",
         lora_name=row.lora_name, lora_strength=1.0)
     return comfyui.Job(Path(cell.file).stem, workflow, group=row.key, meta={"cell": cell})
 
 
-async def render_missing(options: Options, rows: list[compare.Row], todo: list[RankCell], render: Compare,
+async def render_missing(options: Options, rows: list[grid_plan.Row], todo: list[RankCell], render: Compare,
                          folder: Path, manifest: dict[str, Any], progress: ProgressLine) -> tuple[int, list[str]]:
     settings, slug = options.settings, options.character.slug
     if not settings.comfyui_dir.expanduser().is_dir():
@@ -147,7 +148,7 @@ async def render_missing(options: Options, rows: list[compare.Row], todo: list[R
         template = load_template("txt2img_lora")
         stats = comfyui.BatchStats()
         async with aiohttp.ClientSession() as session:
-            urls, spelled = await compare.resolve_lora_names(session, settings.comfyui_urls, rows, render,
+            urls, spelled = await grid_render.resolve_lora_names(session, settings.comfyui_urls, rows, render,
                                                              staging_dir(settings.loras_dir, slug))
             by_key = {row.key: row for row in spelled}
             jobs = [make_job(cell, by_key[cell.row.key], render, template) for cell in todo]
@@ -159,7 +160,7 @@ async def render_missing(options: Options, rows: list[compare.Row], todo: list[R
                     write_bytes(folder / cell.file, result.images[0])
                     manifest[cell.file] = {"key": cell.key, "row": cell.row.key, "prompt": cell.planned.prompt.prompt,
                                            "seed": cell.planned.prompt.seed, "server": result.server}
-                    compare.write_manifest(folder / compare.MANIFEST, manifest)
+                    grid_render.write_manifest(folder / grid_plan.MANIFEST, manifest)
                     rendered += 1
                 else:
                     failed.append(f"{cell.file}: {result.error or result.status}")
@@ -215,24 +216,25 @@ def score_run(cells: Sequence[RankCell], present: dict[str, Path], train: list[P
 async def run(options: Options, progress: ProgressLine | None = None) -> Summary:
     character, settings = options.character, options.settings
     started = time.monotonic()
-    render = compare.render_settings(character)
-    prompts = compare.grid_prompts(character, [])
-    run_ = compare.chosen_run(character, settings, options.run)
-    checkpoints, skipped = compare.find_checkpoints(character, settings, options.steps, options.run)
+    render = grid_plan.render_settings(character)
+    prompts = grid_plan.grid_prompts(character, [])
+    run_ = grid_checkpoints.chosen_run(character, settings, options.run)
+    checkpoints, skipped = grid_checkpoints.find_checkpoints(character, settings, options.steps, options.run)
     train = training_images(character)
     embedder = make_embedder(options.embedder, settings.kohya_python, options.embedder_path)
     output = settings.character_output(character.slug)
     folder = output / "rank"
-    rows = [compare.Row(compare.BASELINE, "no LoRA"), *compare.checkpoint_rows(checkpoints, character.slug, run_)]
+    rows = [grid_plan.Row(grid_plan.BASELINE, "no LoRA"),
+            *grid_checkpoints.checkpoint_rows(checkpoints, character.slug, run_)]
     trained = {row.key: (row.checkpoint.step if row.checkpoint and row.checkpoint.step is not None else steps or 10**9)
                for row, (_, steps) in zip(rows[1:], checkpoints, strict=True)}
     planned = plan_prompts(prompts, character.trigger, character.class_name, render.negative, options.seeds)
     cells = plan_cells(rows, planned, render)
-    manifest = compare.read_manifest(folder / compare.MANIFEST)
+    manifest = grid_render.read_manifest(folder / grid_plan.MANIFEST)
     kept = sum(_present(cell, manifest, folder) for cell in cells)
     reused = reuse_from_compare(cells, manifest, folder, output / "compare")
     if reused:
-        compare.write_manifest(folder / compare.MANIFEST, manifest)
+        grid_render.write_manifest(folder / grid_plan.MANIFEST, manifest)
     todo = [cell for cell in cells if not _present(cell, manifest, folder)]
     rendered, failed = 0, list[str]()
     if todo and isinstance(embedder, WorkerEmbedder):
@@ -307,10 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return verb_cli.run_verb(
         "rank", args, lambda settings, character: run(Options(
-            character, settings, seeds=args.seeds, steps=compare.parse_steps(args.steps), embedder=args.embedder,
+            character, settings, seeds=args.seeds, steps=grid_plan.parse_steps(args.steps), embedder=args.embedder,
             embedder_path=args.embedder_path, keep_staged=args.keep_staged, timeout=args.timeout,
             run=args.run)),
-        summary_text, (RankError, compare.CompareError, WorkflowError, comfyui.ComfyError, EmbedderUnavailable),
+        summary_text, (RankError, grid_plan.CompareError, WorkflowError, comfyui.ComfyError, EmbedderUnavailable),
         "rank failed on a file ({error}); renders already made are kept and the staged copies were removed. Fix "
         "the cause and run again: only missing renders are made.")
 

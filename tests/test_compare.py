@@ -15,6 +15,7 @@ from scripts import compare
 from scripts.comfyui import loras
 from scripts.common.progress import ProgressLine
 from scripts.common.settings import Settings
+from scripts.evaluation import grid_checkpoints, grid_plan
 from scripts.table.character import Compare, load_character
 from scripts.trainer.checkpoints import step_file_name
 from tests.test_deploy import TABLE, TRIGGER, make_run, write_lora
@@ -222,7 +223,7 @@ async def test_a_server_that_cannot_see_the_staged_files_is_a_clear_error(setup,
     elsewhere = tmp_path / "other_comfy_loras"
     elsewhere.mkdir()
     server, settings = await start(comfy_server, settings, loras_dir=elsewhere)
-    with pytest.raises(compare.CompareError, match="does not list the staged LoRA"):
+    with pytest.raises(grid_plan.CompareError, match="does not list the staged LoRA"):
         await compare.run(options(settings, character), progress=Quiet())
     assert not (settings.loras_dir / "_eval").exists() and server.state.posts == []
 
@@ -231,7 +232,7 @@ async def test_a_missing_base_checkpoint_names_the_installed_ones(setup, comfy_s
     settings, character = setup
     make_run(settings.character_output("zara"), steps=(100,))
     _server, settings = await start(comfy_server, settings, checkpoints=("other.safetensors",))
-    with pytest.raises(compare.CompareError, match=r"other.safetensors"):
+    with pytest.raises(grid_plan.CompareError, match=r"other.safetensors"):
         await compare.run(options(settings, character), progress=Quiet())
     assert not (settings.loras_dir / "_eval").exists()
 
@@ -255,7 +256,7 @@ def test_bad_checkpoints_are_skipped_and_named(setup) -> None:
     output = settings.character_output("zara")
     files = make_run(output, steps=(100, 200), final=False)
     files[200].write_bytes(files[200].read_bytes()[:500])
-    usable, skipped = compare.find_checkpoints(character, settings, None)
+    usable, skipped = grid_checkpoints.find_checkpoints(character, settings, None)
     assert [c.step for c, _ in usable] == [100]
     assert len(skipped) == 1 and skipped[0].startswith(files[200].name)
 
@@ -264,15 +265,15 @@ def test_plan_shares_the_baseline_image_across_strength_columns() -> None:
     from scripts.table.character import TestPrompt
     render = Compare("m.safetensors", 64, 64, 2, 7.0, "euler", "normal", 2, "")
     prompts = [TestPrompt("a", "t, a", "", 1), TestPrompt("b", "t, b", "", 2)]
-    rows = [compare.Row("base", "no LoRA"), compare.Row("step00000100", "step 100", None, "f" * 64, "x")]
-    cells = compare.plan_cells(rows, prompts, [0.8, 1.0], render)
+    rows = [grid_plan.Row("base", "no LoRA"), grid_plan.Row("step00000100", "step 100", None, "f" * 64, "x")]
+    cells = grid_plan.plan_cells(rows, prompts, [0.8, 1.0], render)
     assert len(cells) == 8 and len({c.file for c in cells}) == 6
     assert cells[0].file == cells[1].file == "cells/base__a.png"
     assert {c.file for c in cells if c.row == 1} == {
         "cells/step00000100__a__s0.80.png", "cells/step00000100__a__s1.00.png",
         "cells/step00000100__b__s0.80.png", "cells/step00000100__b__s1.00.png"}
     other = Compare("m.safetensors", 64, 64, 3, 7.0, "euler", "normal", 2, "")
-    assert compare.plan_cells(rows, prompts, [0.8, 1.0], other)[0].key != cells[0].key  # settings are in the key
+    assert grid_plan.plan_cells(rows, prompts, [0.8, 1.0], other)[0].key != cells[0].key  # settings are in the key
 
 
 async def test_failed_cells_show_as_grey_and_a_rerun_renders_only_them(setup, comfy_server) -> None:
@@ -301,9 +302,9 @@ async def test_failed_cells_show_as_grey_and_a_rerun_renders_only_them(setup, co
 def test_the_final_file_is_not_a_second_row_when_a_step_file_has_its_steps(setup) -> None:
     settings, character = setup
     make_run(settings.character_output("zara"), steps=(460, 920))
-    usable, skipped = compare.find_checkpoints(character, settings, None)
+    usable, skipped = grid_checkpoints.find_checkpoints(character, settings, None)
     assert [c.step for c, _ in usable] == [460, 920] and "same weights as step 920" in skipped[0]
-    usable, _ = compare.find_checkpoints(character, settings, [920, None])
+    usable, _ = grid_checkpoints.find_checkpoints(character, settings, [920, None])
     assert [c.step for c, _ in usable] == [920, None]  # asked for by name: kept
 
 
@@ -314,7 +315,7 @@ def test_the_grid_skips_what_deploy_would_refuse(setup) -> None:
     files = make_run(output, steps=(100, 400, 500), final=False)
     write_lora(output / step_file_name(TRIGGER, 200), step=200, dim=8)
     write_lora(output / step_file_name(TRIGGER, 300), step=300, trigger="someone_else")
-    usable, skipped = compare.find_checkpoints(character, settings, None)
+    usable, skipped = grid_checkpoints.find_checkpoints(character, settings, None)
     assert [c.step for c, _ in usable] == [100, 400, 500]
     reasons = dict(line.split(": ", 1) for line in skipped)
     assert "ss_network_dim is '8', expected 4" in reasons[step_file_name(TRIGGER, 200)]
@@ -325,6 +326,6 @@ def test_the_grid_skips_what_deploy_would_refuse(setup) -> None:
 def test_a_whole_run_with_other_settings_than_configured_has_no_grid(setup) -> None:
     settings, character = setup
     make_run(settings.character_output("zara"), steps=(100, 200), dim=8)
-    with pytest.raises(compare.CompareError) as caught:
-        compare.find_checkpoints(character, settings, None)
+    with pytest.raises(grid_plan.CompareError) as caught:
+        grid_checkpoints.find_checkpoints(character, settings, None)
     assert "expected 4" in str(caught.value) and "train.toml + [training]" in str(caught.value)

@@ -10,6 +10,7 @@ import pytest
 
 from scripts import compare
 from scripts.common.settings import Settings
+from scripts.evaluation import grid_plan
 from scripts.table.character import load_character
 from tests.sparse import from_recording
 from tests.test_compare import Quiet, nodes, start
@@ -50,7 +51,7 @@ def project(tmp_path: Path, checkpoint: str) -> tuple[Settings, Any]:
 async def test_sdxl_loras_on_an_sd15_checkpoint_are_refused_before_rendering(tmp_path: Path, comfy_server) -> None:
     settings, character = project(tmp_path, "random_sd15.safetensors")
     server, settings = await start(comfy_server, settings, checkpoints=("random_sd15.safetensors",))
-    with pytest.raises(compare.CompareError) as error:
+    with pytest.raises(grid_plan.CompareError) as error:
         await compare.run(compare.Options(character, settings), progress=Quiet())
     text = str(error.value)
     assert "is a LoRA for SDXL" in text and "random_sd15.safetensors is SD 1.x" in text

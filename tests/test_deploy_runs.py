@@ -15,6 +15,7 @@ from PIL import Image
 
 from scripts import compare, deploy, rank, status
 from scripts.common.settings import Settings
+from scripts.evaluation import grid_checkpoints
 from scripts.table.character import Character, load_character
 from scripts.trainer.checkpoints import final_file_name, step_file_name
 from tests.paths import SHARED_FIXTURES
@@ -57,18 +58,18 @@ def runs(project: tuple[Settings, Character]) -> dict[str, dict[object, Path]]:
 
 def test_compare_lists_the_latest_run_by_default_and_another_with_run(project, runs) -> None:
     settings, character = project
-    usable, skipped = compare.find_checkpoints(character, settings, None)
+    usable, skipped = grid_checkpoints.find_checkpoints(character, settings, None)
     assert [c.path for c, _ in usable] == [runs[NEW][100], runs[NEW][200], runs[NEW][300]]
-    rows = compare.checkpoint_rows(usable, "zara", compare.chosen_run(character, settings, None))
+    rows = grid_checkpoints.checkpoint_rows(usable, "zara", grid_checkpoints.chosen_run(character, settings, None))
     # the final file holds step 300 like the step-300 file: one row, named for both
     assert [r.label for r in rows] == [f"{NEW} step 100", f"{NEW} step 200", f"{NEW} final (= step 300)"]
     assert skipped == [f"{final_file_name(TRIGGER)}: the same weights as step 300, shown once"]
 
-    usable, _ = compare.find_checkpoints(character, settings, None, OLD)
+    usable, _ = grid_checkpoints.find_checkpoints(character, settings, None, OLD)
     assert [c.path for c, _ in usable] == [runs[OLD][100], runs[OLD][200]]
-    legacy, _ = compare.find_checkpoints(character, settings, None, "legacy")  # the flat layout is still there
+    legacy, _ = grid_checkpoints.find_checkpoints(character, settings, None, "legacy")  # the flat layout is still there
     assert [c.path for c, _ in legacy] == [runs["legacy"][100]]
-    assert [r.label for r in compare.checkpoint_rows(legacy, "zara", compare.chosen_run(
+    assert [r.label for r in grid_checkpoints.checkpoint_rows(legacy, "zara", grid_checkpoints.chosen_run(
         character, settings, "legacy"))] == ["step 100"]
 
 
@@ -127,7 +128,7 @@ def test_status_shows_the_latest_run_and_the_deployed_run(project, runs) -> None
 def test_the_latest_pointer_wins_over_the_newest_name(project, runs) -> None:
     settings, character = project
     (settings.character_output("zara") / "runs" / "LATEST").write_text(OLD + "\n")
-    usable, _ = compare.find_checkpoints(character, settings, None)
+    usable, _ = grid_checkpoints.find_checkpoints(character, settings, None)
     assert [c.path for c, _ in usable] == [runs[OLD][100], runs[OLD][200]]
 
 

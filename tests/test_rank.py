@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from scripts import compare, deploy, rank
-from scripts.evaluation import figures
+from scripts.evaluation import figures, grid_checkpoints
 from scripts.evaluation.plan import plan_prompts, without_trigger
 from scripts.evaluation.ranking import Thresholds
 from scripts.imaging.plot import PROPOSED
@@ -108,8 +108,8 @@ async def test_rank_renders_the_plan_reuses_compare_and_writes_a_checkable_repor
     assert [c["key"] for c in record["checkpoints"]] == [r.key for r in summary.ranked]
     assert {c["key"] for c in record["checkpoints"]} == {"step00000100", "step00000200", "final"}
     assert record["proposal"] and record["proposal"][0]["step"] in {"100", "200", "final"}
-    assert record["proposal"][0]["sha256"] == compare.sha256_of(
-        next(r.checkpoint.path for r in compare.checkpoint_rows(compare.find_checkpoints(
+    assert record["proposal"][0]["sha256"] == grid_checkpoints.sha256_of(
+        next(r.checkpoint.path for r in grid_checkpoints.checkpoint_rows(grid_checkpoints.find_checkpoints(
             character, settings, None)[0], "zara") if r.key == record["proposal"][0]["key"]))
     page = summary.report.read_text()
     assert record["proposal"][0]["reason"].split(":")[0] in page and "invoke deploy --step proposed" in page
@@ -245,7 +245,7 @@ def test_deploy_proposed_refuses_without_a_ranking_an_empty_one_or_a_changed_fil
     assert "proposes no checkpoint" in capsys.readouterr().err and not production.exists()
 
     write_record(settings, [{"step": "200", "label": "step 200", "reason": "step 200: identity 0.50",
-                             "sha256": compare.sha256_of(files[200])}])
+                             "sha256": grid_checkpoints.sha256_of(files[200])}])
     write_lora(files[200], step=200, fill=0.9)  # retrained since the ranking
     assert deploy.main(cli(settings, "--step", "proposed")) == 1
     err = capsys.readouterr().err
