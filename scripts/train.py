@@ -27,13 +27,10 @@ for come from sd-scripts' source, not from the recordings (none of them ran --sa
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,87 +38,20 @@ from scripts.common import atomic, interrupts
 from scripts.common.cli import positive_int
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
-from scripts.table.character import Character, CharacterError, load_character
+from scripts.table.character import Character, CharacterError
 from scripts.trainer import runs, tokenizers
-from scripts.trainer.checkout_flags import read_flag_kinds
-from scripts.trainer.checkpoints import list_checkpoints
 from scripts.trainer.family import FamilyError
-from scripts.trainer.family_args import FamilyPlan, plan_family, run_summary
-from scripts.trainer.launch import (
-    SMOKE_STEPS,
-    Launch,
-    build_command,
-    dataset_config,
-    dataset_files,
-    dataset_fingerprint,
-    dataset_toml,
-)
-from scripts.trainer.lora_family import check_lora
-from scripts.trainer.lora_file import inspect_lora
-from scripts.trainer.resume import choose_state, keep_old_log, prune_step_states
-from scripts.trainer.run import RunResult, checkpoint_table, cpu_threads, failure, latest_state, stream
-from scripts.trainer.run_checks import trained_as_meant
-from scripts.trainer.run_resume import choose_run_state, resume_target
-from scripts.trainer.smoke_folder import promote, smoke_dir, try_dir
-from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, TrainArgs
-from scripts.trainer.venv_probe import PROBE_SCRIPT
+from scripts.trainer.family_args import FamilyPlan, run_summary
+from scripts.trainer.launch import SMOKE_STEPS, build_command, dataset_config, dataset_toml
+from scripts.trainer.preflight import NothingToDo, TrainError, preflight, probe_device
+from scripts.trainer.resume import keep_old_log
+from scripts.trainer.run import RunResult, stream
+from scripts.trainer.run_outcome import begin_run, check_result, finish_run
+from scripts.trainer.run_plan import RunPlan, launch_for, load_training, resume_run, resume_state
+from scripts.trainer.smoke_folder import try_dir
+from scripts.trainer.train_args import KohyaConfigError, TrainArgs
 
-__all__ = ["latest_state"]  # re-exported: tests and older callers import it from here
 DEVICES = ("auto", "cpu", "mps", "cuda", "cuda-bf16")
-
-
-class TrainError(Exception):
-    """Something the run needs is missing or wrong; the message says what and how to fix it."""
-
-
-def preflight(settings: Settings, args: TrainArgs, trainer: str = "train_network.py") -> tuple[Path, Path]:
-    """(kohya python, accelerate script); raise TrainError naming each missing piece and its fix."""
-    problems: list[str] = []
-    python = settings.kohya_python.expanduser().absolute()
-    accelerate = python.parent / ("accelerate.exe" if os.name == "nt" else "accelerate")
-    if not python.exists():
-        problems.append(f"the kohya venv is missing ({python} does not exist): run `invoke setup`, or set "
-                        f"kohya_python (invoke.yaml lora:, LORA_KOHYA_PYTHON) to an existing venv's python")
-    elif not accelerate.exists():
-        problems.append(f"{accelerate} is missing (accelerate is not installed in the kohya venv): run `invoke setup`")
-    script = settings.sd_scripts_dir.expanduser() / trainer
-    if not script.is_file():
-        problems.append(f"sd-scripts is missing ({script} does not exist): run `invoke setup` (it runs "
-                        f"`git submodule update --init --recursive`), or set kohya_dir / sd_scripts_dir to a "
-                        f"kohya_ss checkout")
-    model = args.pretrained_model
-    if model is None:
-        problems.append('no base checkpoint is set: add pretrained_model = "/path/to/model.safetensors" to the '
-                        "character's [training] section or to kohya/train.toml")
-    elif not model.is_file():
-        source = args.sources.get("pretrained_model_name_or_path", "the configuration")
-        problems.append(f"the base checkpoint {model} does not exist (set in {source}): download it there or "
-                        f"change pretrained_model")
-    if problems:
-        raise TrainError("Cannot train yet: " + "; ".join(problems) + ".")
-    return python, accelerate
-
-
-def probe_device(python: Path, timeout: float = 300) -> str:
-    import json
-    try:
-        done = subprocess.run([str(python), str(PROBE_SCRIPT), "--device"], capture_output=True, text=True,
-                              timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise TrainError(f"the kohya venv's python did not report its device within {timeout:.0f} s (importing "
-                         f"torch hangs?); pass --device cpu|mps|cuda|cuda-bf16 to skip the probe, or run "
-                         f"`invoke setup`") from None
-    except OSError as error:
-        raise TrainError(f"{python} cannot be started ({error.strerror or error}); run `invoke setup`") from None
-    if done.returncode != 0:
-        raise TrainError(f"the kohya venv's python could not report its device: {done.stderr.strip()[-300:]}; "
-                         f"run `invoke setup`")
-    try:
-        return str(json.loads(done.stdout)["device"])
-    except (json.JSONDecodeError, KeyError, TypeError):
-        shown = (done.stdout.strip().splitlines() or ["nothing"])[-1][:200]
-        raise TrainError(f"the kohya venv's device probe printed no report it could read (last line: {shown!r}); "
-                         f"pass --device cpu|mps|cuda|cuda-bf16, or run `invoke setup`") from None
 
 
 def validate_dataset(character: str, settings: Settings) -> int:
@@ -145,48 +75,6 @@ def prepare(character: Character, args: TrainArgs, settings: Settings) -> Path:
     return path
 
 
-@dataclass(frozen=True)
-class RunPlan:
-    """What one `train` call will run, decided before anything runs: read by show_plan, execute, check_result."""
-    character: Character
-    args: TrainArgs
-    launch: Launch
-    argv: tuple[str, ...]
-    log_path: Path
-    smoke: bool
-    dry_run: bool
-    resume: Path | None = None
-    note: str | None = None  # printed before the command
-    family: FamilyPlan | None = None  # the base model's family and its profile (kohya/families/)
-    summary: str = ""  # family, notes, steps, resolution, batch, memory/time estimate: printed after the command
-    warning: str | None = None
-    run_id: str | None = None  # a full run's id (output/<character>/runs/<id>/); None: smoke or the legacy folder
-    new_run: bool = False  # True: execute creates the run folder; False: a resumed run (or smoke)
-
-    @property
-    def output_dir(self) -> Path:
-        return self.launch.output_dir
-
-
-def load_training(options: argparse.Namespace, settings: Settings) -> tuple[Character, FamilyPlan]:
-    """The character and its training plan: the base model's family (read from its header) and the locked
-    file, the family's profile and the character's overrides."""
-    folder = settings.character_dir(options.character)
-    locked_path = Path(options.train_config) if options.train_config else LOCKED_FILE
-    character = load_character(folder)
-    try:
-        locked_text = locked_path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise TrainError(f"the training config {locked_path} cannot be read ({error.strerror or error}); fix "
-                         f"--train-config or leave it out to use {LOCKED_FILE}") from None
-    except UnicodeDecodeError:
-        raise TrainError(f"the training config {locked_path} is not UTF-8 text; point --train-config at a "
-                         f"TOML file") from None
-    defined = read_flag_kinds(settings.sd_scripts_dir.expanduser())  # None before setup: the built-in list
-    return character, plan_family(character, locked_text, str(locked_path), read_model=not options.dry_run,
-                                  defined=defined)
-
-
 def ready_launcher(options: argparse.Namespace, settings: Settings, family: FamilyPlan) -> tuple[Path, Path]:
     """(kohya python, accelerate script), after checking what a real run needs and validating the dataset."""
     if options.dry_run:
@@ -204,62 +92,6 @@ def ready_launcher(options: argparse.Namespace, settings: Settings, family: Fami
         raise TrainError(f"the dataset of {options.character!r} did not pass validation (see above); fix it "
                          f"and run again")
     return python, accelerate
-
-
-class NothingToDo(Exception):  # not an error: the message says why, and the exit status is 0
-    """The run's target is already reached; the message says so."""
-
-
-def resume_state(output_dir: Path, trigger: str, target: int) -> Path:
-    """The newest written saved state (its step read from inside) --resume continues from; says which.
-
-    TrainError when there is none; NothingToDo when it already reaches the target (scripts.trainer.resume)."""
-    choice = choose_state(output_dir, trigger, target)
-    if choice.done:
-        raise NothingToDo(choice.message)
-    if choice.state is None:
-        raise TrainError(choice.message)
-    print(choice.message, flush=True)
-    return choice.state.path
-
-
-def resume_run(output: Path, character: Character, asked: int | None, configured: int) -> tuple[runs.Run, Path, int]:
-    """(run, state, target) of `--resume` for a full run: the latest run's newest state (scripts.trainer.run_resume)."""
-    picked = choose_run_state(output, character.trigger, character.slug, asked, configured)
-    if picked.choice.done:
-        raise NothingToDo(picked.choice.message)
-    if picked.run is None or picked.state is None:
-        raise TrainError(picked.choice.message)
-    print(picked.choice.message, flush=True)
-    return picked.run, picked.state.path, resume_target(picked.run, asked, configured)
-
-
-def launch_for(options: argparse.Namespace, settings: Settings, character: Character, accelerate: Path,
-               device: str, output_dir: Path, resume: Path | None,
-               script: str = "train_network.py") -> tuple[Launch, str | None]:
-    """The `accelerate launch` settings of this run, and a note to print when flags override the config file."""
-    fingerprint = dataset_fingerprint(dataset_files([character.train_dir, character.reg_dir]))
-    processes = options.num_processes or settings.num_processes
-    accelerate_config = settings.accelerate_config.expanduser().absolute() if settings.accelerate_config else None
-    override = accelerate_config is not None and options.num_processes is not None
-    note = None
-    if override:
-        note = (f"note: --num-processes {options.num_processes} is passed to accelerate launch together with the "
-                f"config file {accelerate_config}; accelerate lets the explicit flag override the file's "
-                f"num_processes")
-    launch = Launch(
-        accelerate=accelerate, sd_scripts_dir=settings.sd_scripts_dir.expanduser().absolute(),
-        dataset_config=(settings.build_root / character.slug / "dataset.toml").absolute(), output_dir=output_dir,
-        output_name=character.trigger, tokenizer_cache_dir=settings.tokenizer_cache_dir.expanduser().absolute(),
-        device=device, num_processes=processes, override_num_processes=override,
-        cpu_threads=options.cpu_threads or cpu_threads(processes),
-        accelerate_config=accelerate_config,
-        training_comment=f"character={character.slug} dataset={fingerprint}", trigger_phrase=character.trigger,
-        max_train_steps=SMOKE_STEPS if options.smoke else options.max_train_steps,
-        save_every_n_steps=None if options.smoke else options.save_every_n_steps,
-        save_state=not options.smoke, resume=resume, script=script,
-    )
-    return launch, note
 
 
 def plan_run(options: argparse.Namespace, settings: Settings) -> RunPlan:
@@ -325,90 +157,6 @@ def execute(plan: RunPlan) -> RunResult:
     print(f"time taken: {format_duration(result.seconds)}; last loss: {'--' if last is None else f'{last:.4g}'}; "
           f"log: {plan.log_path}")
     return result
-
-
-def begin_run(plan: RunPlan) -> None:
-    """A full run's folder: run.json (running), LATEST, command.txt and the dataset TOML it reads."""
-    assert plan.run_id is not None
-    now = datetime.now(UTC)
-    if plan.new_run:
-        try:
-            runs.start_run(plan.output_dir.parent.parent, plan.run_id, now,
-                           {"target_steps": plan.launch.max_train_steps or plan.args.max_train_steps,
-                            "family": plan.family.family if plan.family else None})
-        except FileExistsError:
-            raise TrainError(f"the run folder {plan.output_dir} was created by another run meanwhile; run the "
-                             f"same command again (it picks a new run id)") from None
-        atomic.write_text(plan.output_dir / "dataset.toml",
-                          plan.launch.dataset_config.read_text(encoding="utf-8"))
-        print(f"run {plan.run_id}: {plan.output_dir}", flush=True)
-    else:
-        runs.set_status(plan.output_dir, "running", now, resumed_from=str(plan.resume))
-    runs.note_command(plan.output_dir, plan.argv, now, "resumed" if plan.resume else "started")
-
-
-def finish_run(plan: RunPlan, code: int) -> int:
-    """Record how the run ended in its run.json; return `code`."""
-    if plan.run_id is not None and (plan.output_dir / runs.RECORD).is_file():
-        runs.set_status(plan.output_dir, runs.status_for_exit(code), exit_code=code)
-    return code
-
-
-def check_result(plan: RunPlan, result: RunResult) -> int:
-    """Check: the exit code of the run (0 passed, 1 failed, 130 interrupted), with what failed printed."""
-    if result.stopped and result.stopped.startswith("interrupted"):
-        return interrupts.stopped("smoke" if plan.smoke else "train",
-                                  len(list_checkpoints(plan.output_dir, plan.character.trigger)))
-    problem = failure(result, plan.family.profile.script if plan.family else "train_network.py")
-    return check_smoke(plan, problem) if plan.smoke else check_training(plan, problem)
-
-
-def family_checks(plan: RunPlan) -> tuple[str | None, bool]:
-    return plan.family.lora_checks if plan.family else (None, False)
-
-
-def check_smoke(plan: RunPlan, problem: str | None) -> int:
-    """A smoke run passes when it trained cleanly and wrote a valid LoRA with the configured dim and alpha."""
-    final = plan.output_dir / f"{plan.character.trigger}.safetensors"
-    if problem is None:
-        info = check_lora(final, plan.args.dim, plan.args.alpha, *family_checks(plan))
-        if not info.ok:
-            problem = f"the smoke LoRA {final} is not valid: {info.describe()}"
-        elif meant := trained_as_meant(info.metadata, plan.character.train_dir, plan.character.reg_dir):
-            problem = meant
-        else:
-            final = promote(plan.output_dir) / final.name
-            print(f"smoke LoRA: {final} ({info.describe()})")
-    if problem:
-        kept = smoke_dir(plan.output_dir.parent) / final.name
-        print(f"smoke test FAILED: {problem}. Full output: {plan.log_path}", file=sys.stderr)
-        if kept.is_file():
-            print(f"the last smoke LoRA that passed is kept: {kept}", file=sys.stderr)
-        return 1
-    print("smoke test passed")
-    return 0
-
-
-def check_training(plan: RunPlan, problem: str | None) -> int:
-    """A full run passes when it trained cleanly and every checkpoint in the table is a valid LoRA."""
-    table, all_ok = checkpoint_table(plan.output_dir, plan.character.trigger, plan.args.dim, plan.args.alpha,
-                                     *family_checks(plan))
-    print(table)
-    final = plan.output_dir / f"{plan.character.trigger}.safetensors"
-    if problem is None and final.is_file():
-        problem = trained_as_meant(inspect_lora(final).metadata, plan.character.train_dir, plan.character.reg_dir)
-    if problem:
-        print(f"training FAILED: {problem}. Full output: {plan.log_path}", file=sys.stderr)
-        return 1
-    if not all_ok:
-        print("training finished but some checkpoints are not valid LoRA files (see the table)", file=sys.stderr)
-        return 1
-    print(f"training done: checkpoints in {plan.output_dir}")
-    removed, freed = prune_step_states(plan.output_dir, plan.character.trigger)
-    if removed:
-        print(f"pruned {removed} step optimizer state(s), freed {freed / 1e6:.1f} MB; kept "
-              f"{plan.output_dir / (plan.character.trigger + '-state')} for a later --resume")
-    return 0
 
 
 def run(options: argparse.Namespace, settings: Settings) -> int:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from scripts import train
+from scripts.trainer import preflight
+from scripts.trainer import run as trainer_run
 from tests.kohya_world import write_character
 from tests.sparse import from_recording
 
@@ -113,26 +115,26 @@ def test_counts_must_be_positive_whole_numbers(place: dict[str, Path], capsys, f
 def test_device_probe_failures_are_clear_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import subprocess
 
-    monkeypatch.setattr(train.subprocess, "run",
+    monkeypatch.setattr(preflight.subprocess, "run",
                         lambda argv, **kw: subprocess.CompletedProcess(argv, 0, stdout="hello from torch\n", stderr=""))
-    with pytest.raises(train.TrainError, match=r"no report it could read.*hello from torch"):
-        train.probe_device(Path(sys.executable))
+    with pytest.raises(preflight.TrainError, match=r"no report it could read.*hello from torch"):
+        preflight.probe_device(Path(sys.executable))
 
     def hang(argv, **kw):
         raise subprocess.TimeoutExpired(argv, kw["timeout"])
 
-    monkeypatch.setattr(train.subprocess, "run", hang)
-    with pytest.raises(train.TrainError, match=r"did not report its device within 300 s.*--device"):
-        train.probe_device(Path(sys.executable))
+    monkeypatch.setattr(preflight.subprocess, "run", hang)
+    with pytest.raises(preflight.TrainError, match=r"did not report its device within 300 s.*--device"):
+        preflight.probe_device(Path(sys.executable))
 
 
 def test_processes_share_the_cpus_and_an_explicit_count_overrides_the_config_file(
         place: dict[str, Path], capsys, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(train.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(trainer_run.os, "cpu_count", lambda: 16)
     assert train.main(flags(place, "--character", "hero", "--dry-run", "--device", "cuda", "--num-processes", "4")) == 0
     argv = shlex.split(capsys.readouterr().out.strip().splitlines()[0][2:])
     assert argv[argv.index("--num_cpu_threads_per_process") + 1] == "4"
-    assert train.cpu_threads(3, cpus=2) == 1 and train.cpu_threads(1, cpus=8) == 8
+    assert trainer_run.cpu_threads(3, cpus=2) == 1 and trainer_run.cpu_threads(1, cpus=8) == 8
     config = place["root"] / "accelerate.yaml"
     config.write_text("num_processes: 8\n")
     assert train.main(flags(place, "--character", "hero", "--dry-run", "--device", "cuda", "--num-processes", "2",

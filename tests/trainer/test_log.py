@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from safetensors import deserialize
 
-from scripts.train import RunResult, checkpoint_table, failure, latest_state, stream
 from scripts.trainer.log import LogScanner, parse_progress
+from scripts.trainer.run import RunResult, checkpoint_table, failure, latest_state, stream
 from tests.paths import SHARED_FIXTURES
 
 FIXTURES = SHARED_FIXTURES / "sd-scripts"
