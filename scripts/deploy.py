@@ -17,114 +17,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hashlib
 import json
 import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from scripts import comfyui
+from scripts.comfyui.confirm import confirm, confirmation_problem, print_servers
+from scripts.comfyui.deploy_record import describe_file, make_record, read_record
 from scripts.comfyui.loras import remove_staged
+from scripts.comfyui.production import DeployError, check_comfyui_dir, choose_checkpoint, describe_available, target_for
 from scripts.common import interrupts
 from scripts.common.atomic import atomic_path, write_text
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.evaluation.proposal import PROPOSED, ProposalError, load_proposal
 from scripts.table.character import Character, CharacterError, load_character
 from scripts.trainer.checkout_flags import read_flag_kinds
-from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
+from scripts.trainer.checkpoints import list_checkpoints
 from scripts.trainer.lora_checks import configured_network, verification_problems
 from scripts.trainer.lora_family import configured_family, replacement_note
-from scripts.trainer.lora_file import LoraInfo, inspect_lora
+from scripts.trainer.lora_file import inspect_lora
 from scripts.trainer.runs import RunError, find_run
 
-BACKUP_SUFFIX = ".previous"  # not a model extension ComfyUI lists, so the picker ignores it
-RECORD_NAME = "deployed.json"
 CHUNK = 1 << 20
-
-
-class DeployError(Exception):
-    """A refusal or failure; the message is one paragraph naming the thing and the fix."""
-
-
-@dataclass(frozen=True)
-class Target:
-    loras_dir: Path
-    production: Path
-    backup: Path
-    record: Path
-
-
-def target_for(settings: Settings, character: Character) -> Target:
-    loras = settings.loras_dir
-    production = loras / f"{character.trigger}.safetensors"
-    return Target(loras, production, production.with_name(production.name + BACKUP_SUFFIX),
-                  settings.character_output(character.slug) / RECORD_NAME)
-
-
-def check_comfyui_dir(settings: Settings) -> Path:
-    """The loras folder, created if only it is missing; refuse when ComfyUI itself is not there."""
-    root = settings.comfyui_dir.expanduser()
-    if not root.is_dir():
-        raise DeployError(
-            f"The ComfyUI folder {root} does not exist, so there is nowhere to deploy to. Pass the "
-            f"folder that holds ComfyUI's main.py and models/ with --comfyui-dir (or set lora.comfyui_dir "
-            f"in invoke.yaml / LORA_COMFYUI_DIR); nothing was changed."
-        )
-    if not (root / "models").is_dir():
-        raise DeployError(
-            f"The folder {root} exists but has no models/ folder, so it is not a ComfyUI install. "
-            f"Pass the folder that holds ComfyUI's main.py and models/ with --comfyui-dir; nothing was changed."
-        )
-    settings.loras_dir.mkdir(parents=True, exist_ok=True)
-    return settings.loras_dir
-
-
-def describe_available(checkpoints: Sequence[Checkpoint], infos: dict[Path, LoraInfo] | None = None) -> str:
-    """`100, 200, final (step 920)`; the final file and the step file of its step are one: `final (= step 300)`."""
-    final_steps = {infos[c.path].steps for c in checkpoints if c.step is None and infos and c.path in infos}
-    twins = {c.step for c in checkpoints if c.step is not None and c.step in final_steps}
-    words = []
-    for checkpoint in checkpoints:
-        if checkpoint.step is None:
-            steps = infos[checkpoint.path].steps if infos and checkpoint.path in infos else None
-            if steps not in twins:
-                words.append(f"final (step {steps})" if steps else "final")
-        else:
-            words.append(f"final (= step {checkpoint.step})" if checkpoint.step in twins else str(checkpoint.step))
-    return ", ".join(words) if words else "none"
-
-
-def choose_checkpoint(checkpoints: Sequence[Checkpoint], step: str, infos: dict[Path, LoraInfo],
-                      output_dir: Path, slug: str) -> Checkpoint:
-    """The checkpoint `--step` names: a step number, or `final`; a number equal to the final
-    file's trained steps picks the final file when no step file has it."""
-    if not checkpoints:
-        raise DeployError(
-            f"There are no checkpoints in {output_dir}, so there is nothing to deploy. Train first "
-            f"(invoke train --character {slug}) and pick a step from the grid (invoke compare)."
-        )
-    wanted = step.strip().lower()
-    if wanted == "final":
-        chosen = [c for c in checkpoints if c.step is None]
-    elif wanted.isdigit():
-        number = int(wanted)
-        chosen = [c for c in checkpoints if c.step == number] or [
-            c for c in checkpoints if c.step is None and infos.get(c.path) and infos[c.path].steps == number]
-    else:
-        raise DeployError(f"--step must be a step number or 'final', not {step!r}. Checkpoints in "
-                          f"{output_dir}: {describe_available(checkpoints, infos)}.")
-    if not chosen:
-        raise DeployError(
-            f"There is no checkpoint for step {step} in {output_dir}. Checkpoints that exist: "
-            f"{describe_available(checkpoints, infos)}. Run again with one of these as --step; nothing was changed."
-        )
-    return chosen[0]
 
 
 def sha256_of(path: Path) -> str:
@@ -154,84 +71,6 @@ def copy_verified(source: Path, target: Path, sha256: str) -> None:
         if digest.hexdigest() != sha256:
             raise DeployError(f"{source} changed while it was being copied (its hash no longer matches the "
                               f"one checked); {target} was left as it was. Run the deploy again.")
-
-
-# --- the record -------------------------------------------------------------------------------
-
-def read_record(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def make_record(*, action: str, character: Character, step: int | str | None, info: LoraInfo, sha256: str,
-                source: Path | None, target: Target, previous: dict[str, Any] | None,
-                servers: dict[str, str], now: datetime) -> dict[str, Any]:
-    """What is live now (`step`, `source`, `sha256`, `target`, time) and what the backup holds."""
-    return {
-        "character": character.slug,
-        "trigger": character.trigger,
-        "action": action,
-        "step": step,
-        "trained_steps": info.steps,
-        "source": str(source) if source else None,
-        "sha256": sha256,
-        "size": info.size,
-        "dim": info.dim,
-        "alpha": info.alpha,
-        "target": str(target.production),
-        "backup": str(target.backup) if target.backup.exists() else None,
-        "deployed_at": now.isoformat(timespec="seconds"),
-        "servers": servers,
-        "previous": {k: v for k, v in previous.items() if k != "previous"} if previous else None,
-    }
-
-
-def describe_file(record: dict[str, Any] | None, sha256: str) -> dict[str, Any]:
-    """What we know of a file with this hash: our record of it, or a note that it was not ours."""
-    if record and record.get("sha256") == sha256:
-        return record
-    return {"step": None, "source": None, "sha256": sha256,
-            "note": "a file that was live before, not deployed by this tool"}
-
-
-# --- confirmation against running servers -----------------------------------------------------
-
-async def confirm(urls: Sequence[str], lora_name: str, metadata: dict[str, str],
-                  timeout: float = comfyui.DEFAULT_TIMEOUTS.confirm) -> dict[str, str]:
-    """Per server: `confirmed`, `unreachable`, `not listed`, `metadata differs`, or `listed; metadata
-    not readable` (listed, but `/view_metadata` gave nothing back: not a failure)."""
-    async def one(session: aiohttp.ClientSession, url: str) -> tuple[str, str]:
-        try:
-            names = await comfyui.installed(session, url, "LoraLoader", "lora_name", timeout=timeout)
-        except comfyui.ComfyError:
-            return url, "unreachable"
-        if lora_name not in names:
-            return url, "not listed"
-        with contextlib.suppress(comfyui.ComfyError):  # best effort: older servers lack /free
-            await comfyui.free(session, url, timeout=timeout)
-        try:
-            seen = await comfyui.view_metadata(session, url, "loras", lora_name, timeout=timeout)
-        except comfyui.ComfyError:
-            return url, "unreachable"
-        if seen is None:  # ComfyUI answers 404 when the header has no __metadata__ or is over its size limit
-            return url, "listed; metadata not readable"
-        return url, "confirmed" if seen == metadata else "metadata differs"
-
-    async with aiohttp.ClientSession() as session:
-        return dict(await asyncio.gather(*(one(session, url) for url in urls)))
-
-
-def confirmation_problem(servers: dict[str, str], target: Target) -> str | None:
-    bad = {url: state for url, state in servers.items() if state in ("not listed", "metadata differs")}
-    if not bad:
-        return None
-    listed = "; ".join(f"{url}: {state}" for url, state in bad.items())
-    return (f"{target.production} is in place, but a running ComfyUI does not see it ({listed}). That server "
-            f"reads another models folder (check --comfyui-dir against its extra_model_paths.yaml) or is a "
-            f"different machine; copy the file there or point --comfyui-dir at the folder it uses.")
 
 
 # --- actions ----------------------------------------------------------------------------------
@@ -296,7 +135,7 @@ async def deploy(settings: Settings, character: Character, step: str, now: datet
           f"({info.describe()}) from {chosen.path} to {target.production}"
           f"{f'; the file it replaced is kept as {target.backup.name}' if old_sha not in (None, sha) else ''}"
           f"{f'; removed {len(removed)} staged copies' if removed else ''}.", file=out)
-    _print_servers(servers, out)
+    print_servers(servers, out)
     return record, confirmation_problem(servers, target)
 
 
@@ -341,7 +180,7 @@ async def rollback(settings: Settings, character: Character, now: datetime | Non
     print(f"Rolled back {target.production} to the previous file (step {record['step']}, sha256 "
           f"{backup_sha[:12]}); the replaced one is now {target.backup.name}, so another --rollback undoes this.",
           file=out)
-    _print_servers(servers, out)
+    print_servers(servers, out)
     return record, confirmation_problem(servers, target)
 
 
@@ -353,16 +192,6 @@ def _copy_plain(source: Path, target: Path) -> str:
             digest.update(block)
             writer.write(block)
     return digest.hexdigest()
-
-
-def _print_servers(servers: dict[str, str], out: Any) -> None:
-    for url, state in servers.items():
-        text = {"confirmed": "lists the LoRA and reads the metadata of the file we wrote",
-                "unreachable": "did not answer; not confirmed (it will see the file when it runs)",
-                "listed; metadata not readable": "lists the LoRA; its metadata is not readable through "
-                                                 "/view_metadata (header too large for ComfyUI), so the "
-                                                 "content was not compared"}.get(state, state)
-        print(f"  {url}: {text}", file=out)
 
 
 # --- command line -----------------------------------------------------------------------------

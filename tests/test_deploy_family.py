@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from scripts import deploy
+from scripts.comfyui import production
 from scripts.common.settings import Settings
 from scripts.table.character import load_character
 from scripts.trainer.checkpoints import final_file_name, step_file_name
@@ -57,7 +58,7 @@ def test_an_sd15_lora_in_an_sdxl_run_is_refused_with_the_family_named(tmp_path: 
     (tmp_path / "ComfyUI" / "models" / "loras").mkdir(parents=True)
     output = settings.character_output("zara")
     write_lora(output / step_file_name(TRIGGER, 2), step=2, dim=8, alpha=4.0)  # SD 1.5 names and metadata
-    with pytest.raises(deploy.DeployError) as error:
+    with pytest.raises(production.DeployError) as error:
         asyncio.run(deploy.deploy(settings, load_character(tmp_path / "dataset" / "zara"), "2"))
     assert "it is a LoRA for SD 1.x (ss_base_model_version = sd_v1), not SDXL" in str(error.value)
     assert not (settings.loras_dir / f"{TRIGGER}.safetensors").exists()
@@ -73,5 +74,5 @@ def test_counts_are_checked_for_the_configured_family(tmp_path: Path) -> None:
     short = {n: s for n, s in sdxl_lora_layout().items() if not n.startswith("lora_unet_output_blocks_5_")}
     write_sparse(settings.character_output("zara") / step_file_name(TRIGGER, 2),
                  {n: {**s, "shape": [min(x, 8) for x in s["shape"]]} for n, s in short.items()}, meta)
-    with pytest.raises(deploy.DeployError, match=r"700 U-Net modules, a SDXL LoRA from networks\.lora has 722"):
+    with pytest.raises(production.DeployError, match=r"700 U-Net modules, a SDXL LoRA from networks\.lora has 722"):
         asyncio.run(deploy.deploy(settings, load_character(tmp_path / "dataset" / "zara"), "2"))

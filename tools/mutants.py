@@ -184,7 +184,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       ("tests/test_deploy.py",)),
     m("redeploying the live file overwrites the backup with it", "scripts/deploy.py", "    if old_sha == sha:",
       "    if False:", ("tests/test_deploy.py",)),
-    m("a server showing other metadata counts as confirmed", "scripts/deploy.py",
+    m("a server showing other metadata counts as confirmed", "scripts/comfyui/confirm.py",
       '"confirmed" if seen == metadata else "metadata differs"', '"confirmed"', ("tests/test_deploy.py",)),
     # --- ComfyUI client ------------------------------------------------------------------------
     m("cancel interrupts someone else's running prompt", "scripts/comfyui/connection.py",
