@@ -26,7 +26,6 @@ import hashlib
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -37,149 +36,21 @@ from scripts.common.progress import ProgressLine
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
 from scripts.common.trash import TRASH_NAME, Trash
 from scripts.common.writes import ParallelWrites
-from scripts.imaging.box_quality import box_findings, resolution_warning
 from scripts.imaging.contact import contact_sheet
-from scripts.imaging.geometry import Box, Size, check_box, format_box
 from scripts.imaging.sheets import decode_sheet, png_bytes, read_marker, render
-from scripts.table.character import Character, CharacterError, Crop, load_character
-from scripts.table.crop_captions import CaptionOutcome, settle_captions, update_record
+from scripts.table.character import Character, CharacterError, load_character
+from scripts.table.crop_captions import settle_captions, update_record
+from scripts.table.crop_plan import (
+    CONTACT_SHEET,
+    CropError,
+    Job,
+    SourceInfo,
+    fingerprint,
+    plan_crops,
+    problems_paragraph,
+)
+from scripts.table.crop_summary import CropResult, print_summary
 from scripts.table.old_folders import MOVE_FLAG, crop_lines
-
-FINGERPRINT_VERSION = 1
-CONTACT_SHEET = "contact_sheet.png"
-FLIP_SUFFIX = "_flip"
-
-
-class CropError(ValueError):
-    """The table cannot be cropped as asked; the message lists every problem (nothing was written)."""
-
-
-@dataclass(frozen=True)
-class SourceInfo:
-    """A sheet as seen before decoding: its pixel size and file stat, or why it cannot be used."""
-
-    path: Path
-    size: Size | None = None
-    bytes: int = 0
-    mtime_ns: int = 0
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class Job:
-    """One output image: which crop, the (maybe clamped) box, and whether it is the mirrored copy."""
-
-    crop: Crop
-    box: Box
-    flip: bool
-
-    @property
-    def stem(self) -> str:
-        return self.crop.name + (FLIP_SUFFIX if self.flip else "")
-
-
-@dataclass(frozen=True)
-class Plan:
-    jobs: tuple[Job, ...]
-    problems: tuple[str, ...]
-    warnings: tuple[str, ...]
-
-
-@dataclass
-class CropResult:
-    """What a run did, by output stem: written, up to date, or removed as stale."""
-
-    target_dir: Path
-    written: list[str] = field(default_factory=list)
-    up_to_date: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    files_written: list[Path] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    contact_sheet: Path | None = None
-    captions: CaptionOutcome | None = None
-    trash: Trash | None = None
-
-
-# --- pure planning --------------------------------------------------------------------------------
-
-def plan_crops(character: Character, sources: Mapping[Path, SourceInfo], *, clamp: bool = False,
-               allow_asymmetric_flip: bool = False, dry_run: bool = False) -> Plan:
-    """Check every crop against its source; return the jobs, or the problems that forbid writing."""
-    problems: list[str] = []
-    warnings: list[str] = [w for w in [resolution_warning(character.resolution)] if w]
-    jobs: list[Job] = []
-    unreadable: dict[Path, list[str]] = {}  # one problem per sheet, naming the crops it feeds
-    for crop in character.crops:
-        info = sources[crop.source]
-        if info.error or info.size is None:
-            unreadable.setdefault(crop.source, []).append(crop.name)
-            continue
-        box = crop.box if crop.box is not None else (0, 0, info.size[0], info.size[1])  # no box: whole image
-        bounds = check_box(box, info.size)
-        if not bounds.ok:
-            where = (f"crop {crop.name!r}: box {format_box(box)} on {crop.source} "
-                     f"({info.size[0]}x{info.size[1]}) {bounds.describe()}")
-            if clamp:
-                warnings.append(f"{where} -- clamped to it (--clamp)")
-                box = bounds.nearest
-            else:
-                problems.append(f"{where} (fix the box in the table, or pass --clamp to use the nearest box)")
-                continue
-        quality_warnings, quality_problems = box_findings(crop.name, box, character.resolution)
-        warnings += quality_warnings
-        if quality_problems:
-            problems += quality_problems
-            continue
-        jobs.append(Job(crop, box, flip=False))
-        if crop.flip:
-            if character.asymmetric and not allow_asymmetric_flip:
-                problems.append(
-                    f"crop {crop.name!r} asks for flip = true, but the character is asymmetric: a mirrored "
-                    f"image moves its one-sided details (of: {', '.join(character.details) or 'the costume'}) "
-                    f"to the other side and teaches the LoRA the wrong side (set flip = false, or pass "
-                    f"--allow-asymmetric-flip if you really want mirrored copies)")
-                continue
-            if character.asymmetric:
-                warnings.append(f"crop {crop.name!r}: mirrored although the character is asymmetric "
-                                f"(--allow-asymmetric-flip)")
-            jobs.append(Job(crop, box, flip=True))
-    problems[:0] = source_problems(character, sources, unreadable)
-    stems = [job.stem for job in jobs]
-    for stem in sorted({s for s in stems if stems.count(s) > 1}):
-        problems.append(f"output name {stem!r} is produced twice (a crop named {stem!r} and the mirrored "
-                        f"copy of another); rename one of them")
-    if dry_run and CONTACT_SHEET.removesuffix(".png") in stems:
-        problems.append(f"crop name {CONTACT_SHEET.removesuffix('.png')!r} is reserved for the preview contact sheet")
-    return Plan(tuple(jobs), tuple(problems), tuple(warnings))
-
-
-def source_problems(character: Character, sources: Mapping[Path, SourceInfo],
-                    unreadable: Mapping[Path, Sequence[str]]) -> list[str]:
-    """One problem per unreadable sheet; the bundled example's undrawn sheets say how to draw them."""
-    if unreadable and character.slug == "example" and len(unreadable) == len(sources) and all(
-            "does not exist" in (sources[s].error or "") for s in unreadable):
-        return [f"the example's reference sheets are not drawn yet ({len(unreadable)} missing in "
-                f"{character.folder}); run `make demo` (or `python -m scripts.example_art --out "
-                f"{character.folder}`) first"]
-    return [f"{sources[source].error} (it feeds crop{'s' if len(names) > 1 else ''} "
-            f"{', '.join(repr(n) for n in names)})" for source, names in unreadable.items()]
-
-
-def fingerprint(job: Job, source: SourceInfo, character: Character) -> str:
-    """A short hash of everything the output pixels depend on."""
-    data = {
-        "v": FINGERPRINT_VERSION, "source": job.crop.source.as_posix(), "bytes": source.bytes,
-        "mtime_ns": source.mtime_ns, "box": list(job.box), "resolution": character.resolution,
-        "background": list(character.background), "flip": job.flip,
-    }
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def problems_paragraph(character: Character, problems: Sequence[str]) -> str:
-    count = len(problems)
-    return (f"Nothing was written: {count} problem{'s' if count > 1 else ''} in {character.table_path}: "
-            + "; ".join(problems) + ".")
-
 
 # --- image work -----------------------------------------------------------------------------------
 
@@ -339,34 +210,6 @@ def write_contact_sheet(folder: Path, jobs: Sequence[Job], fingerprints: Mapping
     atomic.write_bytes(path, png_bytes(contact_sheet(entries, background=character.background), key))
     result.files_written.append(path)
     return path
-
-
-def print_summary(plan: Plan, sources: Mapping[Path, SourceInfo], result: CropResult,
-                  character: Character, out: TextIO) -> None:
-    written = set(result.written)
-    rows = [("output", "source", "box", "framing", "pose", "expression", "status")]
-    for job in plan.jobs:
-        size = sources[job.crop.source].size or (0, 0)
-        rows.append((job.stem, f"{job.crop.source.as_posix()} ({size[0]}x{size[1]})", format_box(job.box),
-                     job.crop.framing, job.crop.pose, job.crop.expression,
-                     "written" if job.stem in written else "up to date"))
-    rows += [(stem, "-", "-", "-", "-", "-", "removed (not in table)") for stem in result.removed]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for index, row in enumerate(rows):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), file=out)
-        if index == 0:
-            print("  ".join("-" * width for width in widths), file=out)
-    mode = "previews" if result.contact_sheet else "training images"
-    print(f"{len(plan.jobs)} {mode} in {result.target_dir}: {len(result.written)} written, "
-          f"{len(result.up_to_date)} up to date, {len(result.removed)} stale removed, "
-          f"{len(result.warnings)} warnings.", file=out)
-    if result.trash is not None and result.trash.moved:
-        print(f"Stale outputs: {result.trash.describe()}.", file=out)
-    if result.captions is not None:
-        for line in result.captions.report():
-            print(line, file=out)
-    if result.contact_sheet:
-        print(f"Review {result.contact_sheet}, then run without --dry-run to write the training set.", file=out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,10 +15,11 @@ from PIL import Image, ImageDraw, ImageOps
 from scripts import crop as crop_module
 from scripts import example_art, validate
 from scripts.common import atomic
-from scripts.crop import CONTACT_SHEET, CropError, run_crop
+from scripts.crop import run_crop
 from scripts.imaging.contact import THUMB
 from scripts.imaging.sheets import read_marker, render
 from scripts.table.character import load_character
+from scripts.table.crop_plan import CONTACT_SHEET, CropError
 from tests.paths import ROOT
 
 BG = (10, 200, 30)  # a background colour that never occurs on the test sheets
