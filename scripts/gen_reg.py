@@ -35,7 +35,8 @@ from scripts.common.cli import non_negative_int, positive_float, positive_int
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
 from scripts.imaging.png import is_valid_file, png_problem
-from scripts.table.character import Character, CharacterError, Regularization, load_character
+from scripts.table.character import Character, CharacterError, load_character
+from scripts.table.character_sections import Regularization
 from scripts.table.manifest import MANIFEST_NAME, Manifest, make_record, prompt_hash
 from scripts.trainer.train_args import KohyaConfigError
 

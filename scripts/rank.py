@@ -46,7 +46,8 @@ from scripts.evaluation.thresholds import Thresholds
 from scripts.imaging.embed import Embedder, FeatureCache, Features, features, make_embedder, text_features
 from scripts.imaging.grid import GridLayout
 from scripts.imaging.model_embed import EmbedderUnavailable, WorkerEmbedder
-from scripts.table.character import Character, Compare
+from scripts.table.character import Character
+from scripts.table.character_sections import Compare
 from scripts.trainer.loss_curve import loss_points, read_log, validation_points
 
 EMBEDDERS = ("stats", "dino", "clip")

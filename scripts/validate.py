@@ -25,7 +25,8 @@ from scripts.common import interrupts
 from scripts.common.cli import integer, number
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
 from scripts.imaging.png import dhash, grey_thumbnail, inspect_png
-from scripts.table.character import Character, CharacterError, Validation, load_character
+from scripts.table.character import Character, CharacterError, load_character
+from scripts.table.character_sections import Validation
 from scripts.table.crop_record import load_record, record_path, table_match_rule
 from scripts.table.old_folders import old_folders_rule
 from scripts.table.rules import FAIL, WARN, ImageInfo, Inventory, format_report, run_rules

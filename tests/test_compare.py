@@ -16,7 +16,8 @@ from scripts.comfyui import loras
 from scripts.common.progress import ProgressLine
 from scripts.common.settings import Settings
 from scripts.evaluation import grid_checkpoints, grid_plan
-from scripts.table.character import Compare, load_character
+from scripts.table.character import load_character
+from scripts.table.character_sections import Compare
 from scripts.trainer.checkpoints import step_file_name
 from tests.test_deploy import TABLE, TRIGGER, make_run, write_lora
 

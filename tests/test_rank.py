@@ -18,8 +18,8 @@ from scripts.evaluation.plan import plan_prompts, without_trigger
 from scripts.evaluation.ranking import Thresholds
 from scripts.imaging.plot import PROPOSED
 from scripts.status import training_stages
-from scripts.table.character import TestPrompt as Prompt
 from scripts.table.character import load_character
+from scripts.table.character_sections import TestPrompt as Prompt
 from scripts.trainer.loss_curve import loss_points
 from tests.paths import SHARED_FIXTURES
 from tests.test_compare import Quiet, job_key, nodes, options, start, table

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from scripts.table.character import SCHEMAS
+from scripts.table.character_schema import SCHEMAS
 from scripts.trainer.family_args import FAMILIES_DIR
 from scripts.trainer.train_args import KohyaConfigError
 

@@ -17,13 +17,8 @@ from typing import Any
 
 from scripts.comfyui.loras import checkpoint_key
 from scripts.imaging.grid import Column
-from scripts.table.character import (
-    Character,
-    Compare,
-    TestPrompt,
-    slugify,
-    with_trigger,
-)
+from scripts.table.character import Character, slugify
+from scripts.table.character_sections import Compare, TestPrompt, with_trigger
 from scripts.trainer.checkpoints import Checkpoint
 from scripts.trainer.runs import Run
 

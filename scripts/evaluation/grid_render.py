@@ -14,7 +14,7 @@ from scripts import comfyui
 from scripts.comfyui.workflow import fill_txt2img
 from scripts.common.atomic import write_text
 from scripts.evaluation.grid_plan import CompareError, PlannedCell, Row, base_checkpoint
-from scripts.table.character import Compare
+from scripts.table.character_sections import Compare
 
 
 async def resolve_lora_names(session: aiohttp.ClientSession, urls: Sequence[str], rows: list[Row],

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scripts.table.character import TestPrompt
+from scripts.table.character_sections import TestPrompt
 
 TRIGGER, PROBE = "trigger", "probe"
 CLASS_PROBE = "class"

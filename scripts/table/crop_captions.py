@@ -16,7 +16,8 @@ from pathlib import Path
 
 from scripts.common import atomic
 from scripts.common.trash import Trash
-from scripts.table.character import Character, Crop, with_trigger
+from scripts.table.character import Character
+from scripts.table.character_sections import Crop, with_trigger
 from scripts.table.crop_record import (
     Entry,
     box_list,

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from scripts.imaging.box_quality import box_findings, resolution_warning
 from scripts.imaging.geometry import Box, Size, check_box, format_box
-from scripts.table.character import Character, Crop
+from scripts.table.character import Character
+from scripts.table.character_sections import Crop
 
 FINGERPRINT_VERSION = 1
 CONTACT_SHEET = "contact_sheet.png"

@@ -25,7 +25,8 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from scripts.common import atomic
-from scripts.table.character import Character, Crop
+from scripts.table.character import Character
+from scripts.table.character_sections import Crop
 from scripts.table.rules import FAIL, OK, WARN, RuleResult
 from scripts.table.sides import caption_for
 

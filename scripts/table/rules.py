@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts.imaging.png import hamming, thumbnail_difference
-from scripts.table.character import FRAMINGS, POSES, Character, Validation
+from scripts.table.character import Character
+from scripts.table.character_sections import FRAMINGS, POSES, Validation
 
 FLIP_SUFFIX = "_flip"
 OK, WARN, FAIL = "OK", "WARN", "FAIL"

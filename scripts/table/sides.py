@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from scripts.table.character import Crop
+from scripts.table.character_sections import Crop
 
 FLIP_SUFFIX = "_flip"
 _SIDE = re.compile(r"\b(left|right)\b", re.IGNORECASE)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.table.character import CharacterError, load_character, with_trigger
+from scripts.table.character import CharacterError, load_character
+from scripts.table.character_sections import with_trigger
 from tests.character_tables import CROP, HEAD, write_character
 from tests.paths import ROOT
 
