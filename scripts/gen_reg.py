@@ -20,7 +20,6 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -28,79 +27,19 @@ import aiohttp
 
 from scripts import comfyui
 from scripts.comfyui.family_graphs import render_plan
-from scripts.comfyui.workflow import fill_txt2img, load_template
+from scripts.comfyui.reg_plan import Config, Fail, RunPlan, plan, settings_hash, workflow_for
+from scripts.comfyui.reg_results import Keeper, Live, Tally
 from scripts.common import interrupts
-from scripts.common.atomic import remove_stale_temps, write_bytes
+from scripts.common.atomic import remove_stale_temps
 from scripts.common.cli import non_negative_int, positive_float, positive_int
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import SettingsError, add_settings_arguments, settings_from_args
-from scripts.imaging.png import is_valid_file, png_problem
+from scripts.imaging.png import is_valid_file
 from scripts.table.character import Character, CharacterError, load_character
-from scripts.table.character_sections import Regularization
-from scripts.table.manifest import MANIFEST_NAME, Manifest, make_record, prompt_hash
+from scripts.table.manifest import MANIFEST_NAME, Manifest
 from scripts.trainer.train_args import KohyaConfigError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Config:
-    character: Character
-    count: int
-    servers: tuple[str, ...]
-    concurrency: int
-    timeout: float = comfyui.DEFAULT_TIMEOUTS.job
-    retries: int = 2
-    quiet: float = comfyui.DEFAULT_TIMEOUTS.quiet
-    http_timeout: float = comfyui.DEFAULT_TIMEOUTS.request
-    dead_after: float = comfyui.DEFAULT_TIMEOUTS.dead_after
-    progress_interval: float = 2.0
-    template: str = "txt2img"  # txt2img_sdxl for SDXL without a clip skip asked (scripts/comfyui/family_graphs.py)
-
-    @property
-    def timeouts(self) -> comfyui.Timeouts:
-        return comfyui.Timeouts(job=self.timeout, quiet=self.quiet, request=self.http_timeout,
-                                dead_after=self.dead_after)
-
-
-@dataclass(frozen=True)
-class Planned:
-    index: int  # 1-based
-    file: str
-    seed: int
-
-
-def file_name(index: int, count: int) -> str:
-    return f"reg_{index:0{max(3, len(str(count)))}d}.png"
-
-
-def plan(character: Character, count: int) -> list[Planned]:
-    """Every image of the set: index, file name and seed (base + index)."""
-    base = character.regularization.seed
-    return [Planned(i, file_name(i, count), base + i) for i in range(1, count + 1)]
-
-
-def workflow_for(character: Character, item: Planned, template: str = "txt2img") -> dict:
-    reg = character.regularization
-    assert reg.checkpoint is not None
-    return fill_txt2img(load_template(template), checkpoint=reg.checkpoint, prompt=reg.prompt,
-                        negative=reg.negative, width=reg.width, height=reg.height, steps=reg.steps,
-                        cfg=reg.cfg, sampler=reg.sampler, scheduler=reg.scheduler,
-                        clip_skip=reg.clip_skip, seed=item.seed, filename_prefix="reg")
-
-
-def settings_hash(character: Character) -> str:
-    reg = character.regularization
-    return prompt_hash(reg.checkpoint, reg.prompt, reg.negative, reg.width, reg.height, reg.steps,
-                       reg.cfg, reg.sampler, reg.scheduler, reg.clip_skip)
-
-
-class Fail(Exception):
-    """An expected failure: the message is printed as is, `code` returned."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def check_output(out_dir: Path, manifest_path: Path) -> None:
@@ -150,95 +89,6 @@ async def check_servers(session: aiohttp.ClientSession, cfg: Config) -> list[str
     if not alive:
         raise Fail(comfyui.no_server_message(cfg.servers, problems))
     return alive
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """What a run will make: the whole set, and the images of it not yet present."""
-    out_dir: Path
-    manifest_path: Path
-    items: tuple[Planned, ...]
-    todo: tuple[Planned, ...]
-    prompt_hash: str
-
-    @property
-    def already(self) -> int:
-        return len(self.items) - len(self.todo)
-
-    def present(self, reg: Regularization) -> int:
-        """How many images of the set are valid files now."""
-        return sum(is_valid_file(self.out_dir / item.file, reg.width, reg.height) for item in self.items)
-
-
-@dataclass
-class Tally:
-    """This run's counts: the scheduler's, less the images a server returned that we could not keep.
-
-    The scheduler counts a job done when the server finished it; a PNG we then reject is counted
-    here (`rejected`) and moved from done to failed when read, never by rewriting `stats`."""
-    stats: comfyui.BatchStats = field(default_factory=comfyui.BatchStats)
-    rejected: int = 0
-
-    @property
-    def done(self) -> int:
-        return self.stats.done - self.rejected
-
-    @property
-    def failed(self) -> int:
-        return self.stats.failed + self.rejected
-
-
-@dataclass
-class Keeper:
-    """Keeps each finished job: checks its PNG, writes it under its file name, records it in the manifest."""
-    character: Character
-    plan: RunPlan
-    manifest: Manifest
-    tally: Tally
-    by_key: dict[str, Planned] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.by_key = {Path(item.file).stem: item for item in self.plan.todo}
-
-    async def __call__(self, result: comfyui.JobResult) -> None:
-        reg = self.character.regularization
-        item = self.by_key[result.job.key]
-        status, error = result.status, result.error
-        if status == "done":
-            problem = png_problem(result.images[0], reg.width, reg.height)
-            if problem:
-                status, error = "failed", f"the server returned {problem}"
-                self.tally.rejected += 1
-            else:
-                write_bytes(self.plan.out_dir / item.file, result.images[0])
-                interrupts.note_done()
-        self.manifest.add(make_record(file=item.file, index=item.index, seed=item.seed,
-                                      prompt_hash=self.plan.prompt_hash, server=result.server,
-                                      prompt_id=result.prompt_id, seconds=result.seconds, status=status,
-                                      error=error, attempts=result.attempts))
-        self.manifest.flush()
-
-
-@dataclass
-class Live:
-    """The live progress line: counts from the tally, rate and ETA from the start time."""
-    plan: RunPlan
-    tally: Tally
-    line: ProgressLine
-    started: float = field(default_factory=time.monotonic)
-
-    def text(self) -> str:
-        elapsed = time.monotonic() - self.started
-        rate = self.tally.done / elapsed if elapsed > 0 else 0.0
-        left = len(self.plan.todo) - self.tally.done - self.tally.failed
-        eta = left / rate if rate > 0 else None
-        return (f"gen-reg {self.plan.already + self.tally.done}/{len(self.plan.items)} done, {self.tally.failed} "
-                f"failed, {self.tally.stats.in_flight} in flight, {rate:.2f} img/s, ETA {format_duration(eta)}")
-
-    async def tick(self, interval: float) -> None:
-        while True:
-            self.line.update(self.text())
-            await asyncio.sleep(min(interval, 0.5))
 
 
 def plan_run(cfg: Config) -> RunPlan:

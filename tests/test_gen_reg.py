@@ -14,6 +14,7 @@ from PIL import Image
 
 import tasks
 from scripts import comfyui, gen_reg
+from scripts.comfyui import reg_plan, reg_results
 from scripts.comfyui.workflow import seed_of
 from scripts.imaging.png import is_valid_file, png_problem
 from scripts.table.character import load_character
@@ -46,9 +47,9 @@ def make_character(tmp_path: Path, checkpoint: str | None = "random_sd15.safeten
     return folder
 
 
-def config(folder: Path, servers: list[str], count: int = 12, **extra: Any) -> gen_reg.Config:
+def config(folder: Path, servers: list[str], count: int = 12, **extra: Any) -> reg_plan.Config:
     options = dict(quiet=0.1, http_timeout=0.5, progress_interval=0.05) | extra
-    return gen_reg.Config(character=load_character(folder), count=count, servers=tuple(servers),
+    return reg_plan.Config(character=load_character(folder), count=count, servers=tuple(servers),
                           concurrency=2, **options)
 
 
@@ -147,7 +148,7 @@ async def test_cancel_deletes_our_prompts_keeps_finished_work_and_resume_complet
 async def test_missing_checkpoint_stops_before_any_prompt(comfy_server: Any, tmp_path: Path) -> None:
     folder = make_character(tmp_path, checkpoint="nope.safetensors")
     fake = await comfy_server(checkpoints=("random_sd15.safetensors", "anything.safetensors"))
-    with pytest.raises(gen_reg.Fail) as caught:
+    with pytest.raises(reg_plan.Fail) as caught:
         await gen_reg.run(config(folder, [fake.url]), io.StringIO())
     assert ("nope.safetensors" in str(caught.value)
             and "random_sd15.safetensors, anything.safetensors" in str(caught.value))
@@ -156,7 +157,7 @@ async def test_missing_checkpoint_stops_before_any_prompt(comfy_server: Any, tmp
 
 async def test_unset_checkpoint_says_where_to_set_it(tmp_path: Path) -> None:
     folder = make_character(tmp_path, checkpoint=None)
-    with pytest.raises(gen_reg.Fail) as caught:
+    with pytest.raises(reg_plan.Fail) as caught:
         await gen_reg.run(config(folder, ["http://127.0.0.1:9"]), io.StringIO())
     assert "[regularization] checkpoint" in str(caught.value) and caught.value.code == 2
 
@@ -174,10 +175,10 @@ def test_cli_errors_are_one_paragraph(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_plan_gives_image_i_seed_base_plus_i(tmp_path: Path) -> None:
     character = load_character(make_character(tmp_path))
-    items = gen_reg.plan(character, 1200)
+    items = reg_plan.plan(character, 1200)
     assert (items[0].file, items[0].seed) == ("reg_0001.png", 5001)
     assert (items[-1].file, items[-1].seed) == ("reg_1200.png", 6200)
-    assert gen_reg.file_name(7, 100) == "reg_007.png"
+    assert reg_plan.file_name(7, 100) == "reg_007.png"
     assert png_problem(png(), SIZE, SIZE) is None
     assert "instead of" in (png_problem(png(32), SIZE, SIZE) or "")
 
@@ -251,8 +252,8 @@ async def test_a_wrong_size_image_from_the_server_is_counted_failed_and_not_kept
     folder = make_character(tmp_path)
     plan = gen_reg.plan_run(config(folder, ["http://unused"], count=2))
     manifest = Manifest(plan.manifest_path)
-    tally = gen_reg.Tally()
-    keep = gen_reg.Keeper(load_character(folder), plan, manifest, tally)
+    tally = reg_results.Tally()
+    keep = reg_results.Keeper(load_character(folder), plan, manifest, tally)
     for item, data in zip(plan.todo, (png(), png(32)), strict=True):
         tally.stats.done += 1  # as the scheduler counts a finished job before handing it over
         await keep(comfyui.JobResult(comfyui.Job(Path(item.file).stem, {}), "done", [data], "http://a", "p",

@@ -63,7 +63,8 @@ def m(name: str, file: str, old: str, new: str, tests: Sequence[str], named: boo
 
 MUTATIONS: tuple[Mutation, ...] = (
     # --- issue 12's named survivors ------------------------------------------------------------
-    m("gen-reg saves a returned image without checking it is a PNG of the requested size", "scripts/gen_reg.py",
+    m("gen-reg saves a returned image without checking it is a PNG of the requested size",
+      "scripts/comfyui/reg_results.py",
       "            problem = png_problem(result.images[0], reg.width, reg.height)",
       "            problem = None", GEN_REG_TESTS, named=True),
     m("any `executing` message counts as prompt done", "scripts/comfyui/connection.py",

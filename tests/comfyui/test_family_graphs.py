@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts import gen_reg
+from scripts.comfyui import reg_plan
 from scripts.comfyui.family_graphs import family_character, render_plan, template_name
 from scripts.comfyui.workflow import fill_txt2img, load_template, nodes_of
 from scripts.table.character import load_character
@@ -113,7 +114,7 @@ async def test_gen_reg_on_sdxl_posts_1024_graphs_without_clip_skip(comfy_server:
     plan = render_plan(load_character(folder), tmp_path / "no-comfy")
     assert plan.how == "[training] family"
     fake = await comfy_server(service_time=0.001, checkpoints=("random_sdxl.safetensors",))
-    cfg = gen_reg.Config(character=plan.character, count=2, servers=(fake.url,), concurrency=2, quiet=0.1,
+    cfg = reg_plan.Config(character=plan.character, count=2, servers=(fake.url,), concurrency=2, quiet=0.1,
                          http_timeout=0.5, progress_interval=0.05, template=plan.reg_template)
     assert await gen_reg.run(cfg, io.StringIO()) == 0
     for post in fake.state.posts:

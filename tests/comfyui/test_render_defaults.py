@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from scripts import gen_reg, topup
+from scripts import topup
+from scripts.comfyui import reg_plan
 from scripts.comfyui.family_graphs import render_plan
 from scripts.comfyui.render_defaults import parse_render, render_defaults, table_defaults
 from scripts.comfyui.workflow import nodes_of
@@ -65,7 +66,7 @@ def test_shipped_family_files() -> None:
 def test_sdxl_table_without_sampler_keys_renders_with_the_sdxl_defaults(tmp_path: Path) -> None:
     plan = render_plan(load_character(table(tmp_path)), tmp_path / "no-comfy")
     assert plan.family == "sdxl"
-    reg_graph = gen_reg.workflow_for(plan.character, gen_reg.Planned(1, "x.png", 5), plan.reg_template)
+    reg_graph = reg_plan.workflow_for(plan.character, reg_plan.Planned(1, "x.png", 5), plan.reg_template)
     top_graph = topup.workflow_for(plan.character, topup.Planned(1, "x.png", 5), plan.topup_template)
     for graph in (reg_graph, top_graph):
         assert sampler_of(graph) == ("euler_ancestral", "normal", 28, 6.0, 1024, 1024) and clip_skips(graph) == []
@@ -79,7 +80,7 @@ def test_keys_the_table_writes_win(tmp_path: Path) -> None:
     folder = table(tmp_path, reg='sampler = "dpmpp_2m"\nscheduler = "karras"\nsteps = 30\ncfg = 5.5\nwidth = 832\n',
                    compare="steps = 12\nclip_skip = 2\n", top="cfg = 4.0\nheight = 1216\n")
     plan = render_plan(load_character(folder), tmp_path / "no-comfy")
-    reg_graph = gen_reg.workflow_for(plan.character, gen_reg.Planned(1, "x.png", 5), plan.reg_template)
+    reg_graph = reg_plan.workflow_for(plan.character, reg_plan.Planned(1, "x.png", 5), plan.reg_template)
     assert sampler_of(reg_graph) == ("dpmpp_2m", "karras", 30, 5.5, 832, 1024)
     top_graph = topup.workflow_for(plan.character, topup.Planned(1, "x.png", 5), plan.topup_template)
     assert sampler_of(top_graph) == ("dpmpp_2m", "karras", 30, 4.0, 832, 1216)
@@ -94,7 +95,7 @@ def test_sd15_renders_as_before(tmp_path: Path) -> None:
     character = load_character(folder)
     plan = render_plan(character, tmp_path / "no-comfy")
     assert plan.family == "sd1" and plan.character is character
-    for graph in (gen_reg.workflow_for(character, gen_reg.Planned(1, "x.png", 5), plan.reg_template),
+    for graph in (reg_plan.workflow_for(character, reg_plan.Planned(1, "x.png", 5), plan.reg_template),
                   topup.workflow_for(character, topup.Planned(1, "x.png", 5), plan.topup_template)):
         assert sampler_of(graph) == ("euler_ancestral", "normal", 20, 7.0, 512, 512) and clip_skips(graph) == [-2]
 
