@@ -3,7 +3,7 @@
 Builds the stand-in world the tests use (tests/kohya_world.py: a local sd-scripts remote, a wheelhouse,
 a superproject with an empty submodule) in a temporary folder, runs `scripts.setup` once to make it
 ready (submodule, venv, offline pip installs), then times a second run, which must install nothing,
-and, side by side, the venv import probe alone (`scripts.setup.run_probe`), which is that run's floor.
+and, side by side, the venv import probe alone (`scripts.trainer.setup_facts.run_probe`), which is that run's floor.
 Target (issue 11 item 10): the second run under 3 s; its ratio to the probe shows what setup adds.
 """
 from __future__ import annotations
@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from scripts import setup
-from scripts.trainer import sd_scripts_source
+from scripts.trainer import sd_scripts_source, setup_facts
 from tests.fakes.sd_scripts import _testkit
 from tests.kohya_world import make_world, run_setup
 
@@ -51,9 +50,10 @@ def main() -> int:
                     return 1
                 seconds.append(took)
             checkout = world["project"] / "kohya" / "sd-scripts"
-            required = sd_scripts_source.required_modules(setup.local_reader(checkout), setup.local_names(checkout))
+            required = sd_scripts_source.required_modules(setup_facts.local_reader(checkout),
+                                                          setup_facts.local_names(checkout))
             python = world["project"] / "kohya" / ".venv" / "bin" / "python"
-            probe = min(timed(lambda: setup.run_probe(python, required))[0] for _ in range(REPEATS))
+            probe = min(timed(lambda: setup_facts.run_probe(python, required))[0] for _ in range(REPEATS))
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from scripts import setup
-from scripts.trainer import sd_scripts_source, setup_plan
+from scripts.trainer import sd_scripts_source, setup_facts, setup_plan
 from scripts.trainer.setup_plan import Probe
 from tests.fakes.sd_scripts import _testkit
 from tests.sparse import from_recording
@@ -58,7 +58,7 @@ def test_folder_outside_any_repository_asks_for_a_clone(tmp_path: Path, capsys) 
 # --- the sd-scripts interface, the probe, the model item (no venv needed) -------------------------
 
 def test_stand_in_defines_every_flag_and_dataset_key_we_write() -> None:
-    assert setup.interface_gaps(_testkit.STANDIN) == ((), ())
+    assert setup_facts.interface_gaps(_testkit.STANDIN) == ((), ())
 
 
 def test_a_flag_missing_from_the_checkout_fails_the_checklist_naming_it(tmp_path: Path) -> None:
@@ -69,7 +69,7 @@ def test_a_flag_missing_from_the_checkout_fails_the_checklist_naming_it(tmp_path
     util.write_text(text.replace('    parser.add_argument("--save_state", action="store_true")\n', ""))
     schema = checkout / "library" / "config_util.py"
     schema.write_text(schema.read_text().replace('        "class_tokens": str,\n', ""))
-    flags, keys = setup.interface_gaps(checkout)
+    flags, keys = setup_facts.interface_gaps(checkout)
     assert flags == ("save_state",) and keys == ("class_tokens",)
     item = setup_plan._interface(setup_plan.Facts(
         python="python3", sd_scripts_dir=checkout, sd_scripts_ok=True, superproject=None, submodule_url=None,
@@ -142,15 +142,15 @@ def test_probe_output_that_is_not_json_or_a_hang_is_a_clear_error(monkeypatch: p
     def fake_run(argv, **kwargs):
         return subprocess.CompletedProcess(argv, 0, stdout="Welcome to some module!\n", stderr="")
 
-    monkeypatch.setattr(setup.subprocess, "run", fake_run)
-    probe = setup.run_probe(Path(sys.executable), ["accelerate"])
+    monkeypatch.setattr(setup_facts.subprocess, "run", fake_run)
+    probe = setup_facts.run_probe(Path(sys.executable), ["accelerate"])
     assert probe.error and "no report it could read" in probe.error and "Welcome" in probe.error
 
     def hang(argv, **kwargs):
         raise subprocess.TimeoutExpired(argv, kwargs.get("timeout", 0))
 
-    monkeypatch.setattr(setup.subprocess, "run", hang)
-    probe = setup.run_probe(Path(sys.executable), ["accelerate"])
+    monkeypatch.setattr(setup_facts.subprocess, "run", hang)
+    probe = setup_facts.run_probe(Path(sys.executable), ["accelerate"])
     assert probe.error and "did not finish within" in probe.error
 
 
@@ -165,7 +165,7 @@ def test_probe_imports_for_real_a_module_that_fails_on_import_is_broken(tmp_path
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--disable-pip-version-check",
                     "--target", str(target), str(wheel)], check=True)
     monkeypatch.setenv("PYTHONPATH", str(target))
-    probe = setup.run_probe(Path(sys.executable), ["brokenmod", "no_such_module_here", "json"])
+    probe = setup_facts.run_probe(Path(sys.executable), ["brokenmod", "no_such_module_here", "json"])
     assert probe.error is None  # what brokenmod printed did not spoil the report
     assert probe.missing == ("no_such_module_here",)
     assert list(probe.broken) == ["brokenmod"] and "libfoo.so.1" in probe.broken["brokenmod"]

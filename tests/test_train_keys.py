@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from scripts import train
+from scripts.trainer import setup_facts
 from tests.paths import ROOT
 from tests.sparse import from_recording
 from tests.test_train_e2e import write_character
@@ -76,7 +77,6 @@ def test_a_missing_base_model_fails_the_dry_run(place: Path, capsys) -> None:
 
 
 def test_setup_compare_and_deploy_read_the_same_keys(place: Path) -> None:
-    from scripts import setup
     from scripts.common.settings import load_settings
     from scripts.table.character import load_character
     from scripts.trainer.checkout_flags import read_flag_kinds
@@ -84,7 +84,7 @@ def test_setup_compare_and_deploy_read_the_same_keys(place: Path) -> None:
     write_character(place / "dataset", "hero", "hero_v1", {"pretrained_model": str(place / "model.safetensors"),
                                                            "network_args": ["conv_dim=4"], "network_dim": 8})
     settings = load_settings(environ={}, flags={"kohya_dir": place / "kohya", "dataset_root": place / "dataset"})
-    assert setup.model_setting(settings, "hero") == (place / "model.safetensors",
+    assert setup_facts.model_setting(settings, "hero") == (place / "model.safetensors",
                                                      f"{place / 'dataset/hero/character.toml'} [training]", None)
     defined = read_flag_kinds(settings.sd_scripts_dir)
     expected, _ = configured_network(load_character(place / "dataset/hero"), defined)

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from scripts.setup import local_names, local_reader
 from scripts.trainer import setup_plan
 from scripts.trainer.sd_scripts_source import required_modules
+from scripts.trainer.setup_facts import local_names, local_reader
 from scripts.trainer.setup_plan import FAIL, FIX, OK, WARN, Facts, Probe, plan
 from tests.paths import STANDIN_SD_SCRIPTS
 
