@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -51,6 +52,7 @@ from scripts.evaluation.grid_render import make_job, read_manifest, resolve_lora
 from scripts.evaluation.proposal import proposal_marks
 from scripts.imaging.grid import Cell, GridLayout, render_grid, write_html
 from scripts.table.character import Character
+from scripts.table.character_sections import Compare, TestPrompt
 from scripts.trainer.lora_family import base_model_of, render_family_problem
 from scripts.trainer.runs import Run
 
@@ -83,10 +85,26 @@ class Summary:
     run: Run | None = None
 
 
-async def run(options: Options, progress: ProgressLine | None = None) -> Summary:
-    """Stage, render what is missing, write the grid and page; staged copies removed in `finally`."""
+@dataclass(frozen=True)
+class GridPlan:
+    """What one `compare` call renders, decided before anything is staged: read by act and check."""
+    character: Character  # with the family's render defaults
+    render: Compare
+    compare_template: str
+    prompts: list[TestPrompt]
+    strengths: list[float]
+    run: Run | None
+    skipped: list[str]
+    rows: list[Row]
+    cells: list[PlannedCell]
+    todo: list[PlannedCell]
+    folder: Path
+    manifest: dict[str, Any]
+
+
+def plan_grid(options: Options) -> GridPlan:
+    """Plan: the render settings, prompts, usable checkpoints and the cells still to render."""
     character, settings = options.character, options.settings
-    started = time.monotonic()
     graphs = render_plan(character, settings.comfyui_dir)  # family defaults: SDXL 1024 px, clip skip only if asked
     character = graphs.character
     render = render_settings(character)
@@ -98,28 +116,35 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
                                      base_model_of(character))
     if mismatch:
         raise CompareError(mismatch)
-    loras_dir = settings.loras_dir
     if not settings.comfyui_dir.expanduser().is_dir():
         raise CompareError(f"The ComfyUI folder {settings.comfyui_dir.expanduser()} does not exist, so the "
                            f"checkpoints cannot be staged where ComfyUI loads LoRAs. Pass --comfyui-dir.")
     folder = settings.character_output(character.slug) / "compare"
-    manifest_path = folder / MANIFEST
-    manifest = read_manifest(manifest_path)
-    progress = progress or ProgressLine()
-    failed: list[str] = []
+    manifest = read_manifest(folder / MANIFEST)
     planned_rows = [Row(BASELINE, "no LoRA"), *checkpoint_rows(checkpoints, character.slug, run_)]
     cells = plan_cells(planned_rows, prompts, strengths, render)
-    todo = cells_to_render(cells, manifest, folder)
+    return GridPlan(character, render, graphs.compare_template, prompts, strengths, run_, skipped, planned_rows,
+                    cells, cells_to_render(cells, manifest, folder), folder, manifest)
+
+
+async def render_cells(options: Options, plan: GridPlan, progress: ProgressLine,
+                       started: float) -> tuple[int, list[str]]:
+    """Act: stage, render what is missing, record each cell; staged copies removed in `finally`.
+    Returns (cells rendered, one line per failed cell)."""
+    character, settings, render = plan.character, options.settings, plan.render
+    loras_dir = settings.loras_dir
+    manifest, manifest_path, folder = plan.manifest, plan.folder / MANIFEST, plan.folder
+    failed: list[str] = []
     rendered = 0
     try:
-        if todo:
-            stage(planned_rows, loras_dir)
-            template = load_template(graphs.compare_template)
+        if plan.todo:
+            stage(plan.rows, loras_dir)
+            template = load_template(plan.compare_template)
             stats = comfyui.BatchStats()
             async with aiohttp.ClientSession() as session:
-                urls, rows = await resolve_lora_names(session, settings.comfyui_urls, planned_rows, render,
+                urls, rows = await resolve_lora_names(session, settings.comfyui_urls, plan.rows, render,
                                                       staging_dir(loras_dir, character.slug))
-                jobs = [make_job(cell, rows[cell.row], render, template) for cell in todo]
+                jobs = [make_job(cell, rows[cell.row], render, template) for cell in plan.todo]
 
                 async def on_result(result: comfyui.JobResult) -> None:
                     nonlocal rendered
@@ -152,10 +177,15 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
         progress.close()
         if not options.keep_staged:
             remove_staged(loras_dir, character.slug)
+    return rendered, failed
 
+
+def write_grid(settings: Settings, plan: GridPlan, failed: list[str]) -> tuple[Path, Path, GridLayout]:
+    """Check: every cell of the plan that is on disk with its key, the rest marked; the grid PNG and page."""
+    character, folder, manifest, strengths = plan.character, plan.folder, plan.manifest, plan.strengths
     failed_files = {line.split(":", 1)[0] for line in failed}
     grid_cells = []
-    for cell in cells:
+    for cell in plan.cells:
         if cell.strength is None and cell.col % len(strengths):
             continue  # the baseline is shown once per prompt, across that prompt's strength columns
         entry = manifest.get(cell.file) or {}
@@ -165,16 +195,25 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
                                "" if present else "failed" if cell.file in failed_files else "not rendered",
                                len(strengths) if cell.strength is None else 1))
     marks = proposal_marks(settings.character_output(character.slug))  # rank's proposals, same file only
-    labels = [f"{row.label} ({marks[row.sha256]})" if row.sha256 in marks else row.label for row in planned_rows]
-    columns = column_labels(prompts, strengths)
-    title = f"{character.name} ({character.trigger}) on {render.checkpoint}: same seed per column"
+    labels = [f"{row.label} ({marks[row.sha256]})" if row.sha256 in marks else row.label for row in plan.rows]
+    columns = column_labels(plan.prompts, strengths)
+    title = f"{character.name} ({character.trigger}) on {plan.render.checkpoint}: same seed per column"
     grid = folder / "grid.png"
     page = folder / "index.html"
     layout = render_grid(grid, labels, columns, grid_cells, title=title)
     write_html(page, title, labels, columns, grid_cells)
-    unique = len({cell.file for cell in cells})
-    return Summary(grid, page, planned_rows, unique, rendered, unique - len(todo), failed, skipped,
-                   time.monotonic() - started, layout, run_)
+    return grid, page, layout
+
+
+async def run(options: Options, progress: ProgressLine | None = None) -> Summary:
+    """Plan -> act -> check: plan the cells, render what is missing, write the grid and page."""
+    started = time.monotonic()
+    plan = plan_grid(options)
+    rendered, failed = await render_cells(options, plan, progress or ProgressLine(), started)
+    grid, page, layout = write_grid(options.settings, plan, failed)
+    unique = len({cell.file for cell in plan.cells})
+    return Summary(grid, page, plan.rows, unique, rendered, unique - len(plan.todo), failed, plan.skipped,
+                   time.monotonic() - started, layout, plan.run)
 
 
 def summary_text(summary: Summary, character: Character) -> str:
