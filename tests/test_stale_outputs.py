@@ -44,7 +44,7 @@ def test_a_box_changed_in_the_table_is_stale_until_re_cropped(tess: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     write_table(tess.parent, [crop_entry("a", [0, 0, 50, 80]), crop_entry("b", [120, 10, 60, 30])])
     state, match = report(tess, capsys)
-    assert "[todo] training images" in state and "a: stale: box [0, 0, 40, 80] -> [0, 0, 50, 80]" in state
+    assert "[redo] training images" in state and "a: stale: box [0, 0, 40, 80] -> [0, 0, 50, 80]" in state
     assert "next: invoke crop --character tess" in state
     assert "FAIL" in match and "1 output(s)" in match and "fix: invoke crop --character tess" in match
     assert run(tess) == 0
