@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts.common import atomic
+from scripts.common.hashing import file_sha256
 from scripts.common.trash import Trash
 from scripts.table.character import Character
 from scripts.table.character_sections import Crop, with_trigger
@@ -22,7 +23,6 @@ from scripts.table.crop_record import (
     Entry,
     box_list,
     caption_state,
-    file_sha256,
     load_record,
     make_entry,
     record_path,

@@ -15,7 +15,6 @@ missing or unreadable record reads as empty (outputs are then "not recorded", ne
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from scripts.common import atomic
+from scripts.common.hashing import file_sha256
 from scripts.table.character import Character
 from scripts.table.character_sections import Crop
 from scripts.table.rules import FAIL, OK, WARN, RuleResult
@@ -61,14 +61,6 @@ def load_record(path: Path) -> dict[str, Entry]:
 def save_record(path: Path, entries: Mapping[str, Entry]) -> None:
     data = {"version": RECORD_VERSION, "outputs": {stem: entries[stem] for stem in sorted(entries)}}
     atomic.write_text(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def hex_colour(rgb: Iterable[int]) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.common.atomic import write_text
+from scripts.common.hashing import file_sha256
 from scripts.common.settings import Settings
 from scripts.table.character import Character
 from scripts.trainer.checkpoints import list_checkpoints
@@ -190,14 +191,6 @@ def deploy_record(settings: Settings, character: Character) -> dict[str, Any] | 
     return data if isinstance(data, dict) else None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def live_problem(record: Mapping[str, Any]) -> str | None:
     """Why the file ComfyUI loads is not the one deploy put there (None: it is, or the record cannot say)."""
     sha256, target = record.get("sha256"), record.get("target")
@@ -206,7 +199,7 @@ def live_problem(record: Mapping[str, Any]) -> str | None:
     live = Path(str(target))
     if not live.is_file():
         return f"the deployed file {live} is gone"
-    if _sha256(live) != sha256:
+    if file_sha256(live) != sha256:
         return (f"{live} is not the file deployed (its sha256 differs from deployed.json's: another LoRA "
                 f"replaced it)")
     return None
@@ -218,7 +211,7 @@ def deployed(settings: Settings, character: Character) -> dict[str, Any] | None:
     if data is None:
         return None
     source = Path(str(data.get("source") or ""))
-    if not source.is_file() or _sha256(source) != data.get("sha256"):
+    if not source.is_file() or file_sha256(source) != data.get("sha256"):
         return None
     return data if live_problem(data) is None else None
 
