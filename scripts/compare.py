@@ -28,6 +28,7 @@ import aiohttp
 from scripts import comfyui
 from scripts.comfyui.family_graphs import render_plan
 from scripts.comfyui.loras import remove_staged, stage, staging_dir
+from scripts.comfyui.production import describe_available
 from scripts.comfyui.workflow import WorkflowError, load_template
 from scripts.common import interrupts
 from scripts.common.atomic import write_bytes
@@ -39,6 +40,7 @@ from scripts.evaluation.grid_plan import (
     BASELINE,
     MANIFEST,
     CompareError,
+    CompareInputError,
     PlannedCell,
     Row,
     cells_to_render,
@@ -54,6 +56,7 @@ from scripts.imaging.grid import Cell, GridLayout, render_grid, write_html
 from scripts.table.character import Character
 from scripts.table.character_sections import Compare, TestPrompt
 from scripts.trainer.lora_family import base_model_of, render_family_problem
+from scripts.trainer.lora_file import inspect_lora
 from scripts.trainer.runs import Run
 
 
@@ -117,7 +120,7 @@ def plan_grid(options: Options) -> GridPlan:
     if mismatch:
         raise CompareError(mismatch)
     if not settings.comfyui_dir.expanduser().is_dir():
-        raise CompareError(f"The ComfyUI folder {settings.comfyui_dir.expanduser()} does not exist, so the "
+        raise CompareInputError(f"The ComfyUI folder {settings.comfyui_dir.expanduser()} does not exist, so the "
                            f"checkpoints cannot be staged where ComfyUI loads LoRAs. Pass --comfyui-dir.")
     folder = settings.character_output(character.slug) / "compare"
     manifest = read_manifest(folder / MANIFEST)
@@ -217,8 +220,9 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
 
 
 def summary_text(summary: Summary, character: Character) -> str:
-    steps = [row.checkpoint.step for row in summary.rows if row.checkpoint is not None]
-    choices = ", ".join("final" if s is None else str(s) for s in steps)
+    shown = [row.checkpoint for row in summary.rows if row.checkpoint is not None]
+    # deploy's describer, so the grid and deploy's refusals name the checkpoints alike (`final (= step 920)`)
+    choices = describe_available(shown, {c.path: inspect_lora(c.path) for c in shown if c.step is None})
     run = f" --run {summary.run.run_id}" if summary.run is not None and not summary.run.legacy else ""
     lines = [f"Grid for {character.slug}: {len(summary.rows) - 1} checkpoints + no-LoRA baseline, "
              f"{summary.cells} images: {summary.rendered} rendered now, {summary.kept} kept from earlier, "

@@ -28,7 +28,15 @@ from typing import Any
 from scripts.comfyui.confirm import confirm, confirmation_problem, print_servers
 from scripts.comfyui.deploy_record import describe_file, make_record, read_record
 from scripts.comfyui.loras import remove_staged
-from scripts.comfyui.production import DeployError, check_comfyui_dir, choose_checkpoint, describe_available, target_for
+from scripts.comfyui.production import (
+    DeployError,
+    DeployInputError,
+    check_comfyui_dir,
+    choose_checkpoint,
+    describe_available,
+    describe_step,
+    target_for,
+)
 from scripts.common import interrupts
 from scripts.common.atomic import atomic_path, write_text
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
@@ -86,7 +94,12 @@ async def deploy(settings: Settings, character: Character, step: str, now: datet
     try:  # --run, else the run rank proposed from, else the latest run (scripts.trainer.runs)
         run = find_run(output, character.trigger, run_id or (proposal.run if proposal else None))
     except RunError as error:
-        raise DeployError(f"{error} Nothing was changed.") from None
+        raise DeployInputError(f"{error} Nothing was changed.") from None
+    if proposal is not None and proposal.run and run_id and run is not None and run.run_id != proposal.run:
+        raise DeployInputError(
+            f"rank's proposal is for run {proposal.run}, not run {run_id}, so there is no proposed step for "
+            f"{run_id}. Run invoke rank --character {character.slug} --run {run_id} first, or drop --run to "
+            f"deploy run {proposal.run}'s proposal; nothing was changed.")
     output_dir = run.folder if run is not None else output
     checkpoints = list_checkpoints(output_dir, character.trigger)
     infos = {c.path: inspect_lora(c.path) for c in checkpoints}
@@ -131,7 +144,8 @@ async def deploy(settings: Settings, character: Character, step: str, now: datet
                          servers=servers, now=now or datetime.now(UTC))
     record["run"] = run.run_id if run is not None else None
     write_text(target.record, json.dumps(record, indent=2) + "\n")
-    print(f"Deployed {f'run {run.run_id} ' if run is not None and not run.legacy else ''}step {record['step']} "
+    print(f"Deployed {f'run {run.run_id} ' if run is not None and not run.legacy else ''}"
+          f"{describe_step(recorded_step, info.steps)} "
           f"({info.describe()}) from {chosen.path} to {target.production}"
           f"{f'; the file it replaced is kept as {target.backup.name}' if old_sha not in (None, sha) else ''}"
           f"{f'; removed {len(removed)} staged copies' if removed else ''}.", file=out)
@@ -177,7 +191,8 @@ async def rollback(settings: Settings, character: Character, now: datetime | Non
     if restored.get("note"):
         record["note"] = restored["note"]
     write_text(target.record, json.dumps(record, indent=2) + "\n")
-    print(f"Rolled back {target.production} to the previous file (step {record['step']}, sha256 "
+    restored_step = "step unknown" if record["step"] is None else describe_step(record["step"], info.steps)
+    print(f"Rolled back {target.production} to the previous file ({restored_step}, sha256 "
           f"{backup_sha[:12]}); the replaced one is now {target.backup.name}, so another --rollback undoes this.",
           file=out)
     print_servers(servers, out)
@@ -229,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CharacterError, SettingsError) as error:
         print(str(error), file=sys.stderr)
         return 2  # bad input or configuration (the exit-code table in the README)
+    except DeployInputError as error:
+        print(str(error), file=sys.stderr)
+        return 2  # a --step, --run or --comfyui-dir that names nothing there: nothing was started
     except (DeployError, ProposalError) as error:
         print(str(error), file=sys.stderr)
         return 1

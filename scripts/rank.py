@@ -141,8 +141,9 @@ async def render_missing(options: Options, rows: list[grid_plan.Row], todo: list
                          folder: Path, manifest: dict[str, Any], progress: ProgressLine) -> tuple[int, list[str]]:
     settings, slug = options.settings, options.character.slug
     if not settings.comfyui_dir.expanduser().is_dir():
-        raise RankError(f"The ComfyUI folder {settings.comfyui_dir.expanduser()} does not exist, so the "
-                        f"checkpoints cannot be staged where ComfyUI loads LoRAs. Pass --comfyui-dir.")
+        raise grid_plan.CompareInputError(f"The ComfyUI folder {settings.comfyui_dir.expanduser()} does not "
+                                          f"exist, so the checkpoints cannot be staged where ComfyUI loads "
+                                          f"LoRAs. Pass --comfyui-dir.")
     rendered, failed, started = 0, [], time.monotonic()
     try:
         stage(rows, settings.loras_dir)

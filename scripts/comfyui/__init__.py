@@ -74,6 +74,7 @@ from scripts.comfyui.errors import (
     PromptLost,
     PromptRejected,
     ServerError,
+    ServerUnreachable,
     UnsafeFilename,
     describe_node_errors,
     describe_rejection,
@@ -86,7 +87,8 @@ from scripts.comfyui.timeouts import DEFAULT_TIMEOUTS, Timeouts
 __all__ = [
     "DEFAULT_PREFIX", "DEFAULT_TIMEOUTS", "WS_MAX_MSG_SIZE", "BatchStats", "CheckpointMissing", "ComfyError",
     "ComfyServer", "Job", "JobResult", "JobTimeout", "NoServer", "OnResult", "OutputUnavailable", "PromptLost",
-    "PromptRejected", "ServerError", "Status", "Timeouts", "UnsafeFilename", "check_checkpoint", "combo_choices",
+    "PromptRejected", "ServerError", "ServerUnreachable", "Status", "Timeouts", "UnsafeFilename", "check_checkpoint",
+    "combo_choices",
     "delete_queued", "describe_node_errors", "describe_rejection", "error_text", "free", "get_history", "get_queue",
     "installed", "interrupt", "new_run_id", "no_server_message", "object_info", "open_servers", "output_images",
     "post_prompt", "run_error", "run_jobs", "safe_image_ref", "view", "view_metadata",

@@ -14,7 +14,14 @@ from typing import Any
 import aiohttp
 
 from scripts.comfyui.answers import is_json_answer, not_comfyui_message
-from scripts.comfyui.errors import CheckpointMissing, OutputUnavailable, PromptRejected, ServerError, UnsafeFilename
+from scripts.comfyui.errors import (
+    CheckpointMissing,
+    OutputUnavailable,
+    PromptRejected,
+    ServerError,
+    ServerUnreachable,
+    UnsafeFilename,
+)
 from scripts.comfyui.timeouts import DEFAULT_TIMEOUTS
 
 REQUEST = DEFAULT_TIMEOUTS.request
@@ -103,7 +110,10 @@ async def _request(session: aiohttp.ClientSession, method: str, url: str, path: 
                 return response.status, data.decode("utf-8", "replace")
     except (TimeoutError, aiohttp.ClientError, OSError) as error:
         reason = str(error) or type(error).__name__
-        raise ServerError(f"The ComfyUI server {url} did not answer {method} {path} ({reason}).") from None
+        message = f"The ComfyUI server {url} did not answer {method} {path} ({reason})."
+        if isinstance(error, aiohttp.ClientConnectorError):  # refused or no such host: nothing listens there
+            raise ServerUnreachable(url, message) from None
+        raise ServerError(message) from None
 
 
 def _unexpected(url: str, what: str, status: int, body: Any) -> ServerError:

@@ -14,6 +14,15 @@ class ServerError(ComfyError):
     """A server did not answer, timed out, or answered 5xx (transient; may be retried elsewhere)."""
 
 
+class ServerUnreachable(ServerError):
+    """Nothing answered at the server's address (connection refused, no such host): ComfyUI is not
+    running there, or the URL is wrong. `.url` is the server."""
+
+    def __init__(self, url: str, message: str) -> None:
+        self.url = url
+        super().__init__(message)
+
+
 class PromptRejected(ComfyError):
     """`POST /prompt` answered 400: ComfyUI's error.message plus each node error, in plain words."""
 

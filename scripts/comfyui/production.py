@@ -23,6 +23,11 @@ class DeployError(Exception):
     """A refusal or failure; the message is one paragraph naming the thing and the fix."""
 
 
+class DeployInputError(DeployError):
+    """Bad input or configuration (README "Exit codes": 2): a --step, --run or --comfyui-dir that names
+    nothing there, or a proposal for another run; nothing was started."""
+
+
 @dataclass(frozen=True)
 class Target:
     loras_dir: Path
@@ -42,13 +47,13 @@ def check_comfyui_dir(settings: Settings) -> Path:
     """The loras folder, created if only it is missing; refuse when ComfyUI itself is not there."""
     root = settings.comfyui_dir.expanduser()
     if not root.is_dir():
-        raise DeployError(
+        raise DeployInputError(
             f"The ComfyUI folder {root} does not exist, so there is nowhere to deploy to. Pass the "
             f"folder that holds ComfyUI's main.py and models/ with --comfyui-dir (or set lora.comfyui_dir "
             f"in invoke.yaml / LORA_COMFYUI_DIR); nothing was changed."
         )
     if not (root / "models").is_dir():
-        raise DeployError(
+        raise DeployInputError(
             f"The folder {root} exists but has no models/ folder, so it is not a ComfyUI install. "
             f"Pass the folder that holds ComfyUI's main.py and models/ with --comfyui-dir; nothing was changed."
         )
@@ -56,10 +61,19 @@ def check_comfyui_dir(settings: Settings) -> Path:
     return settings.loras_dir
 
 
+def describe_step(step: int | str | None, trained_steps: int | None) -> str:
+    """One checkpoint as every verb names it: `step 230`, `final (step 920)` (`final` when its steps are unknown)."""
+    if step is None or str(step) == "final":
+        return f"final (step {trained_steps})" if trained_steps else "final"
+    return f"step {step}"
+
+
 def describe_available(checkpoints: Sequence[Checkpoint], infos: dict[Path, LoraInfo] | None = None) -> str:
-    """`100, 200, final (step 920)`; the final file and the step file of its step are one: `final (= step 300)`."""
+    """`100, 200, final (step 920)`; the final file and the step file of its step are one: `final (= step 300)`
+    (also a step file marked `same_as_final`, as the grid lists it). The one describer of what `--step` takes:
+    deploy's refusals and compare's closing line both use it."""
     final_steps = {infos[c.path].steps for c in checkpoints if c.step is None and infos and c.path in infos}
-    twins = {c.step for c in checkpoints if c.step is not None and c.step in final_steps}
+    twins = {c.step for c in checkpoints if c.step is not None and (c.step in final_steps or c.same_as_final)}
     words = []
     for checkpoint in checkpoints:
         if checkpoint.step is None:
@@ -88,10 +102,10 @@ def choose_checkpoint(checkpoints: Sequence[Checkpoint], step: str, infos: dict[
         chosen = [c for c in checkpoints if c.step == number] or [
             c for c in checkpoints if c.step is None and infos.get(c.path) and infos[c.path].steps == number]
     else:
-        raise DeployError(f"--step must be a step number or 'final', not {step!r}. Checkpoints in "
+        raise DeployInputError(f"--step must be a step number or 'final', not {step!r}. Checkpoints in "
                           f"{output_dir}: {describe_available(checkpoints, infos)}.")
     if not chosen:
-        raise DeployError(
+        raise DeployInputError(
             f"There is no checkpoint for step {step} in {output_dir}. Checkpoints that exist: "
             f"{describe_available(checkpoints, infos)}. Run again with one of these as --step; nothing was changed."
         )

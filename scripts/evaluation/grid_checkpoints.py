@@ -12,8 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from scripts.comfyui.loras import STAGING_ROOT, staged_name
+from scripts.comfyui.production import describe_available
 from scripts.common.settings import Settings
-from scripts.evaluation.grid_plan import CompareError, Row, row_key, row_label
+from scripts.evaluation.grid_plan import CompareError, CompareInputError, Row, row_key, row_label
 from scripts.table.character import Character
 from scripts.trainer.checkout_flags import read_flag_kinds
 from scripts.trainer.checkpoints import Checkpoint, list_checkpoints
@@ -36,7 +37,7 @@ def chosen_run(character: Character, settings: Settings, run_id: str | None) -> 
     try:
         return find_run(settings.character_output(character.slug), character.trigger, run_id)
     except RunError as error:
-        raise CompareError(str(error)) from None
+        raise CompareInputError(str(error)) from None
 
 
 def find_checkpoints(character: Character, settings: Settings, steps: list[int | None] | None,
@@ -52,8 +53,8 @@ def find_checkpoints(character: Character, settings: Settings, steps: list[int |
         available = {c.step for c in found}
         missing = [s for s in steps if s not in available]
         if missing:
-            listed = ", ".join("final" if c.step is None else str(c.step) for c in found)
-            raise CompareError(f"--steps names {', '.join('final' if s is None else str(s) for s in missing)}, "
+            listed = describe_available(found, {c.path: inspect_lora(c.path) for c in found if c.step is None})
+            raise CompareInputError(f"--steps names {', '.join('final' if s is None else str(s) for s in missing)}, "
                                f"which {output_dir} does not have. Checkpoints that exist: {listed}.")
         found = [c for c in found if c.step in steps]
     # the same checks deploy makes (scripts.trainer.lora_checks), against every checkpoint of the run, so

@@ -30,6 +30,11 @@ class CompareError(Exception):
     """A refusal or failure; the message is one paragraph naming the thing and the fix."""
 
 
+class CompareInputError(CompareError):
+    """Bad input or configuration (README "Exit codes": 2): a --steps, --run or --comfyui-dir that names
+    nothing there; nothing was started."""
+
+
 def row_key(checkpoint: Checkpoint) -> str:
     return checkpoint_key(checkpoint)
 
@@ -108,7 +113,7 @@ def parse_steps(text: str | None) -> list[int | None] | None:
         elif word.isdigit():
             steps.append(int(word))
         elif word:
-            raise CompareError(f"--steps takes step numbers and 'final' separated by commas (e.g. 230,460,final), "
+            raise CompareInputError(f"--steps takes step numbers and 'final' separated by commas (e.g. 230,460,final), "
                                f"not {word!r}.")
     return steps
 

@@ -25,12 +25,17 @@ async def resolve_lora_names(session: aiohttp.ClientSession, urls: Sequence[str]
     usable: list[str] = []
     spelled: dict[str, str] = {}
     problems: list[str] = []
+    silent: list[str] = []  # servers where nothing listens
     for url in urls:
         try:
             await comfyui.check_checkpoint(session, url, base_checkpoint(render))
             listed = await comfyui.installed(session, url, "LoraLoader", "lora_name")
         except comfyui.CheckpointMissing as error:
             problems.append(str(error))
+            continue
+        except comfyui.ServerUnreachable as error:
+            problems.append(str(error))
+            silent.append(url)
             continue
         except comfyui.ComfyError as error:
             problems.append(str(error))
@@ -46,17 +51,27 @@ async def resolve_lora_names(session: aiohttp.ClientSession, urls: Sequence[str]
             continue
         spelled = names
         usable.append(url)
+    if not usable and len(silent) == len(urls):
+        raise CompareError(not_answering(silent))
     if not usable:
         raise CompareError(
-            f"No ComfyUI server can render the grid: {'; '.join(problems)}. The checkpoints were staged in "
-            f"{staged}; each --server must run from the ComfyUI folder given by --comfyui-dir (same machine "
-            f"or a shared folder) and have the base checkpoint installed."
+            f"No ComfyUI server can render the grid: {'; '.join(p.rstrip('.') for p in problems)}. Each --server "
+            f"must run from the ComfyUI folder given by --comfyui-dir (same machine or a shared folder: the grid "
+            f"stages the checkpoints in {staged}) and have the base checkpoint installed."
         )
     for problem in problems:
         print(f"note: {problem}", file=sys.stderr)
     rows = [Row(r.key, r.label, r.checkpoint, r.sha256, spelled.get(r.lora_name) if r.lora_name else None)
             for r in rows]
     return usable, rows
+
+
+def not_answering(urls: Sequence[str]) -> str:
+    """Nothing listens at any of `urls`: say which, and that the fix is starting ComfyUI or fixing --server."""
+    which = f"the ComfyUI server {urls[0]} is" if len(urls) == 1 else f"the ComfyUI servers {', '.join(urls)} are"
+    return (f"Nothing was rendered: {which} not answering (no connection could be made: ComfyUI is not "
+            f"running there, or the address is wrong). Start ComfyUI (python main.py --listen, from the folder "
+            f"given by --comfyui-dir), or pass the address it runs at with --server URL.")
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

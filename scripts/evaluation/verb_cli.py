@@ -3,10 +3,10 @@
 Both verbs render one character's checkpoints on ComfyUI. Their parsers start with the same flags
 (`--character`, `--steps`, `--keep-staged`, `--timeout` and the ComfyUI/folder settings) and their
 `main`s end the same way, by README "Exit codes": bad input or configuration (the table, a setting,
-the kohya family files) is its one-paragraph message and exit 2; the verb's own refusals and
-ComfyUI failures exit 1; a file error exits 1 with the verb's sentence on what was kept; Ctrl-C
-(or SIGTERM/SIGHUP) is the one stop line and 130; otherwise the summary is printed, and a failed
-render makes the exit 1.
+the kohya family files, a --steps, --run or --comfyui-dir naming nothing there) is its one-paragraph
+message and exit 2; the verb's own refusals and ComfyUI failures exit 1; a file error exits 1 with
+the verb's sentence on what was kept; Ctrl-C (or SIGTERM/SIGHUP) is the one stop line and 130;
+otherwise the summary is printed, and a failed render makes the exit 1.
 """
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ from scripts import comfyui
 from scripts.common import interrupts
 from scripts.common.cli import positive_float
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
+from scripts.evaluation.grid_plan import CompareInputError
 from scripts.table.character import Character, CharacterError, load_character
 from scripts.trainer.train_args import KohyaConfigError
 
-BAD_INPUT: tuple[type[Exception], ...] = (CharacterError, SettingsError, KohyaConfigError)
+BAD_INPUT: tuple[type[Exception], ...] = (CharacterError, SettingsError, KohyaConfigError, CompareInputError)
 SETTINGS = ("comfyui_urls", "comfyui_dir", "concurrency", "output_root", "dataset_root")
 
 
