@@ -323,7 +323,7 @@ def deploy(c: Context, character: str = "example", step: str = "", rollback: boo
     "until": "stop after this stage",
     "approve_crops": "approve the crop previews without stopping at gate 1 (you looked at them already)",
     "deploy_proposed": "at gate 2, deploy the proposed checkpoint (rank's; the final one without scripts/rank.py)",
-    "step": "at gate 2, deploy this checkpoint: a step number from the grid, or 'final'",
+    "step": "at gate 2, deploy this checkpoint: a step number from the grid, 'final' or 'proposed'",
     "server": "ComfyUI server URL; repeat for several (default: the configured comfyui_urls)",
 })
 def all_stages(c: Context, character: str = "example", check: bool = False, from_: str = "", until: str = "",

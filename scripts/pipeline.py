@@ -218,6 +218,15 @@ def run_chain(character: Character, s: Settings, stages: tuple[str, ...], args: 
     return 0
 
 
+def deploy_step(text: str) -> str:
+    """argparse type for --step: refused here, before any stage runs, unless deploy could take it."""
+    word = text.strip().lower()
+    if word.isdigit() or word in ("final", "proposed"):
+        return word
+    raise argparse.ArgumentTypeError(f"{text!r} is not a checkpoint: give a step number from the grid, 'final' or "
+                                     f"'proposed' (rank's proposal); nothing was run")
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m scripts.pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("--character", required=True, help="character folder under the dataset root")
@@ -230,7 +239,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--deploy-proposed", action="store_true",
                         help="at gate 2, deploy the proposed checkpoint (rank's proposal; the final one in a "
                              "checkout without scripts/rank.py)")
-    parser.add_argument("--step", default=None, help="at gate 2, deploy this checkpoint: a step number or 'final'")
+    parser.add_argument("--step", type=deploy_step, default=None,
+                        help="at gate 2, deploy this checkpoint: a step number, 'final' or 'proposed'")
     add_settings_arguments(parser, *SETTINGS)
     return parser.parse_args(argv)
 

@@ -55,3 +55,80 @@ def test_every_usage_line_names_the_command_to_type(verb: str, capsys: pytest.Ca
     with pytest.raises(SystemExit):
         importlib.import_module(f"scripts.{verb}").main(["--no-such-flag"])
     assert f"usage: python -m scripts.{verb} " in capsys.readouterr().err
+
+
+# --- the checkpoint verbs: a --step, --run, --steps or --comfyui-dir that names nothing there is bad input ---
+
+@pytest.fixture
+def zara(tmp_path: Path) -> list[str]:
+    """Zara's table, a ComfyUI folder, one run of real LoRA files (100, 200, 300 + final) and the
+    roots as flags; the server URL is one where nothing listens."""
+    from tests.test_deploy import TABLE, dead_url, make_run
+
+    (tmp_path / "dataset" / "zara").mkdir(parents=True)
+    (tmp_path / "dataset" / "zara" / "character.toml").write_text(TABLE)
+    (tmp_path / "ComfyUI" / "models" / "loras").mkdir(parents=True)
+    make_run(tmp_path / "output" / "zara")
+    return ["--character", "zara", "--dataset-root", str(tmp_path / "dataset"), "--output-root",
+            str(tmp_path / "output"), "--comfyui-dir", str(tmp_path / "ComfyUI"), "--server", dead_url()]
+
+
+@pytest.mark.parametrize(("flags", "said"), [
+    (["--step", "abc"], "--step must be a step number or 'final', not 'abc'"),
+    (["--step", "999"], "There is no checkpoint for step 999"),
+    (["--run", "nosuch", "--step", "100"], "There is no training run 'nosuch'"),
+])
+def test_deploy_of_a_checkpoint_that_is_not_there_is_bad_input(zara: list[str], flags: list[str], said: str,
+                                                               tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from scripts import deploy
+
+    assert deploy.main([*zara, *flags]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err
+    assert list((tmp_path / "ComfyUI" / "models" / "loras").iterdir()) == []  # nothing was put live
+
+
+def test_deploy_to_a_missing_comfyui_folder_is_bad_configuration(zara: list[str], tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from scripts import deploy
+
+    argv = [*zara, "--step", "100"]
+    argv[argv.index("--comfyui-dir") + 1] = str(tmp_path / "missing")
+    assert deploy.main(argv) == 2
+    assert f"The ComfyUI folder {tmp_path / 'missing'} does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("verb", ["compare", "rank"])
+@pytest.mark.parametrize(("flags", "said"), [(["--run", "nosuch"], "There is no training run 'nosuch'"),
+                                             (["--steps", "abc"], "--steps takes step numbers"),
+                                             (["--steps", "100,999"], "--steps names 999")])
+def test_compare_and_rank_of_checkpoints_that_are_not_there_are_bad_input(verb: str, flags: list[str], said: str,
+                                                                         zara: list[str], tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert importlib.import_module(f"scripts.{verb}").main([*zara, *flags]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err
+    assert list((tmp_path / "ComfyUI" / "models" / "loras").iterdir()) == []  # nothing was staged
+
+
+def test_all_refuses_a_step_deploy_cannot_take_before_any_stage_runs(zara: list[str], tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from scripts import pipeline
+
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(SystemExit) as stop:
+        pipeline.main([*zara, "--step", "abc"])
+    assert stop.value.code == 2
+    out, err = capsys.readouterr()
+    assert "argument --step: 'abc' is not a checkpoint" in err and "'final' or 'proposed'" in err
+    assert "[run ]" not in out and "[done]" not in out  # no stage ran or was even looked at
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
+
+
+@pytest.mark.parametrize("step", ["300", "final", "proposed", "Final"])
+def test_all_takes_every_step_deploy_takes(step: str) -> None:
+    from scripts import pipeline
+
+    assert pipeline.parse(["--character", "zara", "--step", step]).step == step.lower()
