@@ -245,10 +245,10 @@ def test_command_line_refusals(setup, capsys) -> None:
     assert compare.main(base) == 1
     assert "no checkpoints" in capsys.readouterr().err
     make_run(settings.character_output("zara"), steps=(100,))
-    assert compare.main([*base, "--steps", "100,600"]) == 1
+    assert compare.main([*base, "--steps", "100,600"]) == 2  # a flag naming nothing there: bad input
     err = capsys.readouterr().err
     assert "600" in err and "Checkpoints that exist: 100, final" in err
-    assert compare.main([*base, "--steps", "abc"]) == 1
+    assert compare.main([*base, "--steps", "abc"]) == 2
     assert "--steps" in capsys.readouterr().err
 
 

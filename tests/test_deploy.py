@@ -277,7 +277,7 @@ def test_a_run_trained_with_other_settings_than_configured_is_refused(project, c
 def test_a_missing_step_is_refused_listing_those_that_exist(project, capsys) -> None:
     settings, _ = project
     make_run(settings.character_output("zara"))
-    assert deploy.main(cli(settings, "--step", "600")) == 1
+    assert deploy.main(cli(settings, "--step", "600")) == 2  # bad input (README "Exit codes")
     err = capsys.readouterr().err
     assert "no checkpoint for step 600" in err and "100, 200, 300, final (step 920)" in err
     assert not (settings.loras_dir / f"{TRIGGER}.safetensors").exists()
@@ -289,7 +289,7 @@ def test_a_missing_comfyui_folder_is_refused(project, capsys, tmp_path: Path) ->
     missing = tmp_path / "nowhere"
     args = cli(settings, "--step", "100")
     args[args.index("--comfyui-dir") + 1] = str(missing)
-    assert deploy.main(args) == 1
+    assert deploy.main(args) == 2  # bad configuration
     err = capsys.readouterr().err
     assert f"The ComfyUI folder {missing} does not exist" in err and "--comfyui-dir" in err
     assert not missing.exists()

@@ -77,7 +77,7 @@ def test_compare_refuses_a_run_that_does_not_exist_naming_the_runs(project, runs
     settings, _ = project
     argv = ["--character", "zara", "--dataset-root", str(settings.dataset_root), "--output-root",
             str(settings.output_root), "--comfyui-dir", str(settings.comfyui_dir), "--run", "20990101-000000"]
-    assert compare.main(argv) == 1
+    assert compare.main(argv) == 2  # bad input (README "Exit codes")
     err = capsys.readouterr().err
     assert "There is no training run '20990101-000000'" in err
     assert f"legacy (the flat layout in {settings.character_output('zara')})" in err
@@ -106,10 +106,10 @@ def test_deploy_takes_the_latest_run_or_the_one_named_and_records_run_and_step(p
 
 def test_deploy_lists_the_final_file_and_its_step_file_once(project, runs, capsys) -> None:
     settings, _ = project
-    assert deploy.main(cli(settings, "--step", "999")) == 1
+    assert deploy.main(cli(settings, "--step", "999")) == 2
     err = capsys.readouterr().err
     assert "Checkpoints that exist: 100, 200, final (= step 300)." in err
-    assert deploy.main(cli(settings, "--run", "nope", "--step", "100")) == 1
+    assert deploy.main(cli(settings, "--run", "nope", "--step", "100")) == 2
     err = capsys.readouterr().err
     assert "There is no training run 'nope'" in err and "Nothing was changed" in err
     assert not (settings.loras_dir / f"{TRIGGER}.safetensors").exists()
