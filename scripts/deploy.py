@@ -39,6 +39,7 @@ from scripts.comfyui.production import (
 )
 from scripts.common import interrupts
 from scripts.common.atomic import atomic_path, write_text
+from scripts.common.hashing import file_sha256
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.evaluation.proposal import PROPOSED, ProposalError, load_proposal
 from scripts.table.character import Character, CharacterError, load_character
@@ -50,14 +51,6 @@ from scripts.trainer.lora_file import inspect_lora
 from scripts.trainer.runs import RunError, find_run
 
 CHUNK = 1 << 20
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_blocks(path: Path) -> Iterator[bytes]:
@@ -118,13 +111,13 @@ async def deploy(settings: Settings, character: Character, step: str, now: datet
             f"{describe_available(checkpoints, infos)}) or retrain."
         )
     info = infos[chosen.path]
-    sha = sha256_of(chosen.path)
+    sha = file_sha256(chosen.path)
     if proposal is not None and proposal.sha256 not in (None, sha):
         raise DeployError(f"{chosen.path} changed since rank proposed it (its sha256 differs from the one in "
                           f"rank.json); {target.production} was not touched. Run invoke rank --character "
                           f"{character.slug} again, or deploy by number with --step {step}.")
     current = read_record(target.record)
-    old_sha = sha256_of(target.production) if target.production.exists() else None
+    old_sha = file_sha256(target.production) if target.production.exists() else None
     if old_sha not in (None, sha) and (note := replacement_note(target.production, chosen.path, target.backup)):
         print(note, file=out)
     if old_sha == sha:
@@ -168,10 +161,10 @@ async def rollback(settings: Settings, character: Character, now: datetime | Non
     if not info.ok:
         raise DeployError(f"The backup {target.backup} is not a usable LoRA ({info.describe()}); refusing to "
                           f"restore it. The production file {target.production} was not touched.")
-    backup_sha = sha256_of(target.backup)
+    backup_sha = file_sha256(target.backup)
     current = read_record(target.record)
     if target.production.exists():
-        production_sha = sha256_of(target.production)
+        production_sha = file_sha256(target.production)
         with atomic_path(target.backup) as backup_temp:  # renamed second: backup <- old production
             if _copy_plain(target.production, backup_temp) != production_sha:
                 raise DeployError(f"{target.production} changed while it was being copied; nothing was "

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
+from scripts.comfyui.production import describe_step
 from scripts.comfyui.timeouts import DEFAULT_TIMEOUTS
 from scripts.common import interrupts
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
@@ -118,7 +119,8 @@ def training_stages(character: Character, settings: Settings) -> list[Stage]:
               f"proposed {proposal.reason}" if proposal else "ranked; nothing proposed (see rank/report.html)"
               if ranked else "not ranked", f"invoke rank --character {character.slug}"),
         Stage("deployed", deployed is not None and replaced is None,
-              (f"{'run ' + str(deployed['run']) + ' ' if deployed.get('run') else ''}step {deployed.get('step')} as "
+              (f"{'run ' + str(deployed['run']) + ' ' if deployed.get('run') else ''}"
+               f"{describe_step(deployed.get('step'), deployed.get('trained_steps'))} as "
                f"{deployed.get('target')}" + (f", but {replaced}" if replaced else "")) if deployed
               else "nothing deployed",
               f"invoke deploy --character {character.slug} --step "

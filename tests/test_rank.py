@@ -3,6 +3,7 @@ the report and record, a re-run that renders nothing, and the loss plot from a r
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import shutil
@@ -108,9 +109,9 @@ async def test_rank_renders_the_plan_reuses_compare_and_writes_a_checkable_repor
     assert [c["key"] for c in record["checkpoints"]] == [r.key for r in summary.ranked]
     assert {c["key"] for c in record["checkpoints"]} == {"step00000100", "step00000200", "final"}
     assert record["proposal"] and record["proposal"][0]["step"] in {"100", "200", "final"}
-    assert record["proposal"][0]["sha256"] == grid_checkpoints.sha256_of(
+    assert record["proposal"][0]["sha256"] == hashlib.sha256(
         next(r.checkpoint.path for r in grid_checkpoints.checkpoint_rows(grid_checkpoints.find_checkpoints(
-            character, settings, None)[0], "zara") if r.key == record["proposal"][0]["key"]))
+            character, settings, None)[0], "zara") if r.key == record["proposal"][0]["key"]).read_bytes()).hexdigest()
     page = summary.report.read_text()
     assert record["proposal"][0]["reason"].split(":")[0] in page and "invoke deploy --step proposed" in page
     for row in ("base", "step00000100", "step00000200", "final"):
@@ -149,7 +150,7 @@ async def test_rank_renders_the_plan_reuses_compare_and_writes_a_checkable_repor
     out = capsys.readouterr().out
     assert out.splitlines()[0].endswith(record["proposal"][0]["reason"]) and "rank proposed" in out
     production = settings.loras_dir / f"{TRIGGER}.safetensors"
-    assert deploy.sha256_of(production) == record["proposal"][0]["sha256"]
+    assert hashlib.sha256(production.read_bytes()).hexdigest() == record["proposal"][0]["sha256"]
 
 
 async def test_without_compare_everything_is_rendered_and_failures_are_named(setup, comfy_server) -> None:
@@ -245,7 +246,7 @@ def test_deploy_proposed_refuses_without_a_ranking_an_empty_one_or_a_changed_fil
     assert "proposes no checkpoint" in capsys.readouterr().err and not production.exists()
 
     write_record(settings, [{"step": "200", "label": "step 200", "reason": "step 200: identity 0.50",
-                             "sha256": grid_checkpoints.sha256_of(files[200])}])
+                             "sha256": hashlib.sha256(files[200].read_bytes()).hexdigest()}])
     write_lora(files[200], step=200, fill=0.9)  # retrained since the ranking
     assert deploy.main(cli(settings, "--step", "proposed")) == 1
     err = capsys.readouterr().err

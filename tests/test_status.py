@@ -145,3 +145,12 @@ def test_stale_training_images_make_status_exit_1(tmp_path: Path, capsys) -> Non
     assert main(argv) == 1
     out = capsys.readouterr().out
     assert "[redo] training images" in out and "needs attention: training images" in out
+
+
+def test_a_final_deploy_is_named_as_deploy_names_it(tmp_path: Path) -> None:
+    folder, live, settings = deployed_world(tmp_path)
+    record_file = tmp_path / "output" / "tess" / "deployed.json"
+    record = json.loads(record_file.read_text())
+    record_file.write_text(json.dumps({**record, "step": "final", "trained_steps": 920}))
+    stages = {s.name: s for s in training_stages(load_character(folder), settings)}
+    assert stages["deployed"].detail == f"final (step 920) as {live}"

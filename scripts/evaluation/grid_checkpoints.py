@@ -6,13 +6,12 @@ shown once. Also the rows those checkpoints become, each with its content hash a
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 
 from scripts.comfyui.loras import STAGING_ROOT, staged_name
 from scripts.comfyui.production import describe_available
+from scripts.common.hashing import file_sha256
 from scripts.common.settings import Settings
 from scripts.evaluation.grid_plan import CompareError, CompareInputError, Row, row_key, row_label
 from scripts.table.character import Character
@@ -22,14 +21,6 @@ from scripts.trainer.lora_checks import configured_network, verification_problem
 from scripts.trainer.lora_family import configured_family
 from scripts.trainer.lora_file import inspect_lora
 from scripts.trainer.runs import Run, RunError, find_run
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def chosen_run(character: Character, settings: Settings, run_id: str | None) -> Run | None:
@@ -90,7 +81,7 @@ def checkpoint_rows(checkpoints: Sequence[tuple[Checkpoint, int | None]], slug: 
     """One row per checkpoint, with its content hash and the staged name it renders under."""
     rows = []
     for checkpoint, trained in checkpoints:
-        sha = sha256_of(checkpoint.path)
+        sha = file_sha256(checkpoint.path)
         rows.append(Row(row_key(checkpoint), row_label(checkpoint, trained, run), checkpoint, sha,
                         f"{STAGING_ROOT}/{slug}/{staged_name(checkpoint, sha)}"))
     return rows
