@@ -90,7 +90,7 @@ def gather(settings: Settings, options: argparse.Namespace, tried: set[str], sub
         loras_writable=loras.is_dir() and os.access(loras, os.W_OK),
         tokenizer_cache=cache, tokenizer_cached=cached, tokenizer_tried="tokenizer" in tried,
         submodule_error=submodule_error, model_error=model_error, flags_missing=flags_missing,
-        dataset_keys_missing=keys_missing,
+        dataset_keys_missing=keys_missing, comfyui_tokenizer_note=tokenizer_seed.comfyui_problem(settings.comfyui_dir),
         **family_facts(settings.character_dir(options.character) if options.character else None, model,
                        model_error, probe, cache),
     )

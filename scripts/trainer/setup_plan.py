@@ -15,6 +15,8 @@ from pathlib import Path
 from scripts.trainer import tokenizers
 
 OK, FIX, FAIL, WARN = "ok", "fix", "FAIL", "warn"
+WAIT = "wait"  # pending: waits for an item above (one setup fixes, or one that needs you); not a failure
+SKIP = "skip"  # not checked (what it needs was not given); not a pass either
 PIP_NAMES = {
     "lion_pytorch": "lion-pytorch", "prodigyplus": "prodigy-plus-schedule-free",
     "pytorch_optimizer": "pytorch-optimizer", "prodigyopt": "prodigyopt", "schedulefree": "schedulefree",
@@ -48,14 +50,14 @@ class Action:
 @dataclass(frozen=True)
 class Item:
     name: str
-    state: str  # ok | fix (an action will fix it) | FAIL (needs you) | warn (optional)
+    state: str  # ok | fix (an action will fix it) | FAIL (needs you) | warn (optional) | wait | skip
     detail: str
     fix: str = ""
     actions: tuple[Action, ...] = ()
 
     def line(self) -> str:
         text = f"[{self.state:^4}] {self.name}: {self.detail}"
-        return text + (f"\n       fix: {self.fix}" if self.fix and self.state != OK else "")
+        return text + (f"\n       fix: {self.fix}" if self.fix and self.state not in (OK, WAIT) else "")
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class Facts:
     bigg_cached: bool = False
     estimate: str = ""  # scripts/trainer/estimate.py's line for the configured run
     estimate_warning: str | None = None
+    comfyui_tokenizer_note: str = ""  # why comfyui_dir cannot seed the tokenizer (tokenizer_seed.comfyui_problem)
 
 
 def pip_name(module: str) -> str:
@@ -170,7 +173,7 @@ def _sd_scripts(f: Facts) -> Item:
 def _interface(f: Facts) -> Item:
     name = "sd-scripts flags"
     if not f.sd_scripts_ok:
-        return Item(name, WARN, "waits for the sd-scripts checkout", fix="fix the sd-scripts checkout first")
+        return Item(name, WAIT, "waits for the sd-scripts checkout")
     problems = []
     if f.flags_missing:
         problems.append(f"it defines no {', '.join('--' + x for x in f.flags_missing)} (no `\"--flag\"` "
@@ -190,8 +193,7 @@ def _venv(f: Facts, system: str, has_nvidia: bool) -> Item:
     name = "kohya venv"
     venv = venv_dir(f.kohya_python)
     if not f.sd_scripts_ok:
-        return Item(name, WARN if f.venv_exists else FAIL, "waits for the sd-scripts checkout (its requirements.txt)",
-                    fix="fix the sd-scripts checkout first")
+        return Item(name, WAIT, "waits for the sd-scripts checkout (its requirements.txt)")
     actions: list[Action] = []
     notes: list[str] = []
     if not f.venv_exists:
@@ -243,7 +245,7 @@ def _accelerate(f: Facts) -> Item:
         return Item(name, FAIL, f"the accelerate config file {f.accelerate_config} does not exist",
                     fix="write it with `accelerate config --config_file FILE` or drop the accelerate_config setting")
     if f.probe is None or f.probe.error:
-        return Item(name, WARN, "waits for the kohya venv")
+        return Item(name, WAIT, "waits for the kohya venv")
     if not f.probe.accelerate:
         return Item(name, FIX if not f.sd_scripts_ok else FAIL, "no `accelerate` script in the kohya venv",
                     fix=" ".join(pip(f, "accelerate")))
@@ -255,7 +257,7 @@ def _accelerate(f: Facts) -> Item:
 def _device(f: Facts) -> Item:
     name = "device"
     if f.probe is None or f.probe.error:
-        return Item(name, WARN, "waits for the kohya venv")
+        return Item(name, WAIT, "waits for the kohya venv")
     flags = {"mps": "--mixed_precision=no --no_half_vae", "cpu": "--mixed_precision=no (slow: hours per run)",
              "cuda": "--mixed_precision=fp16 --sdpa", "cuda-bf16": "--mixed_precision=bf16 --sdpa"}[f.probe.device]
     torch = f"torch {f.probe.torch}" if f.probe.torch else "no torch in this venv"
@@ -310,16 +312,26 @@ def _tokenizer(f: Facts) -> Item:
                     actions=(Action(f"save the CLIP tokenizer to {target} (needs network once)",
                                     (str(f.kohya_python), "-c", code), optional=True), *bigg))
     return Item(name, WARN, f"{f.tokenizer_cache} is empty: the first training run needs the Hugging Face hub",
-                fix=f"set comfyui_dir to your ComfyUI (setup copies its comfy/sd1_tokenizer there), or when online "
-                    f"run `invoke setup` again (it saves openai/clip-vit-large-patch14 there), or copy a saved "
-                    f"tokenizer to {f.tokenizer_cache}/openai_clip-vit-large-patch14")
+                fix=f"{f.comfyui_tokenizer_note or _SET_COMFYUI}, or when online run `invoke setup` again (it saves "
+                    f"openai/clip-vit-large-patch14 there), or copy a saved tokenizer to "
+                    f"{f.tokenizer_cache}/openai_clip-vit-large-patch14")
+
+
+_SET_COMFYUI = "set comfyui_dir to your ComfyUI (setup copies its comfy/sd1_tokenizer there)"
 
 
 def _estimate(f: Facts) -> Item:
     name = "memory and time"
     if f.estimate_warning:
         return Item(name, WARN, f.estimate, fix=f.estimate_warning)
-    return Item(name, OK, f.estimate or "not estimated (no base checkpoint read yet)")
+    if f.estimate:
+        return Item(name, OK, f.estimate)
+    if f.model_error or f.pretrained_model is None or not f.model_exists or f.model_problem:
+        return Item(name, WAIT, "waits for the base checkpoint")
+    if f.probe is None or f.probe.error:
+        return Item(name, WAIT, "waits for the kohya venv (its device and memory)")
+    return Item(name, SKIP, "not checked: no character given (`invoke setup --character <name>` estimates "
+                            "that character's run)")
 
 
 def _comfyui(f: Facts) -> Item:
@@ -338,4 +350,5 @@ def _comfyui(f: Facts) -> Item:
 
 
 def blocking(items: Iterable[Item]) -> list[Item]:
-    return [i for i in items if i.state in (FIX, FAIL)]
+    """Items that keep setup from being done (a waiting item always waits on a fix or a FAIL above it)."""
+    return [i for i in items if i.state in (FIX, FAIL, WAIT)]

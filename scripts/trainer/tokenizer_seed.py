@@ -22,6 +22,20 @@ def comfyui_tokenizer(comfyui_dir: Path) -> Path | None:
     return folder if all((folder / name).is_file() for name in NEEDED) else None
 
 
+def comfyui_problem(comfyui_dir: Path) -> str:
+    """Why `comfyui_dir` cannot fill the cache, as the fix setup prints; "" when it can."""
+    folder = comfyui_dir.expanduser()
+    if comfyui_tokenizer(comfyui_dir) is not None:
+        return ""
+    if not folder.is_dir():
+        return (f"comfyui_dir {folder} does not exist: set comfyui_dir to your ComfyUI (the folder holding main.py; "
+                f"setup copies its comfy/sd1_tokenizer)")
+    missing = f"{folder / COMFY_TOKENIZER} is missing (or lacks {' or '.join(NEEDED)})"
+    if not (folder / "main.py").is_file():
+        return f"{missing}: {folder} is not a ComfyUI install? point comfyui_dir at the folder holding main.py"
+    return f"{missing}: update that ComfyUI, or point comfyui_dir at one that has it"
+
+
 def fill_from_comfyui(comfyui_dir: Path, target: Path) -> str | None:
     """Copy ComfyUI's tokenizer files into an empty `target`; a one-line report, or None if nothing was done."""
     if target.is_dir() and any(target.iterdir()):

@@ -62,7 +62,8 @@ def facts(tmp_path: Path, **changes) -> Facts:
                 probe=Probe(accelerate="/v/bin/accelerate", device="mps", torch="2.13.0"),
                 pretrained_model=tmp_path / "m.safetensors", model_exists=True, comfyui=None,
                 comfyui_url="http://127.0.0.1:8188", loras_dir=tmp_path, loras_writable=True,
-                tokenizer_cache=tmp_path / "tok", tokenizer_cached=True)
+                tokenizer_cache=tmp_path / "tok", tokenizer_cached=True,
+                estimate="estimate: at least 4.6 GiB of memory for a 2.1 GB checkpoint (mps has 16.0 GiB)")
     base.update(changes)
     return Facts(**base)
 
