@@ -73,16 +73,18 @@ def servers(values: Iterable[str] | None, base: Settings) -> list[str]:
     "adopt_captions": "copy captions you edited by hand into character.toml (text edit, comments kept)",
     "overwrite_captions": "replace captions you edited by hand with the table's (old ones go to the trash)",
     "move_old_folders": "move train/ and reg/ folders left from an earlier trigger, repeats or class to the trash",
+    "retrigger": "after changing the trigger: put it in place of the earlier one at the start of the table's "
+                 "captions and test prompts (text edit, comments kept), then crop",
 })
 def crop(c: Context, character: str = "example", dry_run: bool = False, clamp: bool = False,
          allow_asymmetric_flip: bool = False, adopt_captions: bool = False, overwrite_captions: bool = False,
-         move_old_folders: bool = False) -> None:
+         move_old_folders: bool = False, retrigger: bool = False) -> None:
     """Crop reference sheets into the captioned training set."""
     base = settings(c)
     script(c, "crop", "--character", character, "--dataset-root", base.dataset_root,
            *flag_pairs(dry_run=dry_run, clamp=clamp, allow_asymmetric_flip=allow_asymmetric_flip,
                        adopt_captions=adopt_captions, overwrite_captions=overwrite_captions,
-                       move_old_folders=move_old_folders))
+                       move_old_folders=move_old_folders, retrigger=retrigger))
 
 
 @task(help={

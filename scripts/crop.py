@@ -16,7 +16,9 @@ moved with their caption into `dataset/<character>/trash/<timestamp>/` (never de
 not write are never touched. A table with no [[crop]] entries is an error (it would empty the set).
 Captions: `crop_record.json` (scripts.table.crop_record) remembers what crop wrote, so a caption the
 person edited is kept and reported (`--adopt-captions` copies it into the table's text, comments
-kept; `--overwrite-captions` replaces it, the old one going to the trash).
+kept; `--overwrite-captions` replaces it, the old one going to the trash). A trigger changed while the
+table's captions still start with the old one is warned about; `--retrigger` edits the table's text to
+put the new trigger in its place first (scripts.table.retrigger).
 """
 from __future__ import annotations
 
@@ -51,6 +53,8 @@ from scripts.table.crop_plan import (
 )
 from scripts.table.crop_summary import CropResult, print_summary
 from scripts.table.old_folders import MOVE_FLAG, crop_lines
+from scripts.table.retrigger import RETRIGGER_FLAG, crop_warning, retrigger_table
+from scripts.table.toml_edit import TomlEditError
 
 # --- image work -----------------------------------------------------------------------------------
 
@@ -123,7 +127,7 @@ def remove_stale(folder: Path, keep: Iterable[str], *, captions: bool, trash: Tr
 def run_crop(character: Character, *, dry_run: bool = False, clamp: bool = False,
              allow_asymmetric_flip: bool = False, out: TextIO | None = None,
              progress: ProgressLine | None = None, adopt_captions: bool = False,
-             overwrite_captions: bool = False) -> CropResult:
+             overwrite_captions: bool = False, trash: Trash | None = None) -> CropResult:
     """Plan, then write what is out of date, then move stale outputs to the trash. Raises CropError."""
     out = out or sys.stdout
     if not character.crops:
@@ -136,7 +140,7 @@ def run_crop(character: Character, *, dry_run: bool = False, clamp: bool = False
         raise CropError(problems_paragraph(character, plan.problems))
     target = character.preview_dir if dry_run else character.train_dir
     result = CropResult(target_dir=target, warnings=list(plan.warnings),
-                        trash=Trash(character.folder / TRASH_NAME, character.folder))
+                        trash=trash or Trash(character.folder / TRASH_NAME, character.folder))
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     atomic.remove_stale_temps(target)
@@ -231,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
                                "that keeps comments; the old table goes to the trash)")
     captions.add_argument("--overwrite-captions", action="store_true",
                           help="replace captions you edited by hand with the table's (the old ones go to the trash)")
+    parser.add_argument(RETRIGGER_FLAG, action="store_true",
+                        help="after changing the trigger: put it in place of the earlier trigger at the start of "
+                             "the table's captions and test prompts (a text edit that keeps comments; the old table "
+                             "goes to the trash), then crop")
     parser.add_argument(MOVE_FLAG, action="store_true",
                         help="move train/ and reg/ folders left from an earlier trigger, repeats or class into the "
                              "character's trash folder (nothing is deleted)")
@@ -239,11 +247,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from_args(args)
         character = load_character(settings.character_dir(args.character))
+        trash = Trash(character.folder / TRASH_NAME, character.folder)
+        retriggered = None
+        if args.retrigger and args.dry_run:
+            print(f"{RETRIGGER_FLAG}: not applied with --dry-run (the table is unchanged)", file=sys.stderr)
+        elif args.retrigger:  # before the old folders move: they name the earlier trigger
+            retriggered = retrigger_table(character, trash)
+            character = load_character(character.folder)
         moved = crop_lines(character, True, args.dry_run) if args.move_old_folders else []  # first: asked for
         run_crop(character, dry_run=args.dry_run, clamp=args.clamp, allow_asymmetric_flip=args.allow_asymmetric_flip,
-                 adopt_captions=args.adopt_captions, overwrite_captions=args.overwrite_captions)
+                 adopt_captions=args.adopt_captions, overwrite_captions=args.overwrite_captions, trash=trash)
+        if retriggered:
+            print(retriggered)
         for line in moved or crop_lines(character, False):
             print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
+        warning = crop_warning(character)
+        if warning:
+            print(warning, file=sys.stderr)
+    except TomlEditError as error:
+        print(f"error: {RETRIGGER_FLAG} could not edit {character.table_path}: {error}", file=sys.stderr)
+        return 2
     except (CharacterError, CropError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -29,6 +29,7 @@ from scripts.table.character import Character, CharacterError, load_character
 from scripts.table.character_sections import Validation
 from scripts.table.crop_record import load_record, record_path, table_match_rule
 from scripts.table.old_folders import old_folders_rule
+from scripts.table.retrigger import retrigger_rule
 from scripts.table.rules import FAIL, WARN, ImageInfo, Inventory, format_report, run_rules
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -80,7 +81,7 @@ def validate(character: Character, validation: Validation | None = None, out: Te
     """Collect, run every rule, print the report; True when no rule failed."""
     out = out or sys.stdout
     results = [*run_rules(collect_inventory(character, validation, require_reg)), table_match_rule(character),
-               old_folders_rule(character)]
+               old_folders_rule(character), retrigger_rule(character)]
     fails = sum(r.status == FAIL for r in results)
     warns = sum(r.status == WARN for r in results)
     print(f"Validating {character.name} ({character.trigger}): {character.train_dir} and {character.reg_dir}", file=out)

@@ -106,7 +106,8 @@ def test_a_hand_edited_caption_is_kept_and_the_way_back_is_named(tess: Path,
     out = capsys.readouterr().out
     assert caption.read_text() == "tess_v1, 1girl, red sleeve, smiling\n"
     assert "Kept 1 caption(s) you edited by hand (a)" in out
-    assert "invoke crop --adopt-captions" in out and "invoke crop --overwrite-captions" in out
+    assert ("invoke crop --character tess --adopt-captions" in out
+            and "invoke crop --character tess --overwrite-captions" in out)
 
 
 def test_a_caption_only_the_table_changed_is_rewritten(tess: Path, capsys: pytest.CaptureFixture[str]) -> None:

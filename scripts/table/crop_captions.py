@@ -4,12 +4,15 @@ Illustrators tag in caption editors that write the `.txt` beside each image. `se
 compares each caption file with the table and with what crop last wrote (`crop_record.json`):
 missing or only-the-table-changed captions are (re)written; a caption the person edited is kept and
 reported, unless `adopt` (its text goes into character.toml by a text edit that keeps comments; the
-old table is copied to the trash first) or `overwrite` (the edited file goes to the trash, the
-table's caption is written). `update_record` then stores what made each output.
+old table is copied to the trash first; the adopted caption keeps the trigger when the table writes
+captions trigger-first, `table_caption`) or `overwrite` (the edited file goes to the trash, the
+table's caption is written, and the report names where the person's version went). `update_record`
+then stores what made each output, and the triggers crop has written with.
 """
 from __future__ import annotations
 
 import shutil
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +27,12 @@ from scripts.table.crop_record import (
     box_list,
     caption_state,
     load_record,
+    load_triggers,
     make_entry,
     record_path,
     save_record,
 )
+from scripts.table.retrigger import folder_triggers
 from scripts.table.sides import caption_for
 from scripts.table.toml_edit import TomlEditError, set_crop_caption
 
@@ -44,22 +49,24 @@ class CaptionOutcome:
     recorded: dict[str, str | None] = field(default_factory=dict)
     table_backup: Path | None = None
     trigger_added: list[str] = field(default_factory=list)
+    trashed: dict[str, Path] = field(default_factory=dict)  # stem -> where the person's caption file went
 
-    def report(self) -> list[str]:
+    def report(self, slug: str) -> list[str]:
         lines = []
         if self.kept:
             lines.append(f"Kept {len(self.kept)} caption(s) you edited by hand ({', '.join(self.kept)}): they differ "
-                         f"from the table. To take them into character.toml run `invoke crop --adopt-captions`; to "
-                         f"replace them with the table's run `invoke crop --overwrite-captions`.")
+                         f"from the table. To take them into character.toml run `invoke crop --character {slug} "
+                         f"--adopt-captions`; to replace them with the table's run `invoke crop --character {slug} "
+                         f"--overwrite-captions`.")
         if self.adopted:
             lines.append(f"Adopted {len(self.adopted)} hand-edited caption(s) into the table "
                          f"({', '.join(self.adopted)}); the previous character.toml is in {self.table_backup}.")
-        if self.trigger_added:
-            lines.append(f"Put the trigger first in {', '.join(f'{s}.txt' for s in self.trigger_added)} (as in "
-                         f"every caption crop writes); the edited files are in the trash folder named above.")
-        if self.overwritten:
-            lines.append(f"Overwrote {len(self.overwritten)} hand-edited caption(s) ({', '.join(self.overwritten)}); "
-                         f"the edited files are in the trash folder named above.")
+        for stem in self.trigger_added:
+            lines.append(f"Put the trigger first in {stem}.txt (as in every caption crop writes); your version is "
+                         f"in {self.trashed[stem]}.")
+        for stem in self.overwritten:
+            lines.append(f"Replaced your edited caption {stem}.txt with the table's; your version is in "
+                         f"{self.trashed[stem]}.")
         lines += [f"warning: {problem}" for problem in self.problems]
         return lines
 
@@ -71,9 +78,30 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _table_caption(text: str, trigger: str) -> str:
-    """A caption file's text as a table value (the trigger that crop puts first is left to crop)."""
+def _first(caption: str) -> str:
+    return next((token.strip() for token in caption.split(",") if token.strip()), "")
+
+
+def writes_trigger_first(table_text: str, name: str, trigger: str) -> bool:
+    """Whether the table spells the trigger in the captions: the entry did before, or most others do."""
+    try:
+        crops = tomllib.loads(table_text).get("crop", [])
+    except tomllib.TOMLDecodeError:
+        return False
+    captions = {c.get("name"): c.get("caption") for c in crops if isinstance(c, dict)}
+    own = captions.get(name)
+    if isinstance(own, str) and _first(own) == trigger:
+        return True
+    others = [c for n, c in captions.items() if n != name and isinstance(c, str)]
+    return sum(_first(c) == trigger for c in others) * 2 > len(others) > 0
+
+
+def table_caption(text: str, trigger: str, trigger_first: bool) -> str:
+    """A caption file's text as a table value: trigger first when the table writes it so, else without it
+    (crop puts it first)."""
     body = text.rstrip("\n")
+    if trigger_first:
+        return with_trigger(body, trigger)
     prefix = f"{trigger}, "
     return body[len(prefix):] if body.startswith(prefix) else body
 
@@ -91,7 +119,7 @@ def settle_captions(character: Character, items: Sequence[tuple[str, Crop]], tra
         state = caption_state(on_disk, table, last if isinstance(last, str) else None)
         if state in ("missing", "table-changed") or (state == "hand-edited" and overwrite):
             if state == "hand-edited":
-                trash.move(path)
+                outcome.trashed[stem] = trash.move(path)
                 outcome.overwritten.append(stem)
             atomic.write_text(path, table)
             outcome.written.append(path)
@@ -115,17 +143,18 @@ def _adopt(character: Character, adoptions: dict[str, tuple[str, str]], trash: T
     old_text = character.table_path.read_text(encoding="utf-8")
     text = old_text
     for name, (stem, on_disk) in adoptions.items():
+        value = table_caption(on_disk, character.trigger, writes_trigger_first(old_text, name, character.trigger))
         try:
-            text = set_crop_caption(text, name, _table_caption(on_disk, character.trigger))
+            text = set_crop_caption(text, name, value)
         except TomlEditError as error:
             outcome.problems.append(f"{stem}.txt kept but not adopted: {error}")
             outcome.kept.append(stem)
             continue
         outcome.adopted.append(stem)
-        effective = with_trigger(_table_caption(on_disk, character.trigger), character.trigger) + "\n"
+        effective = with_trigger(value, character.trigger) + "\n"
         if effective != on_disk:  # the trigger goes first, as crop writes every caption; the edit goes to trash
             path = character.train_dir / f"{stem}.txt"
-            trash.move(path)
+            outcome.trashed[stem] = trash.move(path)
             atomic.write_text(path, effective)
             outcome.written.append(path)
             outcome.trigger_added.append(stem)
@@ -145,6 +174,10 @@ def update_record(character: Character, outputs: Sequence[tuple[str, Crop, tuple
     `asymmetric_flip_allowed`, so validate knows the person chose it (and its caption's sides are swapped)."""
     path = record_path(character)
     old = load_record(path)
+    old_triggers = load_triggers(path)
+    written_with = [_first(e["caption"]) for e in old.values() if isinstance(e.get("caption"), str)]
+    triggers = list(dict.fromkeys([*old_triggers, *(t for t in written_with if t), *folder_triggers(character),
+                                   character.trigger]))  # kept after the old folders move away
     hashes: dict[Path, str] = {}
     entries: dict[str, Entry] = {}
     for stem, crop, box, flip, fingerprint in outputs:
@@ -163,5 +196,5 @@ def update_record(character: Character, outputs: Sequence[tuple[str, Crop, tuple
         if flip and character.asymmetric and asymmetric_flip_allowed:
             entry["asymmetric_flip_allowed"] = True
         entries[stem] = entry
-    if entries != old:
-        save_record(path, entries)
+    if entries != old or triggers != old_triggers:
+        save_record(path, entries, triggers)

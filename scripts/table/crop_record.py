@@ -2,13 +2,14 @@
 
 `invoke crop` writes one entry per training output (`<stem>` -> what made it): the sheet's path and
 SHA-256, the box used, flip, background, resolution, the caption text crop wrote, the PNG's size in
-bytes and crop's fingerprint. Two readers use it:
+bytes and crop's fingerprint, plus the triggers crop has written with (`triggers`). Three readers use it:
 
 - crop itself, to tell a caption the person edited (the `.txt` differs from what crop last wrote)
   from one only the table changed (`caption_state`), so hand edits are never overwritten silently;
 - status and validate (`check_outputs`), to say when the folder no longer matches the table: a box,
   caption, background or resolution changed without re-cropping, a sheet that changed or is
-  damaged, a missing, empty, unreadable or wrongly sized PNG. Each finding names the fixing command.
+  damaged, a missing, empty, unreadable or wrongly sized PNG. Each finding names the fixing command;
+- scripts/table/retrigger.py, to find an earlier trigger still written in the table's captions.
 
 The file lives in the character folder, not in the train folder, so sd-scripts never sees it. A
 missing or unreadable record reads as empty (outputs are then "not recorded", never an error).
@@ -58,8 +59,22 @@ def load_record(path: Path) -> dict[str, Entry]:
     return {str(stem): dict(entry) for stem, entry in outputs.items() if isinstance(entry, dict)}
 
 
-def save_record(path: Path, entries: Mapping[str, Entry]) -> None:
-    data = {"version": RECORD_VERSION, "outputs": {stem: entries[stem] for stem in sorted(entries)}}
+def load_triggers(path: Path) -> list[str]:
+    """The triggers crop has written captions with, oldest first ([] for a record from before they were kept)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    found = data.get("triggers") if isinstance(data, dict) else None
+    return [str(t) for t in found if isinstance(t, str)] if isinstance(found, list) else []
+
+
+def save_record(path: Path, entries: Mapping[str, Entry], triggers: Iterable[str] = ()) -> None:
+    data: dict[str, Any] = {"version": RECORD_VERSION}
+    used = list(triggers)
+    if used:
+        data["triggers"] = used  # scripts/table/retrigger.py finds an earlier trigger left in captions
+    data["outputs"] = {stem: entries[stem] for stem in sorted(entries)}
     atomic.write_text(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
@@ -200,7 +215,8 @@ def table_match_rule(character: Character) -> RuleResult:
     findings = check_outputs(character, f"invoke crop --character {character.slug}")
     if not findings:
         how = "each output matches crop's record" if record_path(character).is_file() else \
-            f"no {RECORD_NAME} yet: only damage was checked (run `invoke crop` to record what made each file)"
+            (f"no {RECORD_NAME} yet: only damage was checked (run `invoke crop --character {character.slug}` to "
+             f"record what made each file)")
         return RuleResult("matches table", OK if record_path(character).is_file() else WARN, how)
     shown = "; ".join(finding.describe() for finding in findings[:5])
     more = f"; and {len(findings) - 5} more" if len(findings) > 5 else ""

@@ -48,10 +48,13 @@ def print_summary(plan: Plan, sources: Mapping[Path, SourceInfo], result: CropRe
     print(f"{len(plan.jobs)} {mode} in {result.target_dir}: {len(result.written)} written, "
           f"{len(result.up_to_date)} up to date, {len(result.removed)} stale removed, "
           f"{len(result.warnings)} warnings.", file=out)
-    if result.trash is not None and result.trash.moved:
-        print(f"Stale outputs: {result.trash.describe()}.", file=out)
     if result.captions is not None:
-        for line in result.captions.report():
+        for line in result.captions.report(character.slug):
             print(line, file=out)
+    captions = set(result.captions.trashed.values()) if result.captions is not None else set()
+    stale = [path for path in (result.trash.moved if result.trash is not None else []) if path not in captions]
+    if stale and result.trash is not None:
+        print(f"Stale outputs: moved {len(stale)} file{'s' if len(stale) != 1 else ''} to {result.trash.folder} "
+              f"(nothing was deleted; move them back from there to restore them).", file=out)
     if result.contact_sheet:
         print(f"Review {result.contact_sheet}, then run without --dry-run to write the training set.", file=out)

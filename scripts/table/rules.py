@@ -88,7 +88,8 @@ def rule_train_count(inv: Inventory) -> RuleResult:
     note = f" (+{flips} mirrored '_flip' copies, not counted)" if flips else ""
     detail = f"{count} originals{note}; wanted {v.min_train}-{v.max_train}"
     if not inv.train_images:
-        return RuleResult("train count", FAIL, f"no train images in {inv.train_dir}; run `invoke crop` first")
+        return RuleResult("train count", FAIL, f"no train images in {inv.train_dir}; run "
+                                                  f"`invoke crop --character {inv.character.slug}` first")
     if count < v.min_train:
         return RuleResult("train count", FAIL, f"{detail}: add {v.min_train - count} crops to the table")
     if count > v.max_train:
@@ -142,7 +143,8 @@ def rule_train_captions(inv: Inventory) -> RuleResult:
     if missing or wrong:
         parts = ([f"no caption for {_names(missing)}"] if missing else []) + \
                 ([f"trigger {trigger!r} not first: {_names(wrong)}"] if wrong else [])
-        return RuleResult("train captions", FAIL, "; ".join(parts) + " (re-run `invoke crop`)")
+        return RuleResult("train captions", FAIL, "; ".join(parts) +
+                          f" (re-run `invoke crop --character {inv.character.slug}`)")
     return RuleResult("train captions", OK, f"{len(inv.train_images)} captions, each starting with {trigger!r}")
 
 
@@ -159,8 +161,8 @@ def rule_orphan_captions(inv: Inventory) -> RuleResult:
     orphans = [f"train/{s}.txt" for s in sorted(inv.train_captions) if s not in {i.stem for i in inv.train_images}]
     orphans += [f"reg/{s}.txt" for s in sorted(inv.reg_captions) if s not in {i.stem for i in inv.reg_images}]
     if orphans:
-        return RuleResult("orphan captions", FAIL, f"captions without an image: {_names(orphans)} "
-                                                   f"(run `invoke crop`, or delete them)")
+        return RuleResult("orphan captions", FAIL, f"captions without an image: {_names(orphans)} (run "
+                                                   f"`invoke crop --character {inv.character.slug}`, or delete them)")
     return RuleResult("orphan captions", OK, "every caption has its image")
 
 
@@ -170,7 +172,8 @@ def rule_table_sync(inv: Inventory) -> RuleResult:
     missing, extra = sorted(table - present), sorted(present - table)
     if missing:
         return RuleResult("table vs folder", FAIL, f"{len(missing)} crops of the table have no image: "
-                                                   f"{_names(missing)} (run `invoke crop`)")
+                                                   f"{_names(missing)} "
+                                                   f"(run `invoke crop --character {inv.character.slug}`)")
     if extra:
         return RuleResult("table vs folder", WARN, f"{len(extra)} images are not in the table, so the coverage "
                                                    f"checks do not see them: {_names(extra)}")
