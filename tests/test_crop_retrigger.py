@@ -132,9 +132,9 @@ def test_retrigger_edits_the_table_text_keeping_comments_then_crops(
     assert (train / "a.txt").read_text() == "tess_v2, a pose, plain\n"
     assert (train / "b.txt").read_text() == "tess_v2, b pose, plain\n"
     [dated] = sorted((tess / "trash").iterdir())
-    assert (dated / "character.toml").read_text() == changed
+    assert (dated / "character.before-retrigger.toml").read_text() == changed
     assert ("Put 'tess_v2' in place of the earlier trigger 'tess_v1' in 2 caption(s) and 1 test prompt(s)" in out
-            and str(dated / "character.toml") in out)
+            and str(dated / "character.before-retrigger.toml") in out)
     assert "still hold the earlier trigger" not in err
     _, report = validate_out(tess, capsys)
     line = rule_line(report, "earlier trigger")
@@ -214,3 +214,18 @@ def test_every_crop_command_crop_and_validate_print_names_the_character(
     printed = " ".join((out + err + report).split())  # validate wraps its rows
     assert "invoke crop" in report
     assert re.findall(r"invoke crop(?! --character tess)", printed) == []
+
+
+def test_retrigger_and_adopt_in_one_run_keep_both_earlier_tables(tess: Path) -> None:
+    assert run(tess) == 0
+    table = change_trigger(tess)
+    changed = table.read_text()
+    assert run(tess) == 0  # writes train/10_tess_v2/ with `tess_v2, tess_v1, ...` captions
+    (tess / "train" / "10_tess_v2" / "b.txt").write_text("tess_v2, b by hand\n")
+    assert run(tess, "--retrigger", "--adopt-captions") == 0
+    assert table.read_text() == TABLE.replace("tess_v1", "tess_v2").replace('"tess_v2, b pose, plain"',
+                                                                            '"tess_v2, b by hand"')
+    [dated] = sorted((tess / "trash").iterdir())
+    assert (dated / "character.before-retrigger.toml").read_text() == changed
+    assert (dated / "character.toml").read_text() == TABLE.replace("tess_v1", "tess_v2")
+    assert (tess / "train" / "10_tess_v2" / "a.txt").read_text() == "tess_v2, a pose, plain\n"

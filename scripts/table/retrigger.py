@@ -161,7 +161,7 @@ def retrigger_table(character: Character, trash: Trash) -> str:
     if not found:
         return (f"{RETRIGGER_FLAG}: no caption or test prompt in {character.table_path} holds an earlier trigger; "
                 f"the table is unchanged")
-    backup = trash.folder / character.table_path.name
+    backup = trash.folder / f"{character.table_path.stem}.before-retrigger.toml"  # adopt's backup is the plain name
     shutil.copy2(character.table_path, backup)
     atomic.write_text(character.table_path, text)
     olds = ", ".join(repr(old) for old in dict.fromkeys(item.old for item in found))
