@@ -51,7 +51,7 @@ from scripts.table.crop_plan import (
     plan_crops,
     problems_paragraph,
 )
-from scripts.table.crop_summary import CropResult, print_summary
+from scripts.table.crop_summary import CHAIN_THEN, DRY_RUN_THEN, CropResult, print_summary
 from scripts.table.old_folders import MOVE_FLAG, crop_lines
 from scripts.table.retrigger import RETRIGGER_FLAG, crop_warning, retrigger_table
 from scripts.table.toml_edit import TomlEditError
@@ -127,7 +127,8 @@ def remove_stale(folder: Path, keep: Iterable[str], *, captions: bool, trash: Tr
 def run_crop(character: Character, *, dry_run: bool = False, clamp: bool = False,
              allow_asymmetric_flip: bool = False, out: TextIO | None = None,
              progress: ProgressLine | None = None, adopt_captions: bool = False,
-             overwrite_captions: bool = False, trash: Trash | None = None) -> CropResult:
+             overwrite_captions: bool = False, trash: Trash | None = None,
+             then: str = DRY_RUN_THEN) -> CropResult:
     """Plan, then write what is out of date, then move stale outputs to the trash. Raises CropError."""
     out = out or sys.stdout
     if not character.crops:
@@ -191,7 +192,7 @@ def run_crop(character: Character, *, dry_run: bool = False, clamp: bool = False
     result.removed = remove_stale(target, (job.stem for job in plan.jobs), captions=not dry_run, trash=result.trash)
     if dry_run:
         result.contact_sheet = write_contact_sheet(target, plan.jobs, fingerprints, images, character, result)
-    print_summary(plan, sources, result, character, out)
+    print_summary(plan, sources, result, character, out, then)
     return result
 
 
@@ -242,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(MOVE_FLAG, action="store_true",
                         help="move train/ and reg/ folders left from an earlier trigger, repeats or class into the "
                              "character's trash folder (nothing is deleted)")
+    parser.add_argument("--in-chain", action="store_true", help=argparse.SUPPRESS)  # invoke all: point at gate 1
     add_settings_arguments(parser, "dataset_root")
     args = parser.parse_args(argv)
     try:
@@ -256,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             character = load_character(character.folder)
         moved = crop_lines(character, True, args.dry_run) if args.move_old_folders else []  # first: asked for
         run_crop(character, dry_run=args.dry_run, clamp=args.clamp, allow_asymmetric_flip=args.allow_asymmetric_flip,
-                 adopt_captions=args.adopt_captions, overwrite_captions=args.overwrite_captions, trash=trash)
+                 adopt_captions=args.adopt_captions, overwrite_captions=args.overwrite_captions, trash=trash,
+                 then=CHAIN_THEN if args.in_chain else DRY_RUN_THEN)
         if retriggered:
             print(retriggered)
         for line in moved or crop_lines(character, False):

@@ -79,7 +79,7 @@ def stage_command(stage: str, character: Character, s: Settings, step: str | Non
     # stage is not current (e.g. --from train).
     validated = ["--skip-validate"] if pipeline.stage_state("validate", character, s).done else []
     words = {
-        "crop-preview": ["crop", *name, "--dry-run", *root],
+        "crop-preview": ["crop", *name, "--dry-run", "--in-chain", *root],  # its closing line points at gate 1
         "crop": ["crop", *name, *root],
         "gen-reg": ["gen_reg", *name, *root, "--concurrency", str(s.concurrency), *servers],
         "validate": ["validate", *name, "--require-reg", *root],

@@ -27,6 +27,7 @@ from scripts.table.crop_record import check_outputs
 from scripts.table.old_folders import fix_command, old_folders
 from scripts.trainer import pipeline
 from scripts.trainer.family_args import describe_base
+from scripts.trainer.run_dataset import stale_because
 from scripts.trainer.runs import latest_run, list_runs
 from scripts.trainer.train_args import LOCKED_FILE
 
@@ -103,6 +104,7 @@ def training_stages(character: Character, settings: Settings) -> list[Stage]:
     deployed = pipeline.deploy_record(settings, character)
     replaced = pipeline.live_problem(deployed) if deployed else None
     trained = bool(steps) or final
+    stale = stale_because(run, character) if trained else None  # trained on other images than the dataset's now
     proposal = read_proposal(output)
     ranked = (output / "rank" / "rank.json").is_file()
     return [
@@ -110,9 +112,12 @@ def training_stages(character: Character, settings: Settings) -> list[Stage]:
         Stage("sd-scripts + venv", has_sd_scripts and has_venv,
               f"sd-scripts {'ready' if has_sd_scripts else 'missing'} at {sd_scripts}, "
               f"venv {'ready' if has_venv else 'missing'} at {settings.kohya_python}", "invoke setup"),
-        Stage("training", trained,
-              f"checkpoints at steps {steps or 'none'}{' + final' if final else ''} in {folder}{runs_note}",
-              f"invoke smoke --character {character.slug}, then invoke train --character {character.slug}"),
+        Stage("training", trained and stale is None,
+              f"checkpoints at steps {steps or 'none'}{' + final' if final else ''} in {folder}{runs_note}"
+              + (f"; {stale}" if stale else ""),
+              f"invoke train --character {character.slug}" if stale else
+              f"invoke smoke --character {character.slug}, then invoke train --character {character.slug}",
+              problem=stale is not None),
         Stage("checkpoint grid", (output / "compare" / "grid.png").is_file(), f"{output / 'compare' / 'grid.png'}",
               f"invoke compare --character {character.slug}"),
         Stage("checkpoint ranking", ranked or deployed is not None,

@@ -48,6 +48,7 @@ from scripts.trainer.resume import keep_old_log
 from scripts.trainer.run import RunResult, stream
 from scripts.trainer.run_outcome import begin_run, check_result, finish_run
 from scripts.trainer.run_plan import RunPlan, launch_for, load_training, resume_run, resume_state
+from scripts.trainer.run_resume import unfinished_note
 from scripts.trainer.smoke_folder import try_dir
 from scripts.trainer.train_args import KohyaConfigError, TrainArgs
 
@@ -113,6 +114,8 @@ def plan_run(options: argparse.Namespace, settings: Settings) -> RunPlan:
         options = argparse.Namespace(**{**vars(options), "max_train_steps": target})
     else:  # a new folder output/<character>/runs/<id>/, created when the run starts
         output = settings.character_output(character.slug).absolute()
+        if unfinished := unfinished_note(output, character.trigger, character.slug):
+            print(unfinished, file=sys.stderr, flush=True)
         run_id, new_run = runs.plan_run_id(output, datetime.now(UTC)), True
         output_dir = runs.runs_dir(output) / run_id
     launch, note = launch_for(options, settings, character, accelerate, device, output_dir, resume,
@@ -141,6 +144,8 @@ def execute(plan: RunPlan) -> RunResult:
         shutil.rmtree(plan.output_dir)
     if plan.run_id is not None:
         begin_run(plan)
+    if not plan.smoke:  # a plain rerun would start a new run: the stop line names --resume
+        interrupts.continue_with(f"invoke train --character {plan.character.slug} --resume")
     plan.output_dir.mkdir(parents=True, exist_ok=True)
     line = ProgressLine()
     separator = None

@@ -13,7 +13,10 @@ background job of a non-interactive shell starts with SIGINT ignored, so tests/l
 it in the child, as an interactive shell does for a foreground job).
 
 `note_done()` is called once per finished item (crop written, image saved, grid cell rendered);
-the count is what the stop line reports.
+the count is what the stop line reports. A verb whose rerun would not continue (a plain `train`
+starts a new run) names its own way on with `continue_with(command)` once there is something to
+continue: its stop line then ends `continue with `COMMAND`` instead. Standard output is flushed
+before the stop line, so on a terminal the lines come in the order things happened.
 """
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ INTERRUPTED = 130
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 _done = [0]  # one process, one count: a list so the functions below can add to it without `global`
+_continue: list[str | None] = [None]  # the command continue_with named, if any
+RERUN = "rerun the same command to continue"
 
 
 def note_done(count: int = 1) -> None:
@@ -38,13 +43,21 @@ def done() -> int:
     return _done[0]
 
 
+def continue_with(command: str) -> None:
+    """From now on, the stop line names `command` as the way to continue (see the module docstring)."""
+    _continue[0] = command
+
+
 def stop_line(verb: str, finished: int | None = None) -> str:
     count = done() if finished is None else finished
-    return f"{verb}: stopped; {count} done, rerun the same command to continue"
+    way = f"continue with `{_continue[0]}`" if _continue[0] else RERUN
+    return f"{verb}: stopped; {count} done, {way}"
 
 
 def stopped(verb: str, finished: int | None = None) -> int:
     """Print the one stop line and return the interrupted exit code (130)."""
+    with contextlib.suppress(OSError, ValueError):  # what went to stdout before comes first on a terminal
+        sys.stdout.flush()
     with contextlib.suppress(OSError, ValueError):  # stderr may have gone with the terminal (SIGHUP)
         print(stop_line(verb, finished), file=sys.stderr, flush=True)
     return INTERRUPTED

@@ -29,8 +29,12 @@ class CropResult:
     trash: Trash | None = None
 
 
+DRY_RUN_THEN = "run without --dry-run to write the training set"
+CHAIN_THEN = "answer gate 1 below (approve the crops, or fix their boxes)"  # `invoke all`'s crop-preview stage
+
+
 def print_summary(plan: Plan, sources: Mapping[Path, SourceInfo], result: CropResult,
-                  character: Character, out: TextIO) -> None:
+                  character: Character, out: TextIO, then: str = DRY_RUN_THEN) -> None:
     written = set(result.written)
     rows = [("output", "source", "box", "framing", "pose", "expression", "status")]
     for job in plan.jobs:
@@ -57,4 +61,4 @@ def print_summary(plan: Plan, sources: Mapping[Path, SourceInfo], result: CropRe
         print(f"Stale outputs: moved {len(stale)} file{'s' if len(stale) != 1 else ''} to {result.trash.folder} "
               f"(nothing was deleted; move them back from there to restore them).", file=out)
     if result.contact_sheet:
-        print(f"Review {result.contact_sheet}, then run without --dry-run to write the training set.", file=out)
+        print(f"Review {result.contact_sheet}, then {then}.", file=out)

@@ -24,6 +24,7 @@ from scripts.common.hashing import file_sha256
 from scripts.common.settings import Settings
 from scripts.table.character import Character
 from scripts.trainer.checkpoints import list_checkpoints
+from scripts.trainer.run_dataset import stale_stage
 from scripts.trainer.runs import latest_folder
 from scripts.trainer.train_args import LOCKED_FILE, KohyaConfigError, character_args
 
@@ -244,6 +245,10 @@ def stage_state(stage: str, character: Character, settings: Settings,
             return StageState(stage, False, f"{what} changed after the approval of {approval.get('at')}",
                               tuple(changed))
         return StageState(stage, True, f"approved {approval.get('at')}")
+    stale = stale_stage(stage, character, settings.character_output(character.slug),
+                        deploy_record(settings, character) if stage in ("choose", "deploy") else None)
+    if stale:  # trained on other images than the dataset holds now (run.json's fingerprint)
+        return StageState(stage, False, stale)
     if stage in ("choose", "deploy"):
         live = deployed(settings, character)
         if live:

@@ -6,7 +6,7 @@ import sys
 from datetime import UTC, datetime
 
 from scripts.common import atomic, interrupts
-from scripts.trainer import runs
+from scripts.trainer import run_dataset, runs
 from scripts.trainer.checkpoints import list_checkpoints
 from scripts.trainer.lora_family import check_lora
 from scripts.trainer.lora_file import inspect_lora
@@ -26,7 +26,8 @@ def begin_run(plan: RunPlan) -> None:
         try:
             runs.start_run(plan.output_dir.parent.parent, plan.run_id, now,
                            {"target_steps": plan.launch.max_train_steps or plan.args.max_train_steps,
-                            "family": plan.family.family if plan.family else None})
+                            "family": plan.family.family if plan.family else None,
+                            run_dataset.KEY: run_dataset.current_fingerprint(plan.character)})
         except FileExistsError:
             raise TrainError(f"the run folder {plan.output_dir} was created by another run meanwhile; run the "
                              f"same command again (it picks a new run id)") from None
@@ -98,5 +99,6 @@ def check_training(plan: RunPlan, problem: str | None) -> int:
     removed, freed = prune_step_states(plan.output_dir, plan.character.trigger)
     if removed:
         print(f"pruned {removed} step optimizer state(s), freed {freed / 1e6:.1f} MB; kept "
-              f"{plan.output_dir / (plan.character.trigger + '-state')} for a later --resume")
+              f"{plan.output_dir / (plan.character.trigger + '-state')} for a later --resume with a higher "
+              f"--max-train-steps")
     return 0

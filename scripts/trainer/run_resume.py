@@ -4,14 +4,16 @@ The latest run (scripts.trainer.runs: LATEST, else the newest id, else the legac
 continued from its newest written state, its step read from the `train_state.json` inside
 (scripts.trainer.resume.choose_state), up to the run's recorded target. A latest run whose
 run.json says `finished` is not continued (its target is reached): the message says so and how
-to start a new run; raising --max-train-steps above its step extends it instead.
+to start a new run; raising --max-train-steps above its step extends it instead. A plain `train`
+whose latest run did not finish (running, failed, interrupted) and has a saved state says, in one
+line, that it starts a new run and that --resume would continue that run from its step instead.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.trainer.resume import ResumeChoice, SavedState, choose_state
+from scripts.trainer.resume import ResumeChoice, SavedState, choose_state, saved_states
 from scripts.trainer.runs import Run, latest_run, runs_dir
 
 
@@ -52,3 +54,15 @@ def choose_run_state(output: Path, trigger: str, slug: str, asked: int | None, c
     if choice.done:
         return RunResume(run, ResumeChoice(None, f"run {run.describe()}: {choice.message}; {start_new}", done=True))
     return RunResume(run, ResumeChoice(choice.state, f"run {run.describe()}: {choice.message}"))
+
+
+def unfinished_note(output: Path, trigger: str, slug: str) -> str | None:
+    """The line a new run prints when the latest run did not finish and --resume could continue it (else None)."""
+    run = latest_run(output, trigger)
+    if run is None or run.status not in ("running", "failed", "interrupted"):
+        return None
+    states = saved_states(run.folder, trigger)
+    if not states:
+        return None
+    return (f"note: this starts a new run; `invoke train --character {slug} --resume` would continue run "
+            f"{run.run_id} ({run.status}) from step {states[-1].step} instead")
