@@ -25,15 +25,16 @@ from tests import launch
 from tests.test_crop import crop_entry, draw_sheet
 from tests.test_gen_reg import make_character
 
-STOP_LINE = re.compile(r"^(\S+): stopped; (\d+) done, rerun the same command to continue$", re.MULTILINE)
+STOP_LINE = re.compile(r"^(\S+): stopped; (\d+) done, (.+)$", re.MULTILINE)
+RERUN = "rerun the same command to continue"
 
 
-def assert_clean_stop(code: int, out: str, err: str, verb: str) -> int:
-    """Exit 130, no traceback, the stop line exactly once; returns the count it names."""
+def assert_clean_stop(code: int, out: str, err: str, verb: str, way: str = RERUN) -> int:
+    """Exit 130, no traceback, the stop line exactly once, ending with `way`; returns the count it names."""
     assert code == 130, f"exit {code}\n{out}\n{err}"
     assert "Traceback" not in out + err and "Error" not in err.replace("ComfyError", ""), err
     lines = STOP_LINE.findall(err)
-    assert len(lines) == 1 and lines[0][0] == verb, err
+    assert len(lines) == 1 and lines[0][0] == verb and lines[0][2] == way, err
     return int(lines[0][1])
 
 

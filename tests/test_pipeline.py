@@ -217,15 +217,24 @@ def test_three_runs_from_sheets_to_a_deployed_lora_then_a_table_edit_reopens_gat
     assert check.returncode == 0 and "$ " not in check.stdout
     assert "[   todo] validate     changed since it last ran" in check.stdout
     assert "[   done] crop " in check.stdout
+    # the run, its grid and ranking and the deployed LoRA were made from the old crop (run.json's fingerprint)
+    changed = f"the training images changed since run {run.name} (dataset "
+    assert f"[   todo] train        {changed}" in check.stdout, check.stdout
+    assert f"[   todo] compare      made from a stale training run: {changed}" in check.stdout
+    assert f"[   todo] deploy       the deployed LoRA is stale: {changed}" in check.stdout
     capfd.readouterr()
     assert status.main(["--character", "example", "--offline", "--dataset-root", str(project["dataset"]),
                         "--output-root", str(project["output"]), "--sd-scripts-dir",
                         str(project["kohya"] / "sd-scripts"), "--kohya-python",
-                        str(project["kohya"] / ".venv/bin/python")]) == 0
+                        str(project["kohya"] / ".venv/bin/python")]) == 1  # stale training: exit 1
     shown = capfd.readouterr().out
     assert re.search(r"\[todo\] validate +last ran \S+ -> \S+, ok; stale, changed: table, dataset\n", shown), shown
     assert re.search(r"\[done\] setup +last ran ", shown) and "[todo] train " in shown
-    assert re.search(r"\[done\] deploy +step 4 deployed ", shown) and "[done] crop " in shown
+    assert re.search(r"\[todo\] deploy +last ran \S+ -> \S+, ok; to run: the deployed LoRA is stale: "
+                     + re.escape(changed), shown) and "[done] crop " in shown
+    assert re.search(r"\[redo\] training +checkpoints at steps .*; " + re.escape(changed), shown), shown
+    assert "  next: invoke train --character example\n" in shown and "the LoRA is live" not in shown
+    assert "needs attention: training" in shown
 
 
 def test_check_lists_every_missing_prerequisite_and_runs_nothing(tmp_path: Path, run_chain) -> None:

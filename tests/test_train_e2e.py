@@ -242,7 +242,7 @@ def test_a_finished_run_prunes_its_step_states_and_says_how_much(world: dict[str
     assert f"removing old state: {output / 'hero_v1-step00000004-state'}" in log
     assert f"removing old state: {output / 'hero_v1-step00000008-state'}" in log
     assert "pruned 1 step optimizer state(s), freed " in out
-    assert f"kept {output / 'hero_v1-state'} for a later --resume" in out
+    assert f"kept {output / 'hero_v1-state'} for a later --resume with a higher --max-train-steps\n" in out
 @pytest.mark.parametrize("through_invoke", [False, True])
 def test_a_stop_signal_stops_the_trainer_and_says_so_once(world: dict[str, Path], first_setup: str,
                                                           tmp_path: Path, through_invoke: bool) -> None:
@@ -268,7 +268,8 @@ def test_a_stop_signal_stops_the_trainer_and_says_so_once(world: dict[str, Path]
                     and len(list_checkpoints(latest_run(tmp_path), "hero_v1")) >= 1, process, timeout=60)
     output = latest_run(tmp_path)
     code, out, err = launch.stop(process, signum)
-    done = assert_clean_stop(code, out, err, "train")
+    # a plain rerun would start a new run: the line names the command that continues this one
+    done = assert_clean_stop(code, out, err, "train", "continue with `invoke train --character hero --resume`")
     kept = list_checkpoints(output, "hero_v1")
     assert done == len(kept) and [c.step for c in kept][:1] == [4], err
     time.sleep(0.5)  # the trainer is gone: no checkpoint appears after the stop (the next is due 0.6 s on)
