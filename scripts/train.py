@@ -17,8 +17,10 @@ output/<character>/runs/<run-id>/ (scripts.trainer.runs: command.txt, dataset.to
 run.json, runs/LATEST), checkpoints named after the trigger, with --save_state so --resume continues
 the latest unfinished run from its newest saved state (scripts.trainer.run_resume; the log is
 appended to, after a separator line); ends with a table of checkpoints (step, file, size, valid LoRA
-or not). Validation before a run uses --require-reg (no regularization images
-fail). Several processes share the CPUs: --num_cpu_threads_per_process = CPUs // processes.
+or not). A new run whose latest run did not finish says --resume would continue that one instead
+(scripts.trainer.run_resume), and a stopped run's line names `invoke train --character X --resume`
+(a plain rerun starts a new run). Validation before a run uses --require-reg (no regularization
+images fail). Several processes share the CPUs: --num_cpu_threads_per_process = CPUs // processes.
 
 UNVERIFIED: the state folder names `<name>-step%08d-state` / `<name>-state` that --resume looks
 for come from sd-scripts' source, not from the recordings (none of them ran --save_state or
@@ -145,7 +147,7 @@ def execute(plan: RunPlan) -> RunResult:
     if plan.run_id is not None:
         begin_run(plan)
     if not plan.smoke:  # a plain rerun would start a new run: the stop line names --resume
-        interrupts.continue_with(f"invoke train --character {plan.character.slug} --resume")
+        interrupts.continue_with("train", f"invoke train --character {plan.character.slug} --resume")
     plan.output_dir.mkdir(parents=True, exist_ok=True)
     line = ProgressLine()
     separator = None

@@ -14,8 +14,9 @@ it in the child, as an interactive shell does for a foreground job).
 
 `note_done()` is called once per finished item (crop written, image saved, grid cell rendered);
 the count is what the stop line reports. A verb whose rerun would not continue (a plain `train`
-starts a new run) names its own way on with `continue_with(command)` once there is something to
-continue: its stop line then ends `continue with `COMMAND`` instead. Standard output is flushed
+starts a new run) names its own way on with `continue_with(verb, command)` once there is something to
+continue: its stop line then ends `continue with `COMMAND`` instead (kept per verb, so a test that
+runs several verbs in one process sees each verb's own line). Standard output is flushed
 before the stop line, so on a terminal the lines come in the order things happened.
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ INTERRUPTED = 130
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 _done = [0]  # one process, one count: a list so the functions below can add to it without `global`
-_continue: list[str | None] = [None]  # the command continue_with named, if any
+_continue: dict[str, str] = {}  # verb -> the command continue_with named
 RERUN = "rerun the same command to continue"
 
 
@@ -43,14 +44,14 @@ def done() -> int:
     return _done[0]
 
 
-def continue_with(command: str) -> None:
-    """From now on, the stop line names `command` as the way to continue (see the module docstring)."""
-    _continue[0] = command
+def continue_with(verb: str, command: str) -> None:
+    """From now on, `verb`'s stop line names `command` as the way to continue (see the module docstring)."""
+    _continue[verb] = command
 
 
 def stop_line(verb: str, finished: int | None = None) -> str:
     count = done() if finished is None else finished
-    way = f"continue with `{_continue[0]}`" if _continue[0] else RERUN
+    way = f"continue with `{_continue[verb]}`" if verb in _continue else RERUN
     return f"{verb}: stopped; {count} done, {way}"
 
 
