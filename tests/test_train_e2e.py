@@ -286,6 +286,7 @@ def test_smoke_fails_when_sd_scripts_trained_without_regularization(world: dict[
     assert train_main(world, tmp_path, "--character", "noreg", "--smoke") == 1
     err = capsys.readouterr().err
     assert "smoke test FAILED" in err and "ss_num_reg_images = 0" in err and str(reg.parent) in err
+    assert "run `invoke gen-reg --character noreg`, then train again" in err
 
 
 def test_a_corrupt_training_png_is_named_not_the_division_by_zero(world: dict[str, Path], first_setup: str,
@@ -298,7 +299,7 @@ def test_a_corrupt_training_png_is_named_not_the_division_by_zero(world: dict[st
     assert train_main(world, tmp_path, "--character", "corrupt", "--smoke") == 1
     err = capsys.readouterr().err
     assert f"sd-scripts could not read the image {bad} (cannot identify image file)" in err
-    assert "(then ZeroDivisionError: division by zero)" in err and "invoke crop" in err
+    assert "(then ZeroDivisionError: division by zero)" in err and "invoke crop --character corrupt" in err
     assert err.index(str(bad)) < err.index("ZeroDivisionError")
     text = (tmp_path / "build" / "corrupt" / "smoke-try" / "train.log").read_text()
     assert " WARNING  failed to get image size:" in text and "ZeroDivisionError: division by zero" in text

@@ -101,7 +101,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         pass
 
 
-def failure(result: RunResult, script: str = "train_network.py") -> str | None:
+def failure(result: RunResult, script: str = "train_network.py", slug: str = "NAME") -> str | None:
     """Why the run failed, or None."""
     scan = result.scanner
     if result.stopped:
@@ -109,7 +109,7 @@ def failure(result: RunResult, script: str = "train_network.py") -> str | None:
     if result.returncode != 0:
         errors = [e for e in scan.errors if not e.startswith("subprocess.CalledProcessError")]
         if scan.image_failures:  # sd-scripts could not read an image and crashed over it later
-            return image_failure(script, result.returncode, scan.image_failures, errors)
+            return image_failure(script, result.returncode, scan.image_failures, errors, slug)
         if scan.logged_errors:  # the first ERROR record is the cause; a later exception is its consequence
             last = f" (then {errors[-1]})" if errors else ""
             return f"{script} exited {result.returncode}: {scan.logged_errors[0]}{last}"
@@ -126,14 +126,16 @@ def failure(result: RunResult, script: str = "train_network.py") -> str | None:
     return None
 
 
-def image_failure(script: str, returncode: int, failures: list[tuple[str, str]], errors: list[str]) -> str:
+def image_failure(script: str, returncode: int, failures: list[tuple[str, str]], errors: list[str],
+                  slug: str = "NAME") -> str:
     """Name every image sd-scripts could not read (its WARNING), not the ZeroDivisionError that followed."""
     (path, error), more = failures[0], len(failures) - 1
     others = f" and {more} more: {', '.join(p for p, _ in failures[1:4])}{' ...' if more > 3 else ''}" if more else ""
     then = f" (then {errors[-1]})" if errors else ""
     return (f"{script} exited {returncode}: sd-scripts could not read the image {path} ({error}){others}{then}. "
-            f"Replace or remove it (re-run `invoke crop` for a training image, `invoke gen-reg` for a "
-            f"regularization image); `invoke validate` checks every image before a run without --skip-validate")
+            f"Replace or remove it (re-run `invoke crop --character {slug}` for a training image, `invoke gen-reg "
+            f"--character {slug}` for a regularization image); `invoke validate --character {slug}` checks every "
+            f"image before a run without --skip-validate")
 
 
 def checkpoint_table(output_dir: Path, trigger: str, dim: int, alpha: float, family: str | None = None,

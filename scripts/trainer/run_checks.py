@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 
-def trained_as_meant(metadata: Mapping[str, str], train_dir: Path, reg_dir: Path) -> str | None:
+def trained_as_meant(metadata: Mapping[str, str], train_dir: Path, reg_dir: Path, slug: str) -> str | None:
     """Why the run did not train what the dataset TOML asked for, or None."""
-    for key, folder, fix in (("ss_num_train_images", train_dir, "run `invoke crop`"),
-                             ("ss_num_reg_images", reg_dir, "run `invoke gen-reg`")):
+    for key, folder, fix in (("ss_num_train_images", train_dir, f"run `invoke crop --character {slug}`"),
+                             ("ss_num_reg_images", reg_dir, f"run `invoke gen-reg --character {slug}`")):
         value = metadata.get(key)
         if value is not None and value.strip() in ("0", ""):
             what = "regularization" if "reg" in key else "training"

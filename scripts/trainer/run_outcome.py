@@ -51,7 +51,7 @@ def check_result(plan: RunPlan, result: RunResult) -> int:
     if result.stopped and result.stopped.startswith("interrupted"):
         return interrupts.stopped("smoke" if plan.smoke else "train",
                                   len(list_checkpoints(plan.output_dir, plan.character.trigger)))
-    problem = failure(result, plan.family.profile.script if plan.family else "train_network.py")
+    problem = failure(result, plan.family.profile.script if plan.family else "train_network.py", plan.character.slug)
     return check_smoke(plan, problem) if plan.smoke else check_training(plan, problem)
 
 
@@ -66,7 +66,8 @@ def check_smoke(plan: RunPlan, problem: str | None) -> int:
         info = check_lora(final, plan.args.dim, plan.args.alpha, *family_checks(plan))
         if not info.ok:
             problem = f"the smoke LoRA {final} is not valid: {info.describe()}"
-        elif meant := trained_as_meant(info.metadata, plan.character.train_dir, plan.character.reg_dir):
+        elif meant := trained_as_meant(info.metadata, plan.character.train_dir, plan.character.reg_dir,
+                                             plan.character.slug):
             problem = meant
         else:
             final = promote(plan.output_dir) / final.name
@@ -88,7 +89,8 @@ def check_training(plan: RunPlan, problem: str | None) -> int:
     print(table)
     final = plan.output_dir / f"{plan.character.trigger}.safetensors"
     if problem is None and final.is_file():
-        problem = trained_as_meant(inspect_lora(final).metadata, plan.character.train_dir, plan.character.reg_dir)
+        problem = trained_as_meant(inspect_lora(final).metadata, plan.character.train_dir, plan.character.reg_dir,
+                               plan.character.slug)
     if problem:
         print(f"training FAILED: {problem}. Full output: {plan.log_path}", file=sys.stderr)
         return 1
