@@ -58,3 +58,48 @@ async def test_sdxl_lora_on_sd15_succeeds_with_the_recorded_warnings(comfy_serve
 async def test_sdxl_lora_on_sdxl_loads_every_key(comfy_server: Any, tmp_path: Path) -> None:
     server, entry = await render(comfy_server, tmp_path, "random_sdxl.safetensors")
     assert entry["status"]["status_str"] == "success" and server.state.server_log == []
+
+
+def test_cli_checkpoint_family_prints_the_recorded_warnings(tmp_path: Path) -> None:
+    """`--checkpoint-family` on the command line: the SDXL LoRA on the SD 1.5 checkpoint succeeds and the
+    server's console gets the recorded `lora key not loaded` lines, as a real ComfyUI's does."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.paths import ROOT
+
+    loras = tmp_path / "loras"
+    small = {n: {**s, "shape": [min(x, 8) for x in s["shape"]]} for n, s in sdxl_lora_layout().items()}
+    write_sparse(loras / "rec_sdxl_v1.safetensors", small, sdxl_lora_metadata())
+    argv = [sys.executable, "-m", "tests.fakes.comfy_app", "--port", "0", "--service-time", "0", "--loras-dir",
+            str(loras)]
+    for name, family in FAMILIES.items():
+        argv += ["--checkpoint", name, "--checkpoint-family", f"{name}={family}"]
+    console = tmp_path / "console.txt"  # a file, not a pipe: 1878 lines fill a pipe nobody reads yet
+    with open(console, "w") as sink:
+        server = subprocess.Popen(argv, cwd=ROOT, stdout=sink, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while "listening on" not in console.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        url = console.read_text().split()[-1]
+        body = json.dumps(recorded_prompt("random_sd15.safetensors")).encode()
+        request = urllib.request.Request(f"{url}/prompt", body, {"Content-Type": "application/json"})
+        prompt_id = json.loads(urllib.request.urlopen(request, timeout=10).read())["prompt_id"]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            history = json.loads(urllib.request.urlopen(f"{url}/history/{prompt_id}", timeout=10).read())
+            if history:
+                break
+            time.sleep(0.05)
+        assert history[prompt_id]["status"]["status_str"] == "success"
+        time.sleep(0.5)  # the console lines are printed within 0.2 s
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=10)
+    lines = [ln for ln in console.read_text().splitlines() if ln.startswith("lora key not loaded: ")]
+    first, last = recorded_log_lines()
+    assert len(lines) == 1878 and lines[:5] == first and lines[-3:] == last

@@ -50,6 +50,7 @@ CLI (two instances by hand for a demo):
         [--checkpoint NAME ...] [--drop-ws-after N] [--drop-ws-at-message N] [--fail-runs 3,7]
         [--fail-fraction 0.1] [--fail-seeds 5,9] [--fail-seed-times N] [--http-500-on-post 2,4]
         [--hang] [--die-after N] [--lora-switch-time S] [--subject TRIGGER=FOLDER ...]
+        [--checkpoint-family NAME=sd1|sdxl ...]   (checkpoint_families; the server log lines go to stdout)
 
 Pictures (a test convention, NOT ComfyUI behaviour: no real server draws like this)
     A render is a deterministic function of (checkpoint, prompt, seed, sampler settings, batch
@@ -1497,6 +1498,13 @@ def _subject(text: str) -> str:
     return text
 
 
+def _family(text: str) -> str:
+    name, _, family = text.partition("=")
+    if not name or family not in ("sd1", "sdxl"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=sd1 or NAME=sdxl")
+    return text
+
+
 def _int_set(text: str) -> set[int]:
     return {int(part) for part in text.split(",") if part.strip()}
 
@@ -1507,14 +1515,20 @@ async def _serve(args: argparse.Namespace) -> None:
                     fail_seeds=_int_set(args.fail_seeds), fail_seed_times=args.fail_seed_times,
                     http_500_on_post=_int_set(args.http_500_on_post), hang=args.hang, die_after=args.die_after)
     subjects = dict(item.split("=", 1) for item in args.subject)
+    families = dict(item.split("=", 1) for item in args.checkpoint_family)
     fake = FakeComfy(loras_dir=args.loras_dir, checkpoints=args.checkpoint or ["random_sd15.safetensors"],
                      service_time=args.service_time, lora_switch_time=args.lora_switch_time, faults=faults,
-                     subjects=subjects)
+                     subjects=subjects, checkpoint_families=families)
     url = await fake.start(args.host, args.port)
     print(f"fake ComfyUI listening on {url}", flush=True)
+    logged = 0
     try:
         while not fake.state.dead:
             await asyncio.sleep(0.2)
+            # what a real server prints on its console (the `lora key not loaded` lines), as it happens
+            lines, logged = fake.state.server_log[logged:], len(fake.state.server_log)
+            if lines:
+                print("\n".join(lines), flush=True)
         print(f"fake ComfyUI on {url} died after {fake.state.finished} prompts (as asked)", flush=True)
         await asyncio.sleep(0.5)
     finally:
@@ -1540,6 +1554,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-500-on-post", default="", help="comma list of POST /prompt numbers answered 500")
     parser.add_argument("--hang", action="store_true", help="never answer HTTP, never run prompts")
     parser.add_argument("--die-after", type=int, default=None, help="stop listening after N finished prompts")
+    parser.add_argument("--checkpoint-family", action="append", default=[], type=_family, metavar="NAME=FAMILY",
+                        help="what an installed checkpoint is, sd1 or sdxl (repeatable): a LoRA of another family "
+                             "then loads with `lora key not loaded` lines, printed here, and is not applied")
     parser.add_argument("--subject", action="append", default=[], type=_subject, metavar="TRIGGER=FOLDER",
                         help="pictures a LoRA with this trigger draws into its renders (test convention; repeatable)")
     args = parser.parse_args(argv)
