@@ -64,6 +64,30 @@ def test_an_sd15_lora_in_an_sdxl_run_is_refused_with_the_family_named(tmp_path: 
     assert not (settings.loras_dir / f"{TRIGGER}.safetensors").exists()
 
 
+def test_the_family_reason_comes_first_and_matching_dim_alpha_gets_no_settings_hint(tmp_path: Path) -> None:
+    """The walkthrough's muddle: a 'trained with other settings?' hint under a LoRA whose dim/alpha match, and an
+    SDXL LoRA for an SD 1.5 character led by its missing text-encoder modules instead of its family."""
+    (tmp_path / "dataset" / "zara").mkdir(parents=True)
+    (tmp_path / "dataset" / "zara" / "character.toml").write_text(TABLE + 'family = "sdxl"\n')
+    settings = Settings(dataset_root=tmp_path / "dataset", output_root=tmp_path / "output",
+                        comfyui_dir=tmp_path / "ComfyUI", comfyui_urls=(dead_url(),))
+    (tmp_path / "ComfyUI" / "models" / "loras").mkdir(parents=True)
+    write_lora(settings.character_output("zara") / step_file_name(TRIGGER, 2), step=2, dim=8, alpha=4.0)
+    with pytest.raises(production.DeployError) as error:
+        asyncio.run(deploy.deploy(settings, load_character(tmp_path / "dataset" / "zara"), "2"))
+    assert "expected from" not in str(error.value)
+
+    (tmp_path / "dataset" / "zara" / "character.toml").write_text(TABLE + 'family = "sd1"\n')
+    for old in settings.character_output("zara").glob("*.safetensors"):
+        old.unlink()
+    sdxl_run(settings.character_output("zara"))
+    with pytest.raises(production.DeployError) as error:
+        asyncio.run(deploy.deploy(settings, load_character(tmp_path / "dataset" / "zara"), "2"))
+    message = str(error.value)
+    assert "a LoRA for SDXL" in message and "text encoder" in message
+    assert message.index("a LoRA for SDXL") < message.index("text encoder")
+
+
 def test_counts_are_checked_for_the_configured_family(tmp_path: Path) -> None:
     (tmp_path / "dataset" / "zara").mkdir(parents=True)
     (tmp_path / "dataset" / "zara" / "character.toml").write_text(TABLE + 'family = "sdxl"\n')

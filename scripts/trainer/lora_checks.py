@@ -70,7 +70,7 @@ def verification_problems(chosen: LoraInfo, others: Sequence[LoraInfo], trigger:
     dim, alpha = expected or expected_network(valid_others or [chosen])
     checked = check_lora(chosen.path, dim, alpha, *family) if family[0] else inspect_lora(chosen.path, dim, alpha)
     problems = list(checked.problems)
-    if problems and expected and expected_from:
+    if problems and expected and expected_from and (checked.dim, checked.alpha) != (dim, alpha):
         problems.append(f"(dim {dim} / alpha {alpha:g} expected from {expected_from}: was the run trained with "
                         f"other settings?)")
     if checked.dim is None or checked.alpha is None:

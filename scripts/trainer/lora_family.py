@@ -70,7 +70,8 @@ def check_lora(path: Path, dim: int | None, alpha: float | None, family: str | N
     if family is None or not info.path.is_file() or info.size == 0:
         return info
     extra = family_problems(info, family, unet_only)
-    return dataclasses.replace(info, problems=(*info.problems, *extra)) if extra else info
+    # the family's reason first: a LoRA of another family also lacks modules, which is only its consequence
+    return dataclasses.replace(info, problems=(*extra, *info.problems)) if extra else info
 
 
 def checkpoint_family(name: str, comfyui_dir: Path, base_model: Path | None) -> tuple[str | None, Path | None]:
