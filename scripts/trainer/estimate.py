@@ -9,7 +9,8 @@ and for SD 1.5 (../shared/fixtures/sd-scripts/README.md): 7.1 s a step at 256 px
 Memory is scaled by the checkpoint's size on disk (peak / file size: 2.3 in fp32, 1.9 with full bf16),
 so it is the weights' share only: larger images and text-encoder training add to it, which is why the
 figure is called "at least" without the low-memory flags. CPU time is scaled by pixels per step and CPU
-cores; GPU time is not recorded, so none is guessed. Pure: the callers pass the sizes they read.
+cores; GPU time and GPU memory are not recorded, so neither is guessed (a CUDA run gets no memory warning
+from a CPU's RAM figure, only the SDXL low-memory-flags one). Pure: the callers pass the sizes they read.
 """
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ class Estimate:
 
     def line(self) -> str:
         need = f"{'at least ' if self.lower_bound else '~'}{self.need_bytes / GIB:.1f} GiB"
+        if self.device.startswith("cuda"):
+            return (f"estimate: GPU memory for a {self.model_bytes / 1e9:.1f} GB checkpoint is not recorded (the "
+                    f"recorded runs are CPU runs: {need} of RAM in fp32); watch the first steps")
         have = f"{self.device_bytes / GIB:.1f} GiB" if self.device_bytes else "unknown"
         took = f"; ~{_hours(self.seconds)} on this CPU (scaled from the recorded runs)" if self.seconds else ""
         return (f"estimate: {need} of memory for a {self.model_bytes / 1e9:.1f} GB checkpoint ({self.device} has "
@@ -63,7 +67,8 @@ def estimate(family: str, model_bytes: int, flags: Mapping[str, Any], low_memory
         scale = (resolution / pixels) ** 2 * batch * cores / max(1, cpu_cores or cores)
         seconds = per_step * scale * steps
     warning = None
-    if device_bytes is not None and need > device_bytes * 0.9:
+    gpu = device.startswith("cuda")  # the recorded peaks are a CPU run's RAM: they say nothing of a GPU's memory
+    if device_bytes is not None and need > device_bytes * 0.9 and not gpu:
         if missing:
             fix = f"add the low-memory flags ({', '.join(missing)}) in [training]"
         elif not bf16:

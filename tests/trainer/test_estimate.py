@@ -45,3 +45,13 @@ def test_cpu_time_scales_the_recorded_step_times() -> None:
 def test_setup_item_warns(tmp_path: Path) -> None:
     item = by_name(plan(facts(tmp_path, estimate="estimate: ~14.9 GiB", estimate_warning="add the flags")))
     assert item["memory and time"].state == WARN and "add the flags" in item["memory and time"].line()
+
+
+def test_a_cuda_run_is_not_judged_by_the_cpu_runs_ram() -> None:
+    """The recorded 14.9 GiB is a CPU fp32 run's RSS; a 12 GiB card trains SDXL in fp16 with these flags."""
+    found = estimate("sdxl", SDXL_FILE, {**LOW_FLAGS, "mixed_precision": "fp16"}, LOW, "cuda", 12 * GIB, 920, 1024)
+    assert found.warning is None
+    assert found.line() == ("estimate: GPU memory for a 6.9 GB checkpoint is not recorded (the recorded runs are CPU "
+                            "runs: ~14.9 GiB of RAM in fp32); watch the first steps")
+    bare = estimate("sdxl", SDXL_FILE, {"mixed_precision": "fp16"}, LOW, "cuda", 12 * GIB, 920, 1024)
+    assert bare.warning is not None and "keep kohya/families/sdxl.toml's low-memory set" in bare.warning
