@@ -38,6 +38,7 @@ from scripts.common.progress import ProgressLine, batch_line, format_duration
 from scripts.common.settings import Settings
 from scripts.evaluation import grid_checkpoints, grid_plan, grid_render, verb_cli
 from scripts.evaluation.figures import write_grid, write_loss_plot
+from scripts.evaluation.grid_family import grid_render_plan, refuse_other_family
 from scripts.evaluation.plan import TRIGGER, RankPrompt, plan_prompts, without_trigger
 from scripts.evaluation.ranking import Candidate, Ranked, proposals, rank
 from scripts.evaluation.report import deploy_step, rank_record, render_report
@@ -138,7 +139,8 @@ def make_job(cell: RankCell, row: grid_plan.Row, render: Compare, template: dict
 
 
 async def render_missing(options: Options, rows: list[grid_plan.Row], todo: list[RankCell], render: Compare,
-                         folder: Path, manifest: dict[str, Any], progress: ProgressLine) -> tuple[int, list[str]]:
+                         folder: Path, manifest: dict[str, Any], progress: ProgressLine,
+                         graph: str = "txt2img_lora") -> tuple[int, list[str]]:
     settings, slug = options.settings, options.character.slug
     if not settings.comfyui_dir.expanduser().is_dir():
         raise grid_plan.CompareInputError(f"The ComfyUI folder {settings.comfyui_dir.expanduser()} does not "
@@ -147,7 +149,7 @@ async def render_missing(options: Options, rows: list[grid_plan.Row], todo: list
     rendered, failed, started = 0, [], time.monotonic()
     try:
         stage(rows, settings.loras_dir)
-        template = load_template("txt2img_lora")
+        template = load_template(graph)
         stats = comfyui.BatchStats()
         async with aiohttp.ClientSession() as session:
             urls, spelled = await grid_render.resolve_lora_names(session, settings.comfyui_urls, rows, render,
@@ -216,12 +218,13 @@ def score_run(cells: Sequence[RankCell], present: dict[str, Path], train: list[P
 
 
 async def run(options: Options, progress: ProgressLine | None = None) -> Summary:
-    character, settings = options.character, options.settings
-    started = time.monotonic()
-    render = grid_plan.render_settings(character)
+    settings, started = options.settings, time.monotonic()
+    family = grid_render_plan(options.character, settings.comfyui_dir)  # compare's settings: its cells are reused
+    character, render = family.character, family.render
     prompts = grid_plan.grid_prompts(character, [])
     run_ = grid_checkpoints.chosen_run(character, settings, options.run)
     checkpoints, skipped = grid_checkpoints.find_checkpoints(character, settings, options.steps, options.run)
+    refuse_other_family([c.path for c, _ in checkpoints], family, settings.comfyui_dir)
     train = training_images(character)
     embedder = make_embedder(options.embedder, settings.kohya_python, options.embedder_path)
     output = settings.character_output(character.slug)
@@ -243,7 +246,7 @@ async def run(options: Options, progress: ProgressLine | None = None) -> Summary
         embedder.check()  # before any rendering: a missing model must not cost a GPU run
     if todo:
         rendered, failed = await render_missing(options, rows, todo, render, folder, manifest,
-                                                progress or ProgressLine())
+                                                progress or ProgressLine(), family.template)
     present = {cell.file: folder / cell.file for cell in cells if _present(cell, manifest, folder)}
     ranked = score_run(cells, present, train, options, folder, trained, embedder)
     proposed = proposals(ranked)
