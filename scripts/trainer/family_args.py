@@ -35,6 +35,7 @@ from scripts.trainer.train_args import (
     load_locked,
     merge_args,
 )
+from scripts.trainer.vpred import with_v_pred
 
 FAMILIES_DIR = Path(__file__).resolve().parents[2] / "kohya" / "families"
 # [render] holds ComfyUI defaults, read by scripts/comfyui/render_defaults.py, not by training
@@ -198,7 +199,8 @@ def plan_family(character: Character, locked_text: str, locked_source: str = str
     profile = load_profile(family, profiles)
     args, notes = family_args(character, locked_text, profile, table_sets_resolution(character), locked_source,
                               defined)
-    return FamilyPlan(family, profile, detection, args, notes)
+    args, v_notes = with_v_pred(args, detection, character.training, table)
+    return FamilyPlan(family, profile, detection, args, notes + v_notes)
 
 
 def describe_base(character: Character | None, locked_text: str, model: Path | None,
@@ -240,6 +242,6 @@ def run_summary(plan: FamilyPlan, device: str, steps: int | None, cpu_cores: int
     steps = steps or plan.args.max_train_steps
     found = estimate_run(plan, device, None if device.startswith("cuda") else system_memory(), steps, cpu_cores)
     batch = int(plan.args.flags.get("train_batch_size", 1))
-    lines = [plan.line(), *(f"note: {n}" for n in plan.notes),
+    lines = [plan.line(), *(n if n.startswith("warning: ") else f"note: {n}" for n in plan.notes),
              f"steps {steps}, resolution {plan.resolution}, batch {batch}; {found.line()}"]
     return "\n".join(lines), found.warning

@@ -37,7 +37,7 @@ FLAG_TYPES: dict[str, str] = {
     "full_fp16": "bool", "full_bf16": "bool", "max_token_length": "int",
     "prior_loss_weight": "number", "mixed_precision": "str", "v2": "bool",
     "v_parameterization": "bool", "scale_weight_norms": "number", "lowram": "bool",
-    "cache_text_encoder_outputs": "bool",
+    "cache_text_encoder_outputs": "bool", "zero_terminal_snr": "bool",
 }
 # Keys that go into the dataset TOML instead of onto the command line.
 DATASET_TYPES: dict[str, str] = {

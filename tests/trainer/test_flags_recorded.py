@@ -41,6 +41,7 @@ READ_FROM_SOURCE = {
     "save_last_n_steps_state": "library/train_util.py",
     "sdpa": "library/train_util.py", "seed": "library/train_util.py", "train_batch_size": "library/train_util.py",
     "v2": "library/train_util.py", "v_parameterization": "library/train_util.py", "xformers": "library/train_util.py",
+    "zero_terminal_snr": "library/train_util.py",
 }
 # accelerate launch flags no recording shows (accelerate 1.6.0, commands/launch.py)
 ACCELERATE_FROM_SOURCE = {"config_file"}

@@ -5,6 +5,9 @@ see ../shared/fixtures/sd-scripts/fail_import_error.log); the setup tests provid
 built inside the test, so the venv probe finds it missing and setup installs it. The common
 flags are defined here, one textual `parser.add_argument("--flag", ...)` per flag like the real
 file, so setup's check that every flag we pass exists in the checkout finds them.
+`--v_parameterization` and `--zero_terminal_snr` are READ FROM SOURCE (library/train_util.py
+add_training_arguments; no recorded command uses them; the recorded LoRA metadata's
+`ss_zero_terminal_snr: "False"` shows the real run had the argument).
 """
 import imagesize  # noqa: F401  (third-party: the probe must find it)
 
@@ -77,6 +80,7 @@ def add_training_arguments(parser):
     parser.add_argument("--full_bf16", action="store_true")
     parser.add_argument("--v2", action="store_true")
     parser.add_argument("--v_parameterization", action="store_true")
+    parser.add_argument("--zero_terminal_snr", action="store_true")
     parser.add_argument("--lowram", action="store_true")
 
 
