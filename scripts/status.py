@@ -43,8 +43,27 @@ class Stage:
     problem: bool = False  # something made earlier is stale, damaged or replaced: status exits 1
 
 
+# dataset/<slug>/ folders that ship with this repository, their sheets drawn by `python -m scripts.example_art`
+BUNDLED_EXAMPLES = ("example", "example_xl")
+CONTACT_SHEET = "contact_sheet.png"  # crop --dry-run's overview, beside the previews
+
+
 def _count(folder: Path, pattern: str) -> int:
     return sum(1 for _ in folder.glob(pattern)) if folder.is_dir() else 0
+
+
+def crop_previews(character: Character) -> int:
+    """The crop previews `crop --dry-run` wrote (its contact sheet beside them is not one)."""
+    return _count(character.preview_dir, "*.png") - (character.preview_dir / CONTACT_SHEET).is_file()
+
+
+def sheets_fix(character: Character) -> str:
+    """How to get the reference sheets: the bundled examples' are drawn by code (scripts/example_art.py)."""
+    if character.slug not in BUNDLED_EXAMPLES:
+        return f"put the sheets named in {character.table_path} into {character.folder}"
+    folder = character.folder.absolute()
+    shown = folder.relative_to(Path.cwd()) if folder.is_relative_to(Path.cwd()) else folder
+    return f"python -m scripts.example_art --out {shown}"
 
 
 def dataset_stages(character: Character) -> list[Stage]:
@@ -52,7 +71,7 @@ def dataset_stages(character: Character) -> list[Stage]:
     missing = [s for s in sources if not (character.folder / s).is_file()]
     images = _count(character.train_dir, "*.png")
     captions = _count(character.train_dir, "*.txt")
-    previews = _count(character.preview_dir, "*.png")
+    previews = crop_previews(character)
     reg = _count(character.reg_dir, "*.png")
     wanted = character.regularization.count
     fix = f"invoke crop --character {character.slug}"
@@ -69,8 +88,7 @@ def dataset_stages(character: Character) -> list[Stage]:
                       f"--write-proposals appends one per figure found on the sheets)")]
     return [
         Stage("reference sheets", not missing, f"{len(sources) - len(missing)}/{len(sources)} present",
-              "python -m scripts.example_art" if character.slug == "example" else
-              f"put the sheets named in {character.table_path} into {character.folder}"),
+              sheets_fix(character)),
         Stage("crop preview", previews > 0, f"{previews} previews in {character.preview_dir}",
               f"invoke crop --character {character.slug} --dry-run"),
         Stage("training images", images >= len(character.crops) > 0 and not findings and not old,
