@@ -4,9 +4,10 @@ This module owns `output/<character>/rank/` (cells/, cells.json, features-<embed
 grid.png, loss.png, report.html, rank.json). It renders, through the concurrent ComfyUI client and
 compare's staging, every usable checkpoint and the no-LoRA baseline at the test prompts x
 `--seeds` seeds plus the leak probes (scripts.evaluation.plan); a cell `compare` already rendered
-with the same key (checkpoint sha256 + prompt + seed + strength 1 + render settings, which are compare's
-own for the model family: scripts.evaluation.grid_family) is copied, not rendered again, and a re-run renders only what changed. It then embeds every render and the
-training images (scripts.imaging.embed, cached by image hash), scores and ranks the checkpoints
+with the same key (checkpoint sha256 + prompt + seed + strength 1 + render settings, compare's own
+for the model family: scripts.evaluation.grid_family) is copied, not rendered again, and a re-run
+renders only what changed. It then embeds every render and the training images
+(scripts.imaging.embed, cached by image hash), scores and ranks the checkpoints
 (scripts.evaluation) and writes the page, the record and the loss plot. Nothing is deployed:
 `deploy --step proposed` reads rank.json.
 
