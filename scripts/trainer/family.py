@@ -193,7 +193,7 @@ def classify_header(header: Mapping[str, Any], path: Path, size: int = 0) -> Det
     if family == SDXL:
         v_pred = "v_pred" in tensors
         if v_pred:
-            notes.append("v-prediction (it has the v_pred marker key): trained with v_parameterization = true")
+            notes.append("v-prediction (it has the v_pred marker key): needs v_parameterization = true")
     first = _shape(tensors, "model.diffusion_model.input_blocks.0.0.weight")
     inpainting = bool(first and len(first) > 1 and first[1] == 9)
     return Detection(kind="checkpoint", family=family, v_pred=v_pred, inpainting=inpainting,
