@@ -36,8 +36,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scripts.common import atomic, interrupts
+from scripts.common import atomic, interrupts, lock
 from scripts.common.cli import positive_int
+from scripts.common.names import name_problem
 from scripts.common.progress import ProgressLine, format_duration
 from scripts.common.settings import Settings, SettingsError, add_settings_arguments, settings_from_args
 from scripts.table.character import Character, CharacterError
@@ -167,6 +168,22 @@ def execute(plan: RunPlan) -> RunResult:
 
 
 def run(options: argparse.Namespace, settings: Settings) -> int:
+    """One training of a character at a time (scripts/common/lock.py), then run it."""
+    table = settings.dataset_root / options.character / "character.toml"
+    if options.dry_run or name_problem(options.character) is not None or not table.is_file():
+        return run_plan(options, settings)  # nothing to guard: the plan's own checks name the problem
+    verb = "smoke" if options.smoke else "train"
+    try:
+        with lock.hold(settings.build_root / options.character / "train.lock", f"`invoke {verb}`"):
+            return run_plan(options, settings)
+    except lock.Busy as busy:
+        raise TrainError(
+            f"Another training of {options.character} is running ({busy}): two at once would compete for the "
+            f"GPU and the same {settings.build_root / options.character / 'dataset.toml'}. Wait for it to end, "
+            f"or stop it (Ctrl-C in its terminal), then run this again; nothing was started.") from None
+
+
+def run_plan(options: argparse.Namespace, settings: Settings) -> int:
     """Plan -> show -> act -> check; --dry-run stops after showing the command."""
     plan = plan_run(options, settings)
     dataset_path = prepare(plan.character, plan.args, settings)  # a dry run writes it too, to be read
