@@ -125,6 +125,8 @@ def training_stages(character: Character, settings: Settings) -> list[Stage]:
     stale = stale_because(run, character) if trained else None  # trained on other images than the dataset's now
     proposal = read_proposal(output)
     ranked = (output / "rank" / "rank.json").is_file()
+    stale_note = "; made from a stale training run (see training)"  # so to do again, as the chain's record says
+    stale_live = bool(stale and deployed and run is not None and deployed.get("run") == run.run_id)
     return [
         base_model_stage(character),
         Stage("sd-scripts + venv", has_sd_scripts and has_venv,
@@ -136,15 +138,18 @@ def training_stages(character: Character, settings: Settings) -> list[Stage]:
               f"invoke train --character {character.slug}" if stale else
               f"invoke smoke --character {character.slug}, then invoke train --character {character.slug}",
               problem=stale is not None),
-        Stage("checkpoint grid", (output / "compare" / "grid.png").is_file(), f"{output / 'compare' / 'grid.png'}",
+        Stage("checkpoint grid", (output / "compare" / "grid.png").is_file() and stale is None,
+              f"{output / 'compare' / 'grid.png'}" + (stale_note if stale else ""),
               f"invoke compare --character {character.slug}"),
-        Stage("checkpoint ranking", ranked or deployed is not None,
-              f"proposed {proposal.reason}" if proposal else "ranked; nothing proposed (see rank/report.html)"
-              if ranked else "not ranked", f"invoke rank --character {character.slug}"),
-        Stage("deployed", deployed is not None and replaced is None,
+        Stage("checkpoint ranking", (ranked or deployed is not None) and stale is None,
+              (f"proposed {proposal.reason}" if proposal else "ranked; nothing proposed (see rank/report.html)"
+               if ranked else "not ranked") + (stale_note if stale and ranked else ""),
+              f"invoke rank --character {character.slug}"),
+        Stage("deployed", deployed is not None and replaced is None and not stale_live,
               (f"{'run ' + str(deployed['run']) + ' ' if deployed.get('run') else ''}"
                f"{describe_step(deployed.get('step'), deployed.get('trained_steps'))} as "
-               f"{deployed.get('target')}" + (f", but {replaced}" if replaced else "")) if deployed
+               f"{deployed.get('target')}" + (f", but {replaced}" if replaced else "")
+               + (stale_note if stale_live else "")) if deployed
               else "nothing deployed",
               f"invoke deploy --character {character.slug} --step "
               f"{deployed.get('step') if replaced and deployed else 'proposed' if proposal else 'N'}",
