@@ -30,12 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     previews = pipeline.stage_state("crop-preview", character, settings)
     if not previews.done:
         print(f"There are no current crop previews to approve ({previews.why}): run "
-              f"`invoke crop --character {character.slug} --dry-run` or `invoke all --character {character.slug}` "
+              f"`invoke crop --character {character.arg} --dry-run` or `invoke all --character {character.arg}` "
               f"first, then look at {character.preview_dir / 'contact_sheet.png'}.", file=sys.stderr)
         return 1
     digest = pipeline.approve_crops(pipeline.record_path(settings, character), character)
     print(f"Approved the crop previews of {character.table_path} (table {digest}); "
-          f"`invoke all --character {character.slug}` continues.")
+          f"`invoke all --character {character.arg}` continues.")
     return 0
 
 

@@ -232,7 +232,7 @@ def summary_text(summary: Summary, character: Character) -> str:
     lines.append(f"Page with full-size cells, prompts and seeds: {summary.html}")
     lines.append(f"Grid: {summary.grid}")
     lines.append(f"Pick the row that keeps the details and still follows the novel pose (prefer the earlier "
-                 f"step when two pass), then: invoke deploy --character {character.slug}{run} --step N  "
+                 f"step when two pass), then: invoke deploy --character {character.arg}{run} --step N  "
                  f"(N one of: {choices})")
     return "\n".join(lines)
 

@@ -91,7 +91,7 @@ async def deploy(settings: Settings, character: Character, step: str, now: datet
     if proposal is not None and proposal.run and run_id and run is not None and run.run_id != proposal.run:
         raise DeployInputError(
             f"rank's proposal is for run {proposal.run}, not run {run_id}, so there is no proposed step for "
-            f"{run_id}. Run invoke rank --character {character.slug} --run {run_id} first, or drop --run to "
+            f"{run_id}. Run invoke rank --character {character.arg} --run {run_id} first, or drop --run to "
             f"deploy run {proposal.run}'s proposal; nothing was changed.")
     output_dir = run.folder if run is not None else output
     checkpoints = list_checkpoints(output_dir, character.trigger)

@@ -140,19 +140,19 @@ def prerequisites(stage: str, character: Character, s: Settings, stages: tuple[s
 
 
 def gate_message(stage: str, character: Character, s: Settings, why: str) -> str:
-    slug = character.slug
+    slug, arg = character.slug, character.arg  # arg: the name as one shell word, for pasting
     if stage == "approve":
         return (f"Gate 1: look at the crop previews ({why}).\n"
                 f"  open {character.preview_dir / 'contact_sheet.png'}\n"
-                f"  fix boxes in {character.table_path} if needed (then `invoke all --character {slug}` again), or\n"
-                f"  approve and continue: invoke approve --character {slug} crops && invoke all --character {slug}")
+                f"  fix boxes in {character.table_path} if needed (then `invoke all --character {arg}` again), or\n"
+                f"  approve and continue: invoke approve --character {arg} crops && invoke all --character {arg}")
     compare = s.character_output(slug) / "compare"
     report = s.character_output(slug) / "rank" / "report.html"
     ranked = f"  open {report} (the ranking and its proposal, with reasons)\n" if report.is_file() else ""
     return (f"Gate 2: choose the checkpoint to deploy ({why}).\n"
             f"  open {compare / 'index.html'} (the grid: {compare / 'grid.png'})\n{ranked}"
-            f"  continue: invoke all --character {slug} --step N   (or: invoke deploy --character {slug} --step N)\n"
-            f"  or take the proposed one: invoke all --character {slug} --deploy-proposed")
+            f"  continue: invoke all --character {arg} --step N   (or: invoke deploy --character {arg} --step N)\n"
+            f"  or take the proposed one: invoke all --character {arg} --deploy-proposed")
 
 
 def check(character: Character, s: Settings, stages: tuple[str, ...]) -> int:
@@ -206,12 +206,12 @@ def run_chain(character: Character, s: Settings, stages: tuple[str, ...], args: 
         pipeline.update_stage(record, stage, ended=pipeline.now(), result=pipeline.result_word(code), exit=code)
         print(f"[{'ok' if code == 0 else 'stop':<4}] {stage} in {time.monotonic() - started:.1f} s", flush=True)
         if interrupted or code == 130:
-            print(f"Interrupted during {stage}; `invoke all --character {character.slug}` continues from there.",
+            print(f"Interrupted during {stage}; `invoke all --character {character.arg}` continues from there.",
                   file=sys.stderr)
             return 130
         if code != 0:
             print(f"The chain stopped at {stage} (exit {code}); fix what it said and run "
-                  f"`invoke all --character {character.slug}` again.", file=sys.stderr)
+                  f"`invoke all --character {character.arg}` again.", file=sys.stderr)
             return code
     print(f"The chain is complete for {character.slug}." if stages[-1] == "deploy" else
           f"Stopped after {stages[-1]} as asked (--until).")

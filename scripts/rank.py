@@ -187,7 +187,7 @@ def training_images(character: Character) -> list[Path]:
     images = sorted(character.train_dir.glob("*.png"))
     if len(images) < 2:
         raise RankError(f"rank compares renders with the training images, and {character.train_dir} has "
-                        f"{len(images)}. Crop them first (invoke crop --character {character.slug}).")
+                        f"{len(images)}. Crop them first (invoke crop --character {character.arg}).")
     return images
 
 
@@ -289,7 +289,7 @@ def summary_text(summary: Summary, character: Character) -> str:
     lines.append(f"Report with every render, the scores and the loss plot: {summary.report}")
     if summary.proposed:
         lines.append(f"Check the details yourself (the scores cannot see which side a detail is on), then: "
-                     f"invoke deploy --character {character.slug} --step proposed  "
+                     f"invoke deploy --character {character.arg} --step proposed  "
                      f"(= --step {deploy_step(summary.proposed[0])})")
     return "\n".join(lines)
 

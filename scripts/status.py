@@ -74,7 +74,7 @@ def dataset_stages(character: Character) -> list[Stage]:
     previews = crop_previews(character)
     reg = _count(character.reg_dir, "*.png")
     wanted = character.regularization.count
-    fix = f"invoke crop --character {character.slug}"
+    fix = f"invoke crop --character {character.arg}"
     findings = check_outputs(character, fix) if images else []
     if findings:
         shown = "; ".join(finding.describe() for finding in findings[:3])
@@ -84,13 +84,13 @@ def dataset_stages(character: Character) -> list[Stage]:
     fix = fix if findings or not old else fix_command(character)
     if not character.crops:
         return [Stage("table entries", False, f"no [[crop]] entries in {character.table_path}",
-                      f"add [[crop]] entries to {character.table_path} (invoke boxes --character {character.slug} "
+                      f"add [[crop]] entries to {character.table_path} (invoke boxes --character {character.arg} "
                       f"--write-proposals appends one per figure found on the sheets)")]
     return [
         Stage("reference sheets", not missing, f"{len(sources) - len(missing)}/{len(sources)} present",
               sheets_fix(character)),
         Stage("crop preview", previews > 0, f"{previews} previews in {character.preview_dir}",
-              f"invoke crop --character {character.slug} --dry-run"),
+              f"invoke crop --character {character.arg} --dry-run"),
         Stage("training images", images >= len(character.crops) > 0 and not findings and not old,
               f"{images} images, {captions} captions for {len(character.crops)} table entries"
               + (f"; {len(findings)} stale or damaged: {shown}{more}" if findings else "")
@@ -99,11 +99,11 @@ def dataset_stages(character: Character) -> list[Stage]:
               problem=bool(findings or old)),
         Stage("enough pictures", len(character.crops) >= character.validation.min_train,
               f"{len(character.crops)} table entries (crops + picks), at least {character.validation.min_train} wanted",
-              f"invoke topup --character {character.slug} --count "
+              f"invoke topup --character {character.arg} --count "
               f"{2 * (character.validation.min_train - len(character.crops))}, then pick from topup/contact_sheet.png "
-              f"with invoke topup --character {character.slug} --pick N,N,..."),
+              f"with invoke topup --character {character.arg} --pick N,N,..."),
         Stage("regularization", reg >= wanted, f"{reg}/{wanted} images in {character.reg_dir}",
-              f"invoke gen-reg --character {character.slug} (needs a running ComfyUI with "
+              f"invoke gen-reg --character {character.arg} (needs a running ComfyUI with "
               f"{character.regularization.checkpoint or 'a checkpoint set in [regularization]'})"),
     ]
 
@@ -135,23 +135,23 @@ def training_stages(character: Character, settings: Settings) -> list[Stage]:
         Stage("training", trained and stale is None,
               f"checkpoints at steps {steps or 'none'}{' + final' if final else ''} in {folder}{runs_note}"
               + (f"; {stale}" if stale else ""),
-              f"invoke train --character {character.slug}" if stale else
-              f"invoke smoke --character {character.slug}, then invoke train --character {character.slug}",
+              f"invoke train --character {character.arg}" if stale else
+              f"invoke smoke --character {character.arg}, then invoke train --character {character.arg}",
               problem=stale is not None),
         Stage("checkpoint grid", (output / "compare" / "grid.png").is_file() and stale is None,
               f"{output / 'compare' / 'grid.png'}" + (stale_note if stale else ""),
-              f"invoke compare --character {character.slug}"),
+              f"invoke compare --character {character.arg}"),
         Stage("checkpoint ranking", (ranked or deployed is not None) and stale is None,
               (f"proposed {proposal.reason}" if proposal else "ranked; nothing proposed (see rank/report.html)"
                if ranked else "not ranked") + (stale_note if stale and ranked else ""),
-              f"invoke rank --character {character.slug}"),
+              f"invoke rank --character {character.arg}"),
         Stage("deployed", deployed is not None and replaced is None and not stale_live,
               (f"{'run ' + str(deployed['run']) + ' ' if deployed.get('run') else ''}"
                f"{describe_step(deployed.get('step'), deployed.get('trained_steps'))} as "
                f"{deployed.get('target')}" + (f", but {replaced}" if replaced else "")
                + (stale_note if stale_live else "")) if deployed
               else "nothing deployed",
-              f"invoke deploy --character {character.slug} --step "
+              f"invoke deploy --character {character.arg} --step "
               f"{deployed.get('step') if replaced and deployed else 'proposed' if proposal else 'N'}",
               problem=replaced is not None),
     ]
@@ -164,7 +164,7 @@ def base_model_stage(character: Character) -> Stage:
     except OSError as error:
         line, problem = "", f"{LOCKED_FILE} cannot be read ({error.strerror or error})"
     detail = problem or line or "no base checkpoint file found (pretrained_model in [training] / kohya/train.toml)"
-    return Stage("base model", bool(line) and not problem, detail, f"invoke setup --character {character.slug}")
+    return Stage("base model", bool(line) and not problem, detail, f"invoke setup --character {character.arg}")
 
 
 async def probe_servers(urls: tuple[str, ...], timeout: float = DEFAULT_TIMEOUTS.probe) -> dict[str, str]:

@@ -188,7 +188,7 @@ async def generate(character: Character, count: int, servers: tuple[str, ...], c
     present = sum(is_valid(folder / item.file, size) for item in items)
     sheet = write_contact_sheet(folder, items, size)
     print(f"topup: {present}/{len(items)} candidates in {folder} ({len(items) - len(todo)} already there)"
-          + (f"; pick from {sheet}, then: invoke topup --character {character.slug} --pick 3,7,..." if sheet else ""),
+          + (f"; pick from {sheet}, then: invoke topup --character {character.arg} --pick 3,7,..." if sheet else ""),
           file=stream)
     return 0 if present == len(items) else 1
 

@@ -148,7 +148,7 @@ def execute(plan: RunPlan) -> RunResult:
     if plan.run_id is not None:
         begin_run(plan)
     if not plan.smoke:  # a plain rerun would start a new run: the stop line names --resume
-        interrupts.continue_with("train", f"invoke train --character {plan.character.slug} --resume")
+        interrupts.continue_with("train", f"invoke train --character {plan.character.arg} --resume")
     plan.output_dir.mkdir(parents=True, exist_ok=True)
     line = ProgressLine()
     separator = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from shlex import quote
 
 from scripts.common.settings import Settings
 from scripts.table.character import Character
@@ -92,7 +93,7 @@ def choose_checkpoint(checkpoints: Sequence[Checkpoint], step: str, infos: dict[
     if not checkpoints:
         raise DeployError(
             f"There are no checkpoints in {output_dir}, so there is nothing to deploy. Train first "
-            f"(invoke train --character {slug}) and pick a step from the grid (invoke compare)."
+            f"(invoke train --character {quote(slug)}) and pick a step from the grid (invoke compare)."
         )
     wanted = step.strip().lower()
     if wanted == "final":

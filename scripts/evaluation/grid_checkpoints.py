@@ -39,7 +39,7 @@ def find_checkpoints(character: Character, settings: Settings, steps: list[int |
     found = list_checkpoints(output_dir, character.trigger)
     if not found:
         raise CompareError(f"There are no checkpoints in {output_dir} for the trigger {character.trigger!r}. "
-                           f"Train first (invoke train --character {character.slug}).")
+                           f"Train first (invoke train --character {character.arg}).")
     if steps is not None:
         available = {c.step for c in found}
         missing = [s for s in steps if s not in available]
@@ -72,7 +72,7 @@ def find_checkpoints(character: Character, settings: Settings, steps: list[int |
             usable = [(replace(c, same_as_final=True), t) if c.step == trained else (c, t) for c, t in usable]
     if not usable:
         raise CompareError(f"None of the checkpoints in {output_dir} is a usable LoRA ({'; '.join(skipped)}). "
-                           f"Retrain (invoke train --character {character.slug}).")
+                           f"Retrain (invoke train --character {character.arg}).")
     return usable, skipped
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from shlex import quote
 
 PROPOSED = "proposed"
 RECORD = Path("rank") / "rank.json"
@@ -48,9 +49,9 @@ def load_proposal(output_dir: Path, slug: str) -> Proposal:
     if path.is_file():
         raise ProposalError(f"{path} proposes no checkpoint (every one was demoted, or the file is damaged); "
                             f"read {path.parent / 'report.html'} and deploy one by number with --step N, or "
-                            f"run invoke rank --character {slug} again.")
+                            f"run invoke rank --character {quote(slug)} again.")
     raise ProposalError(f"There is no ranking for {slug} yet ({path} is missing), so there is no proposed step. "
-                        f"Run invoke rank --character {slug} first, or deploy by number with --step N.")
+                        f"Run invoke rank --character {quote(slug)} first, or deploy by number with --step N.")
 
 
 def proposal_marks(output_dir: Path) -> dict[str, str]:

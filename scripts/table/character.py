@@ -15,6 +15,7 @@ scripts.table.character_schema and its parser in scripts.table.character_parse.
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,6 +70,11 @@ class Character:
     test_prompts: tuple[TestPrompt, ...]
     training: Mapping[str, Any]
     topup: Topup
+
+    @property
+    def arg(self) -> str:
+        """The name as one shell word, for the commands messages print (`--character 'my char'`)."""
+        return shlex.quote(self.slug)
 
     @property
     def table_path(self) -> Path:

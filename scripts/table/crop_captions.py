@@ -16,6 +16,7 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from shlex import quote
 
 from scripts.common import atomic
 from scripts.common.hashing import file_sha256
@@ -52,11 +53,11 @@ class CaptionOutcome:
     trashed: dict[str, Path] = field(default_factory=dict)  # stem -> where the person's caption file went
 
     def report(self, slug: str) -> list[str]:
-        lines = []
+        lines, arg = [], quote(slug)  # one shell word, as the command is pasted
         if self.kept:
             lines.append(f"Kept {len(self.kept)} caption(s) you edited by hand ({', '.join(self.kept)}): they differ "
-                         f"from the table. To take them into character.toml run `invoke crop --character {slug} "
-                         f"--adopt-captions`; to replace them with the table's run `invoke crop --character {slug} "
+                         f"from the table. To take them into character.toml run `invoke crop --character {arg} "
+                         f"--adopt-captions`; to replace them with the table's run `invoke crop --character {arg} "
                          f"--overwrite-captions`.")
         if self.adopted:
             lines.append(f"Adopted {len(self.adopted)} hand-edited caption(s) into the table "

@@ -212,10 +212,10 @@ def _check_one(character: Character, crop: Crop, stem: str, entry: Entry | None,
 
 def table_match_rule(character: Character) -> RuleResult:
     """validate's rule "matches table": FAIL naming each stale or damaged output and the fixing command."""
-    findings = check_outputs(character, f"invoke crop --character {character.slug}")
+    findings = check_outputs(character, f"invoke crop --character {character.arg}")
     if not findings:
         how = "each output matches crop's record" if record_path(character).is_file() else \
-            (f"no {RECORD_NAME} yet: only damage was checked (run `invoke crop --character {character.slug}` to "
+            (f"no {RECORD_NAME} yet: only damage was checked (run `invoke crop --character {character.arg}` to "
              f"record what made each file)")
         return RuleResult("matches table", OK if record_path(character).is_file() else WARN, how)
     shown = "; ".join(finding.describe() for finding in findings[:5])

@@ -61,7 +61,7 @@ def old_folders(character: Character) -> list[OldFolder]:
 
 
 def fix_command(character: Character) -> str:
-    return f"invoke crop --character {character.slug} {MOVE_FLAG}"
+    return f"invoke crop --character {character.arg} {MOVE_FLAG}"
 
 
 def old_folders_rule(character: Character) -> RuleResult:

@@ -115,12 +115,12 @@ def fix_advice(character: Character, found: list[Leftover]) -> str:
     """The one-step fix when every leftover is at a caption's start, else the exact edits by hand."""
     by_hand = [item for item in found if item.fixed is None]
     if not by_hand:
-        return (f"run `invoke crop --character {character.slug} {RETRIGGER_FLAG}` (it puts {character.trigger!r} "
+        return (f"run `invoke crop --character {character.arg} {RETRIGGER_FLAG}` (it puts {character.trigger!r} "
                 f"in place of the old trigger in the table's text, comments kept, then crops)")
     shown = "; ".join(f"{item.where()} = {item.value!r}" for item in by_hand[:5])
     more = f"; and {len(by_hand) - 5} more" if len(by_hand) > 5 else ""
     return (f"edit the table by hand: remove (or replace with {character.trigger!r}) the old trigger where it is "
-            f"not at the start: {shown}{more}; then run `invoke crop --character {character.slug} "
+            f"not at the start: {shown}{more}; then run `invoke crop --character {character.arg} "
             f"{RETRIGGER_FLAG}` for the rest")
 
 

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from shlex import quote
 
 from scripts.imaging.png import hamming, thumbnail_difference
 from scripts.table.character import Character
@@ -89,7 +90,7 @@ def rule_train_count(inv: Inventory) -> RuleResult:
     detail = f"{count} originals{note}; wanted {v.min_train}-{v.max_train}"
     if not inv.train_images:
         return RuleResult("train count", FAIL, f"no train images in {inv.train_dir}; run "
-                                                  f"`invoke crop --character {inv.character.slug}` first")
+                                                  f"`invoke crop --character {inv.character.arg}` first")
     if count < v.min_train:
         return RuleResult("train count", FAIL, f"{detail}: add {v.min_train - count} crops to the table")
     if count > v.max_train:
@@ -107,7 +108,7 @@ def rule_reg_count(inv: Inventory) -> RuleResult:
     have = f"no regularization images in {inv.reg_dir}" if count == 0 else \
         f"{count} regularization images in {inv.reg_dir}"
     slug, planned = inv.character.slug, inv.character.regularization.count
-    command = f"invoke gen-reg --character {slug}" + (f" --count {wanted}" if planned < wanted else "")
+    command = f"invoke gen-reg --character {quote(slug)}" + (f" --count {wanted}" if planned < wanted else "")
     fix = f"make {'them' if count == 0 else f'the other {wanted - count}'} with `{command}` (it keeps the " \
           f"images already there), or lower min_reg in [validation]"
     if inv.require_reg:
@@ -144,7 +145,7 @@ def rule_train_captions(inv: Inventory) -> RuleResult:
         parts = ([f"no caption for {_names(missing)}"] if missing else []) + \
                 ([f"trigger {trigger!r} not first: {_names(wrong)}"] if wrong else [])
         return RuleResult("train captions", FAIL, "; ".join(parts) +
-                          f" (re-run `invoke crop --character {inv.character.slug}`)")
+                          f" (re-run `invoke crop --character {inv.character.arg}`)")
     return RuleResult("train captions", OK, f"{len(inv.train_images)} captions, each starting with {trigger!r}")
 
 
@@ -162,7 +163,7 @@ def rule_orphan_captions(inv: Inventory) -> RuleResult:
     orphans += [f"reg/{s}.txt" for s in sorted(inv.reg_captions) if s not in {i.stem for i in inv.reg_images}]
     if orphans:
         return RuleResult("orphan captions", FAIL, f"captions without an image: {_names(orphans)} (run "
-                                                   f"`invoke crop --character {inv.character.slug}`, or delete them)")
+                                                   f"`invoke crop --character {inv.character.arg}`, or delete them)")
     return RuleResult("orphan captions", OK, "every caption has its image")
 
 
@@ -173,7 +174,7 @@ def rule_table_sync(inv: Inventory) -> RuleResult:
     if missing:
         return RuleResult("table vs folder", FAIL, f"{len(missing)} crops of the table have no image: "
                                                    f"{_names(missing)} "
-                                                   f"(run `invoke crop --character {inv.character.slug}`)")
+                                                   f"(run `invoke crop --character {inv.character.arg}`)")
     if extra:
         return RuleResult("table vs folder", WARN, f"{len(extra)} images are not in the table, so the coverage "
                                                    f"checks do not see them: {_names(extra)}")

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from shlex import quote
 
 from scripts.trainer.checkpoints import list_checkpoints
 from scripts.trainer.log import LogScanner
@@ -132,9 +133,10 @@ def image_failure(script: str, returncode: int, failures: list[tuple[str, str]],
     (path, error), more = failures[0], len(failures) - 1
     others = f" and {more} more: {', '.join(p for p, _ in failures[1:4])}{' ...' if more > 3 else ''}" if more else ""
     then = f" (then {errors[-1]})" if errors else ""
+    arg = quote(slug)  # one shell word, as the command is pasted
     return (f"{script} exited {returncode}: sd-scripts could not read the image {path} ({error}){others}{then}. "
-            f"Replace or remove it (re-run `invoke crop --character {slug}` for a training image, `invoke gen-reg "
-            f"--character {slug}` for a regularization image); `invoke validate --character {slug}` checks every "
+            f"Replace or remove it (re-run `invoke crop --character {arg}` for a training image, `invoke gen-reg "
+            f"--character {arg}` for a regularization image); `invoke validate --character {arg}` checks every "
             f"image before a run without --skip-validate")
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from shlex import quote
 
 
 def trained_as_meant(metadata: Mapping[str, str], train_dir: Path, reg_dir: Path, slug: str) -> str | None:
     """Why the run did not train what the dataset TOML asked for, or None."""
-    for key, folder, fix in (("ss_num_train_images", train_dir, f"run `invoke crop --character {slug}`"),
-                             ("ss_num_reg_images", reg_dir, f"run `invoke gen-reg --character {slug}`")):
+    for key, folder, fix in (("ss_num_train_images", train_dir, f"run `invoke crop --character {quote(slug)}`"),
+                             ("ss_num_reg_images", reg_dir, f"run `invoke gen-reg --character {quote(slug)}`")):
         value = metadata.get(key)
         if value is not None and value.strip() in ("0", ""):
             what = "regularization" if "reg" in key else "training"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from shlex import quote
 
 from scripts.trainer.resume import ResumeChoice, SavedState, choose_state, saved_states
 from scripts.trainer.runs import Run, latest_run, runs_dir
@@ -39,11 +40,11 @@ def choose_run_state(output: Path, trigger: str, slug: str, asked: int | None, c
     run = latest_run(output, trigger)
     if run is None:
         return RunResume(None, ResumeChoice(None, f"--resume: no saved state: there is no training run in {output} "
-                                                  f"yet; run without --resume (invoke train --character {slug}) "
+                                                  f"yet; run without --resume (invoke train --character {quote(slug)}) "
                                                   f"to start one"))
     target = resume_target(run, asked, configured)
     choice = choose_state(run.folder, trigger, target)
-    start_new = f"invoke train --character {slug} (without --resume) starts a new run in {runs_dir(output)}"
+    start_new = f"invoke train --character {quote(slug)} (without --resume) starts a new run in {runs_dir(output)}"
     if run.status == "finished" and choice.state is None:
         why = choice.message.removeprefix("--resume: ")
         return RunResume(run, ResumeChoice(None, f"--resume: the latest run {run.run_id} finished: {why}. {start_new}",
@@ -64,5 +65,5 @@ def unfinished_note(output: Path, trigger: str, slug: str) -> str | None:
     states = saved_states(run.folder, trigger)
     if not states:
         return None
-    return (f"note: this starts a new run; `invoke train --character {slug} --resume` would continue run "
+    return (f"note: this starts a new run; `invoke train --character {quote(slug)} --resume` would continue run "
             f"{run.run_id} ({run.status}) from step {states[-1].step} instead")
