@@ -183,10 +183,13 @@ async def rollback(settings: Settings, character: Character, now: datetime | Non
                          now=now or datetime.now(UTC))
     if restored.get("note"):
         record["note"] = restored["note"]
+    record["run"] = restored.get("run")  # two runs share step numbers: the run says which file this is
     write_text(target.record, json.dumps(record, indent=2) + "\n")
     restored_step = "step unknown" if record["step"] is None else describe_step(record["step"], info.steps)
+    of_run = f" of run {record['run']}" if record["run"] and record["run"] != "legacy" else ""
     print(f"Rolled back {target.production} to the previous file ({restored_step}, sha256 "
-          f"{backup_sha[:12]}); the replaced one is now {target.backup.name}, so another --rollback undoes this.",
+          f"{backup_sha[:12]}){of_run}; the replaced one is now {target.backup.name}, so another --rollback "
+          f"undoes this.",
           file=out)
     print_servers(servers, out)
     return record, confirmation_problem(servers, target)
