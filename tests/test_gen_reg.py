@@ -263,3 +263,13 @@ async def test_a_wrong_size_image_from_the_server_is_counted_failed_and_not_kept
     records = manifest.latest()
     assert records["reg_002.png"]["status"] == "failed"
     assert records["reg_002.png"]["error"] == "the server returned 32x32 instead of 64x64"
+
+
+def test_the_no_server_paragraph_reads_as_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The walkthrough saw `...[Connect call failed ...]).). Start ComfyUI`: a sentence's full stop in brackets."""
+    make_character(tmp_path)
+    assert gen_reg.main(["--character", "spyke", "--dataset-root", str(tmp_path / "dataset"), "--server",
+                         "http://127.0.0.1:9", "--count", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "The ComfyUI server http://127.0.0.1:9 did not answer" in err and ". Start ComfyUI" in err
+    assert ".)." not in err and ".;" not in err, err

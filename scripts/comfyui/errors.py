@@ -140,6 +140,7 @@ def error_text(data: dict[str, Any]) -> str:
 
 
 def no_server_message(urls: Sequence[str], problems: Sequence[str]) -> str:
+    problems = [problem.rstrip(".") for problem in problems]  # each is a sentence; here they sit in brackets
     if problems and all("that is not a ComfyUI server" in problem for problem in problems):
         # something answered: "start ComfyUI on that machine" would send the person the wrong way
         return (f"No ComfyUI server at {', '.join(urls)}: {'; '.join(problems)}, or pass another with --server URL "
