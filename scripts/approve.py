@@ -29,9 +29,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     previews = pipeline.stage_state("crop-preview", character, settings)
     if not previews.done:
-        print(f"There are no current crop previews to approve ({previews.why}): run "
-              f"`invoke crop --character {character.arg} --dry-run` or `invoke all --character {character.arg}` "
-              f"first, then look at {character.preview_dir / 'contact_sheet.png'}.", file=sys.stderr)
+        recorded = pipeline.read_record(pipeline.record_path(settings, character))["stages"].get("crop-preview")
+        # once the chain recorded a preview, only the chain's own preview run renews that record
+        dry_run = "" if recorded else f"`invoke crop --character {character.arg} --dry-run` or "
+        print(f"There are no current crop previews to approve ({previews.why}): run {dry_run}"
+              f"`invoke all --character {character.arg}` first (it redraws the previews and stops at gate 1), "
+              f"then look at {character.preview_dir / 'contact_sheet.png'}.", file=sys.stderr)
         return 1
     digest = pipeline.approve_crops(pipeline.record_path(settings, character), character)
     print(f"Approved the crop previews of {character.table_path} (table {digest}); "
