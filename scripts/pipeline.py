@@ -30,7 +30,7 @@ from scripts.common.settings import Settings, SettingsError, add_settings_argume
 from scripts.table.character import Character, CharacterError, load_character
 from scripts.trainer import pipeline
 from scripts.trainer.run import latest_state
-from scripts.trainer.runs import latest_folder
+from scripts.trainer.runs import latest_folder, latest_run
 
 SETTINGS = ("dataset_root", "output_root", "build_root", "comfyui_urls", "comfyui_dir", "concurrency", "kohya_dir",
             "sd_scripts_dir", "kohya_python", "accelerate_config", "num_processes", "tokenizer_cache_dir")
@@ -92,10 +92,14 @@ def stage_command(stage: str, character: Character, s: Settings, step: str | Non
                  str(s.kohya_python), *servers],
         "deploy": ["deploy", *name, *root, *output, "--step", str(step), *servers],
     }[stage]
+    latest = latest_run(s.character_output(character.slug), character.trigger) if stage == "train" else None
     if stage == "train" and pipeline.resumable("train", character, s) \
+            and latest is not None and latest.status != "finished" \
             and latest_state(latest_folder(s.character_output(character.slug), character.trigger),
                              character.trigger) is not None:
-        words.append("--resume")  # the same dataset and settings as the run that stopped part-way
+        # the same dataset and settings as the run that stopped part-way; a finished run (its final state is
+        # kept) has nothing to continue, and may be of other images: the stage starts a new run then
+        words.append("--resume")
     return [sys.executable, "-m", f"scripts.{words[0]}", *words[1:]]
 
 
