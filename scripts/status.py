@@ -27,7 +27,7 @@ from scripts.table.crop_record import check_outputs
 from scripts.table.old_folders import fix_command, old_folders
 from scripts.trainer import pipeline
 from scripts.trainer.family_args import describe_base
-from scripts.trainer.run_dataset import stale_because
+from scripts.trainer.run_dataset import stale_because, stale_stage
 from scripts.trainer.runs import latest_run, list_runs
 from scripts.trainer.train_args import LOCKED_FILE
 
@@ -126,7 +126,7 @@ def training_stages(character: Character, settings: Settings) -> list[Stage]:
     proposal = read_proposal(output)
     ranked = (output / "rank" / "rank.json").is_file()
     stale_note = "; made from a stale training run (see training)"  # so to do again, as the chain's record says
-    stale_live = bool(stale and deployed and run is not None and deployed.get("run") == run.run_id)
+    stale_live = stale_stage("deploy", character, output, deployed)  # its run trained on other images than now
     return [
         base_model_stage(character),
         Stage("sd-scripts + venv", has_sd_scripts and has_venv,
@@ -149,11 +149,11 @@ def training_stages(character: Character, settings: Settings) -> list[Stage]:
               (f"{'run ' + str(deployed['run']) + ' ' if deployed.get('run') else ''}"
                f"{describe_step(deployed.get('step'), deployed.get('trained_steps'))} as "
                f"{deployed.get('target')}" + (f", but {replaced}" if replaced else "")
-               + (stale_note if stale_live else "")) if deployed
+               + (f"; {stale_live}" if stale_live else "")) if deployed
               else "nothing deployed",
               f"invoke deploy --character {character.arg} --step "
               f"{deployed.get('step') if replaced and deployed else 'proposed' if proposal else 'N'}",
-              problem=replaced is not None),
+              problem=replaced is not None or stale_live is not None),
     ]
 
 

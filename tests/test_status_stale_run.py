@@ -38,5 +38,26 @@ def test_grid_ranking_and_deployed_lora_of_a_stale_run_are_not_done(
     (hero["dataset"] / "hero/train/10_hero_v1/0.txt").write_text("hero_v1, red coat, blue scarf")
     assert status_main(hero, tmp_path) == 1
     shown = capsys.readouterr().out
-    for row in ("checkpoint grid", "checkpoint ranking", "deployed"):
+    for row in ("checkpoint grid", "checkpoint ranking"):
         assert re.search(rf"\[todo\] {row} +.*made from a stale training run \(see training\)", shown), shown
+    assert re.search(r"\[redo\] deployed +.*; the deployed LoRA is stale: the training images changed since run ",
+                     shown), shown
+
+
+def test_a_live_lora_from_an_older_run_on_other_images_is_not_done(
+        hero: dict[str, Path], tmp_path: Path, capsys) -> None:  # noqa: F811 - the fixture
+    """A newer run on today's images does not make an older run's deployed LoRA current (seen after a rollback)."""
+    assert train.main([*flags(hero, tmp_path), "--max-train-steps", "4"]) == 0
+    (tmp_path / "ComfyUI/models/loras").mkdir(parents=True)
+    assert deploy.main(["--character", "hero", "--dataset-root", str(hero["dataset"]), "--output-root",
+                        str(tmp_path / "output"), "--comfyui-dir", str(tmp_path / "ComfyUI"), "--server",
+                        dead_url(), "--step", "final"]) == 0
+    (hero["dataset"] / "hero/train/10_hero_v1/0.txt").write_text("hero_v1, red coat, blue scarf")
+    assert train.main([*flags(hero, tmp_path), "--max-train-steps", "4"]) == 0  # a new run on the new images
+    capsys.readouterr()
+    assert status_main(hero, tmp_path) == 1  # a stale live LoRA is a finding (README: [redo], exit 1)
+    shown = capsys.readouterr().out
+    assert re.search(r"\[done\] training ", shown), shown
+    assert re.search(r"\[redo\] deployed +.*; the deployed LoRA is stale: the training images changed since run ",
+                     shown), shown
+    assert "next: nothing left" not in shown
