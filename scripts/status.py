@@ -133,7 +133,8 @@ def training_stages(character: Character, settings: Settings) -> list[Stage]:
               f"sd-scripts {'ready' if has_sd_scripts else 'missing'} at {sd_scripts}, "
               f"venv {'ready' if has_venv else 'missing'} at {settings.kohya_python}", "invoke setup"),
         Stage("training", trained and stale is None,
-              f"checkpoints at steps {steps or 'none'}{' + final' if final else ''} in {folder}{runs_note}"
+              (f"checkpoints at steps {steps or 'none'}{' + final' if final else ''} in {folder}{runs_note}"
+               if trained else f"no checkpoints yet in {folder}{runs_note}")
               + (f"; {stale}" if stale else ""),
               f"invoke train --character {character.arg}" if stale else
               f"invoke smoke --character {character.arg}, then invoke train --character {character.arg}",
