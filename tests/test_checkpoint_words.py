@@ -17,20 +17,14 @@ from PIL import Image
 from scripts import compare, deploy, rank
 from scripts.common.settings import Settings
 from scripts.evaluation import grid_checkpoints
-from scripts.table.character import Character, load_character
-from tests.test_deploy import TABLE, TRIGGER, cli, dead_url
+from scripts.table.character import Character
+from tests.test_deploy import TRIGGER, cli, dead_url, zara_project
 from tests.test_deploy_runs import NEW, OLD, write_run
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> tuple[Settings, Character]:
-    """Zara with a ComfyUI folder, and a server URL where nothing listens."""
-    (tmp_path / "dataset" / "zara").mkdir(parents=True)
-    (tmp_path / "dataset" / "zara" / "character.toml").write_text(TABLE)
-    (tmp_path / "ComfyUI" / "models" / "loras").mkdir(parents=True)
-    settings = Settings(dataset_root=tmp_path / "dataset", output_root=tmp_path / "output",
-                        comfyui_dir=tmp_path / "ComfyUI", comfyui_urls=(dead_url(),))
-    return settings, load_character(settings.character_dir("zara"))
+    return zara_project(tmp_path)
 
 
 @pytest.fixture

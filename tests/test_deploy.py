@@ -110,14 +110,19 @@ def dead_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> tuple[Settings, Character]:
+def zara_project(tmp_path: Path) -> tuple[Settings, Character]:
+    """Zara with a ComfyUI folder, and a server URL where nothing listens."""
     (tmp_path / "dataset" / "zara").mkdir(parents=True)
     (tmp_path / "dataset" / "zara" / "character.toml").write_text(TABLE)
     (tmp_path / "ComfyUI" / "models" / "loras").mkdir(parents=True)
     settings = Settings(dataset_root=tmp_path / "dataset", output_root=tmp_path / "output",
                         comfyui_dir=tmp_path / "ComfyUI", comfyui_urls=(dead_url(),))
     return settings, load_character(settings.character_dir("zara"))
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> tuple[Settings, Character]:
+    return zara_project(tmp_path)
 
 
 def cli(settings: Settings, *extra: str) -> list[str]:

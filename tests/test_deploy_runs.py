@@ -16,10 +16,10 @@ from PIL import Image
 from scripts import compare, deploy, rank, status
 from scripts.common.settings import Settings
 from scripts.evaluation import grid_checkpoints
-from scripts.table.character import Character, load_character
+from scripts.table.character import Character
 from scripts.trainer.checkpoints import final_file_name, step_file_name
 from tests.paths import SHARED_FIXTURES
-from tests.test_deploy import TABLE, TRIGGER, cli, dead_url, write_lora
+from tests.test_deploy import TRIGGER, cli, write_lora, zara_project
 
 OLD, NEW = "20261203-131500", "20261203-140000"
 
@@ -35,13 +35,7 @@ def write_run(folder: Path, steps: tuple[int, ...], fill: float, status_: str = 
 
 @pytest.fixture
 def project(tmp_path: Path) -> tuple[Settings, Character]:
-    """Zara as in tests/test_deploy.py: a ComfyUI folder and a server that does not answer."""
-    (tmp_path / "dataset" / "zara").mkdir(parents=True)
-    (tmp_path / "dataset" / "zara" / "character.toml").write_text(TABLE)
-    (tmp_path / "ComfyUI" / "models" / "loras").mkdir(parents=True)
-    settings = Settings(dataset_root=tmp_path / "dataset", output_root=tmp_path / "output",
-                        comfyui_dir=tmp_path / "ComfyUI", comfyui_urls=(dead_url(),))
-    return settings, load_character(settings.character_dir("zara"))
+    return zara_project(tmp_path)
 
 
 @pytest.fixture
