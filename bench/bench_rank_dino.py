@@ -10,20 +10,17 @@ test-models` builds it), else the kohya venv; with none it says so and measures 
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from PIL import Image, ImageDraw
-
+from bench.bench_rank import SIDE, draw
 from scripts.imaging.model_embed import WorkerEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = 120
-SIDE = 512
 TARGET_S = 120.0
 DINOV2_SMALL = (
     "from transformers import Dinov2Config, Dinov2Model, BitImageProcessor\n"
@@ -46,18 +43,6 @@ def torch_python() -> Path | None:
     return None
 
 
-def draw(path: Path, seed: int) -> Path:
-    rng = random.Random(seed)
-    image = Image.new("RGB", (SIDE, SIDE), tuple(rng.randrange(256) for _ in range(3)))
-    pen = ImageDraw.Draw(image)
-    for _ in range(12):
-        x, y = rng.randrange(SIDE), rng.randrange(SIDE)
-        pen.ellipse([x, y, x + rng.randrange(20, 200), y + rng.randrange(20, 200)],
-                    fill=tuple(rng.randrange(256) for _ in range(3)))
-    image.save(path)
-    return path
-
-
 def main() -> int:
     python = torch_python()
     if python is None:
@@ -68,7 +53,7 @@ def main() -> int:
         model = folder / "dinov2-small-random"
         subprocess.run([str(python), "-c", f"out = {str(model)!r}\n" + DINOV2_SMALL], check=True,
                        capture_output=True)
-        images = [draw(folder / f"render{i}.png", i) for i in range(IMAGES)]
+        images = [draw(folder / f"render{i}.png", f"render{i}") for i in range(IMAGES)]
         embedder = WorkerEmbedder("dino", python, model)
         start = time.perf_counter()
         embedder.check()
