@@ -28,8 +28,8 @@ def table(resolution: int = 64) -> str:
     return TABLE.replace('class = "anime character"', f'class = "anime character"\nresolution = {resolution}')
 
 
-@pytest.fixture
-def setup(tmp_path: Path) -> tuple[Settings, Any]:
+def zara_setup(tmp_path: Path) -> tuple[Settings, Any]:
+    """Zara's table and an empty ComfyUI loras folder under tmp_path: (settings, character)."""
     folder = tmp_path / "dataset" / "zara"
     folder.mkdir(parents=True)
     (folder / "character.toml").write_text(table())
@@ -37,6 +37,11 @@ def setup(tmp_path: Path) -> tuple[Settings, Any]:
     settings = Settings(dataset_root=tmp_path / "dataset", output_root=tmp_path / "output",
                         comfyui_dir=tmp_path / "ComfyUI", concurrency=2)
     return settings, load_character(folder)
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Settings, Any]:
+    return zara_setup(tmp_path)
 
 
 async def start(comfy_server, settings: Settings, **options: Any) -> tuple[Any, Settings]:

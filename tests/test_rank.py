@@ -19,25 +19,16 @@ from scripts.evaluation.plan import plan_prompts, without_trigger
 from scripts.evaluation.ranking import Thresholds
 from scripts.imaging.plot import PROPOSED
 from scripts.status import training_stages
-from scripts.table.character import load_character
 from scripts.table.character_sections import TestPrompt as Prompt
 from scripts.trainer.loss_curve import loss_points
 from tests.paths import SHARED_FIXTURES
-from tests.test_compare import Quiet, job_key, nodes, options, start, table
+from tests.test_compare import Quiet, job_key, nodes, options, start, zara_setup
 from tests.test_deploy import TRIGGER, cli, make_run, sha256_hex
 
 
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Any, Any]:
-    from scripts.common.settings import Settings
-
-    folder = tmp_path / "dataset" / "zara"
-    folder.mkdir(parents=True)
-    (folder / "character.toml").write_text(table())
-    (tmp_path / "ComfyUI" / "models" / "loras").mkdir(parents=True)
-    settings = Settings(dataset_root=tmp_path / "dataset", output_root=tmp_path / "output",
-                        comfyui_dir=tmp_path / "ComfyUI", concurrency=2)
-    character = load_character(folder)
+    settings, character = zara_setup(tmp_path)
     character.train_dir.mkdir(parents=True)
     for i, colour in enumerate([(230, 110, 30), (245, 245, 240), (200, 20, 30)]):
         image = Image.new("RGB", (64, 64), (235, 235, 235))
